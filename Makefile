@@ -1,0 +1,53 @@
+# polycopy-stream: `make run` runs the demo, `make test` runs the tests; `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DURATION ?= 60
+CAPTURE ?=
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create a virtualenv; install python3-venv" >&2; exit 1; }
+	@echo "installing Python dependencies into $(VENV) ..."
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+up: ## start local Kafka (KRaft) and PostgreSQL, installing what is missing
+	@bash infra/local.sh up
+
+down: ## stop local Kafka and PostgreSQL (data is kept in .data/)
+	@bash infra/local.sh down
+
+status: ## show whether Kafka and PostgreSQL are running
+	@bash infra/local.sh status
+
+run: install up ## run the simulator and the whole pipeline for a bounded demo (CAPTURE=file to replay)
+	@$(BIN)/polycopy demo --duration-secs $(DURATION) $(if $(CAPTURE),--capture $(CAPTURE))
+
+test: install up ## run lint contracts, unit, agent, integration and end-to-end tests
+	@$(BIN)/lint-imports --no-cache
+	@$(BIN)/python -m pytest -q
+
+bench: install up ## benchmark latency and throughput over the real broker; prints figures
+	@$(BIN)/polycopy bench
+
+lint: install ## ruff, mypy (pure core and schemas) and import contracts
+	@$(BIN)/ruff check .
+	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-cache
+
+schemas: install ## re-export the JSON Schema files from the models
+	@$(BIN)/polycopy schemas export
+
+clean: down ## stop the servers and delete local data
+	rm -rf .data
+
+.PHONY: help install up down status run test bench lint schemas clean

@@ -1,0 +1,1 @@
+"""Cross-cutting runtime: CLI, settings, connection factories, metrics server, simulator, demo."""

@@ -1,0 +1,348 @@
+"""The `polycopy` command: one entry point for every component and operator task."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from polycopy.settings import PolycopySettings
+
+
+class UsageError(Exception):
+    """A command-line or configuration problem, reported as one line per problem."""
+
+
+def load_settings() -> PolycopySettings:
+    """Settings from the environment; a bad value is refused with a line naming the field."""
+    try:
+        return PolycopySettings()
+    except ValidationError as error:
+        raise UsageError("\n".join(
+            f"bad setting POLYCOPY_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors())) from None
+
+
+def _setup_logging(settings: PolycopySettings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per book request otherwise
+
+
+def _metrics(settings: PolycopySettings, component: str):  # type: ignore[no-untyped-def]
+    from polycopy.metrics import DEFAULT_PORTS, PipelineMetrics, serve_metrics
+
+    metrics = PipelineMetrics()
+    serve_metrics(metrics, settings.metrics_port or DEFAULT_PORTS[component])
+    return metrics
+
+
+# --- topics and schemas -------------------------------------------------------------------------------------
+def cmd_topics_create(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import create_topics, wait_for_broker
+    from schemas.topics import ALL_TOPICS
+
+    wait_for_broker(settings, timeout_secs=args.wait_secs)
+    created = create_topics(settings, ALL_TOPICS)
+    for spec in ALL_TOPICS:
+        state = "created" if spec.name in created else "exists"
+        print(f"{state:8} {spec.name}  ({spec.partitions} partitions, "
+              f"{'compacted' if spec.compacted else 'delete'})")
+    return 0
+
+
+def cmd_topics_list(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from schemas.topics import ALL_TOPICS
+
+    for spec in ALL_TOPICS:
+        print(f"{spec.name:32} key={spec.key:28} value={spec.value_model.__name__:16} {spec.description}")
+    return 0
+
+
+def cmd_topics_dump(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import read_topic
+    from schemas.topics import find_topic
+
+    try:
+        spec = find_topic(args.topic)
+    except KeyError as error:
+        raise UsageError(str(error.args[0])) from None
+    limit = args.limit if args.limit is not None else (None if args.from_beginning else 10)
+    for record in read_topic(settings, spec, from_beginning=args.from_beginning, limit=limit,
+                             idle_secs=args.idle_secs):
+        value = json.loads(record.value) if record.value else None
+        print(json.dumps({"partition": record.partition, "offset": record.offset, "timestamp_ms": record.timestamp_ms,
+                          "key": record.key.decode() if record.key else None, "value": value}))
+    return 0
+
+
+def cmd_schemas_export(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from schemas.export import SCHEMA_DIR, write_schemas
+
+    for path in write_schemas(Path(args.out) if args.out else SCHEMA_DIR):
+        print(path)
+    return 0
+
+
+# --- database -----------------------------------------------------------------------------------------------
+def cmd_db_migrate(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.postgres import migrate
+
+    applied = migrate(settings.database_url)
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+# --- wallets ------------------------------------------------------------------------------------------------
+def load_wallet_file(path: Path):  # type: ignore[no-untyped-def]
+    """Validate a wallet YAML file as a whole; every problem is one line naming its place."""
+    import yaml
+
+    from schemas.wallets import WalletConfigFile
+
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise UsageError(f"{path}: cannot read: {error}") from None
+    try:
+        return WalletConfigFile.model_validate(document)
+    except ValidationError as error:
+        lines = [f"{path}: " + ".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in error.errors()]
+        raise UsageError("\n".join(lines + [f"{path}: refused, nothing applied"])) from None
+
+
+def cmd_wallets_apply(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import MessagePublisher
+    from schemas.topics import WALLET_CONFIG
+
+    config = load_wallet_file(Path(args.file))
+    publisher = MessagePublisher(settings, client_id="polycopy-cli")
+    for wallet in config.wallets:
+        publisher.publish(WALLET_CONFIG, wallet.id, wallet)
+    if publisher.flush(30) or publisher.delivery_failures:
+        raise UsageError("wallet configuration not delivered to Kafka")
+    for wallet in config.wallets:
+        print(f"applied {wallet.id} ({wallet.mode.value}, {len(wallet.targets)} targets)")
+    return 0
+
+
+def _current_wallets(settings: PolycopySettings):  # type: ignore[no-untyped-def]
+    from polycopy.kafka import CompactedTopicReader
+    from schemas.topics import WALLET_CONFIG
+    from schemas.wallets import WalletConfig
+
+    reader = CompactedTopicReader(settings, WALLET_CONFIG, WalletConfig.model_validate_json).start()
+    try:
+        return reader.snapshot()
+    finally:
+        reader.stop()
+
+
+def cmd_wallets_list(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    for wallet_id, wallet in sorted(_current_wallets(settings).items()):
+        print(f"{wallet_id:20} {wallet.mode.value:6} capital={wallet.capital_usdc} targets={len(wallet.targets)} "
+              f"sizing={wallet.sizing.mode.value}:{wallet.sizing.value}")
+    return 0
+
+
+def cmd_wallets_show(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    wallet = _current_wallets(settings).get(args.id)
+    if wallet is None:
+        raise UsageError(f"no wallet {args.id!r} in the configuration topic")
+    print(wallet.model_dump_json(indent=2))
+    return 0
+
+
+# --- components ---------------------------------------------------------------------------------------------
+def cmd_replay(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import MessagePublisher
+    from producers.publisher import TradePublisher
+    from producers.replay import read_capture, replay_capture
+
+    path = Path(args.file)
+    if not path.exists():
+        raise UsageError(f"capture file {path} not found")
+    metrics = _metrics(settings, "producer")
+    publisher = TradePublisher(MessagePublisher(settings, client_id="polycopy-replay"), metrics)
+    speed = None if args.speed == "max" else float(args.speed)
+    frames, trades = replay_capture(read_capture(path), publisher, speed=speed,
+                                    on_progress=lambda f, t: print(f"replayed {f} frames, {t} trades", flush=True))
+    undelivered = publisher.flush(60)
+    print(f"replayed {frames} frames: {trades} trades, {publisher.dead_letters} dead letters"
+          + (f", {undelivered} NOT delivered" if undelivered else ""))
+    return 1 if undelivered else 0
+
+
+def cmd_rtds(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import MessagePublisher
+    from producers.publisher import TradePublisher
+    from producers.rtds import RtdsProducer
+
+    metrics = _metrics(settings, "producer")
+    publisher = TradePublisher(MessagePublisher(settings, client_id="polycopy-rtds"), metrics)
+    producer = RtdsProducer(args.url or settings.rtds_url, publisher, metrics, ping_secs=settings.rtds_ping_secs,
+                            watchdog_secs=settings.rtds_watchdog_secs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, producer.stop)
+        await producer.run()
+
+    asyncio.run(main())
+    print(f"rtds producer stopped: {publisher.trades} trades published, {publisher.dead_letters} dead letters")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    import faust
+
+    from polycopy.clob import ClobGateway
+    from polycopy.kafka import CompactedTopicReader
+    from processors.app import create_app
+    from processors.book_cache import BookCache
+    from schemas.topics import WALLET_CONFIG
+    from schemas.wallets import WalletConfig
+
+    metrics = _metrics(settings, "worker")
+    reader = CompactedTopicReader(
+        settings, WALLET_CONFIG, WalletConfig.model_validate_json,
+        on_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
+            "wallet %s %s", key, "removed" if value is None else "updated")).start()
+    metrics.wallets.set_function(lambda: len(reader.snapshot()))
+    books = BookCache(ClobGateway(settings.clob_url, settings.chain_id).fetch_book, settings.book_max_age_ms)
+    app = create_app(settings, wallets=reader.snapshot, books=books, metrics=metrics)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower().replace("warning", "warn"), quiet=True,
+                          redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_executor(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from sinks.executor import run_executor
+
+    run_executor(settings, _metrics(settings, "executor"))
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from sinks.postgres_sink import run_postgres_sink
+
+    run_postgres_sink(settings, _metrics(settings, "sink"))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.simulator.__main__ import main as simulate
+
+    return int(simulate(args.rest) or 0)
+
+
+def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.demo import DemoOptions, run_demo
+
+    options = DemoOptions(duration_secs=args.duration_secs, capture=Path(args.capture) if args.capture else None,
+                          seed=args.seed, trades_per_sec=args.trades_per_sec)
+    run_demo(settings, options)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.bench import BenchOptions, run_bench
+
+    run_bench(settings, BenchOptions(rate=args.rate, duration_secs=args.duration_secs, seed=args.seed))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polycopy", description="polycopy-stream: copy-trading pipeline for Polymarket on Kafka.",
+        epilog="Settings come from the environment (POLYCOPY_*, KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL); "
+               "see README.md.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler, help_text: str, parent=commands):  # type: ignore[no-untyped-def]
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    topics = commands.add_parser("topics", help="create, list or dump topics").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create = add("create", cmd_topics_create, "create every topic (idempotent)", topics)
+    create.add_argument("--wait-secs", type=float, default=60, help="wait this long for the broker")
+    add("list", cmd_topics_list, "list topics with key, value model and purpose", topics)
+    dump = add("dump", cmd_topics_dump, "print a topic's messages as JSON lines", topics)
+    dump.add_argument("topic", help="full name or short form, e.g. decisions, trades.raw, orders.events")
+    dump.add_argument("--from-beginning", action="store_true", help="from the start (default: the last 10)")
+    dump.add_argument("--limit", type=int, help="stop after N messages")
+    dump.add_argument("--idle-secs", type=float, default=2.0, help="stop when nothing arrives this long")
+
+    schemas = commands.add_parser("schemas", help="JSON Schema files").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    export = add("export", cmd_schemas_export, "write every topic's JSON Schema", schemas)
+    export.add_argument("--out", help="folder (default: schemas/json)")
+
+    db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True, metavar="ACTION")
+    add("migrate", cmd_db_migrate, "create or upgrade the PostgreSQL schema", db)
+
+    wallets = commands.add_parser("wallets", help="copy-wallet configuration").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    apply = add("apply", cmd_wallets_apply, "validate a wallet YAML file and publish it", wallets)
+    apply.add_argument("file")
+    add("list", cmd_wallets_list, "list the configured wallets", wallets)
+    show = add("show", cmd_wallets_show, "show one wallet's configuration", wallets)
+    show.add_argument("id")
+
+    replay = add("replay", cmd_replay, "publish a capture file of RTDS frames onto the raw-trades topic")
+    replay.add_argument("file")
+    replay.add_argument("--speed", default="max", choices=["1", "10", "max"],
+                        help="1 = recorded pace, 10 = ten times faster, max = as fast as possible")
+    rtds = add("rtds", cmd_rtds, "run the RTDS producer (venue trade stream -> raw-trades topic)")
+    rtds.add_argument("--url", help="WebSocket URL (default POLYCOPY_RTDS_URL)")
+    add("worker", cmd_worker, "run the Faust processors (target filter, evaluation, order lifecycle)")
+    add("executor", cmd_executor, "run the executor sink (paper by default)")
+    add("sink", cmd_sink, "run the PostgreSQL sink")
+    simulate = add("simulate", cmd_simulate, "run the market simulator (fake RTDS + CLOB); see --help after --")
+    simulate.add_argument("rest", nargs=argparse.REMAINDER)
+
+    demo = add("demo", cmd_demo, "run simulator + pipeline for a bounded demo and print a summary")
+    demo.add_argument("--duration-secs", type=float, default=60, help="how long trades flow (default 60)")
+    demo.add_argument("--capture", help="replay this capture file instead of the simulated feed")
+    demo.add_argument("--seed", type=int, default=7, help="simulator seed")
+    demo.add_argument("--trades-per-sec", type=float, default=20, help="simulated feed rate")
+    bench = add("bench", cmd_bench, "benchmark the pipeline over the real broker and print figures")
+    bench.add_argument("--rate", type=float, default=50, help="trades per second fed in")
+    bench.add_argument("--duration-secs", type=float, default=30)
+    bench.add_argument("--seed", type=int, default=11)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _setup_logging(settings)
+        return int(args.handler(args, settings) or 0)
+    except UsageError as error:
+        print(f"error: {error}".replace("\n", "\nerror: "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - setup errors are one readable line, not a traceback
+        from polycopy.kafka import KafkaSetupError
+        from polycopy.postgres import DatabaseError
+
+        if isinstance(error, KafkaSetupError | DatabaseError):
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The one module that imports psycopg: connections, migrations, idempotent batch writes, executor journal."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseError(RuntimeError):
+    """PostgreSQL could not be reached or refused a statement."""
+
+
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    """Open one connection; a clear error names the URL (without its password) when it fails."""
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        safe = url.split("@")[-1]
+        raise DatabaseError(f"cannot connect to PostgreSQL at {safe}: {str(error).strip()}") from error
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(name, SQL) of every migration shipped in sinks/migrations, in order."""
+    folder = resources.files("sinks") / "migrations"
+    return sorted((entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql"))
+
+
+def migrate(url: str) -> list[str]:
+    """Apply migrations not yet applied, each in its own transaction; returns the names applied."""
+    applied = []
+    with connect(url) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                     "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute("SELECT pg_advisory_xact_lock(7270)")  # two migrators never race
+        done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+        for name, text in migration_files():
+            if name in done:
+                continue
+            conn.execute(text)
+            conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+            applied.append(name)
+        conn.commit()
+    return applied
+
+
+class BatchWriter:
+    """Writes batches of rows in one transaction; conflicts on the primary key change nothing."""
+
+    def __init__(self, url: str) -> None:
+        self._conn = connect(url)
+
+    def write(self, inserts: dict[str, Sequence[dict[str, Any]]],
+              upserts: dict[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None) -> None:
+        """Insert rows per table (`ON CONFLICT DO NOTHING`), then upsert rows that only move forward.
+
+        `upserts[table] = (conflict_column, guard_column, rows)`: a row replaces the stored one only when its
+        `guard_column` is greater, so an old re-delivered event never rolls a row back.
+        """
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cursor:
+                for table, rows in inserts.items():
+                    if rows:
+                        cursor.executemany(_insert_sql(table, list(rows[0])), rows)
+                for table, (conflict, guard, rows) in (upserts or {}).items():
+                    if rows:
+                        cursor.executemany(_upsert_sql(table, list(rows[0]), conflict, guard), rows)
+        except psycopg.Error as error:
+            raise DatabaseError(f"batch write failed: {error}") from error
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _insert_sql(table: str, columns: list[str]) -> sql.Composed:
+    return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder(c) for c in columns))
+
+
+def _upsert_sql(table: str, columns: list[str], conflict: str, guard: str) -> sql.Composed:
+    updates = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns if c != conflict)
+    return sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {updates} "
+                   "WHERE {t}.{guard} < EXCLUDED.{guard}").format(
+        t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns), key=sql.Identifier(conflict),
+        updates=updates, guard=sql.Identifier(guard))
+
+
+class ExecutionJournal:
+    """The executor's durable claim per intent: claimed before sending, so no intent is ever sent twice."""
+
+    def __init__(self, url: str) -> None:
+        self._conn = connect(url, autocommit=True)
+
+    def claim(self, intent_id: str, order_id: str, mode: str) -> str | None:
+        """Claim an intent. Returns None when newly claimed, else the state of the earlier claim."""
+        row = self._conn.execute(
+            "INSERT INTO executor_journal (intent_id, order_id, mode, state) VALUES (%s, %s, %s, 'claimed') "
+            "ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id", (intent_id, order_id, mode)).fetchone()
+        if row is not None:
+            return None
+        existing = self._conn.execute("SELECT state FROM executor_journal WHERE intent_id = %s",
+                                      (intent_id,)).fetchone()
+        return str(existing[0]) if existing else "claimed"
+
+    def mark(self, intent_id: str, state: str) -> None:
+        self._conn.execute("UPDATE executor_journal SET state = %s, updated_at = now() WHERE intent_id = %s",
+                           (state, intent_id))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def query(url: str, statement: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one read-only query and return all rows (for summaries, the CLI and tests)."""
+    with connect(url) as conn:
+        return list(conn.execute(statement, tuple(params)).fetchall())  # type: ignore[arg-type]

@@ -1,0 +1,47 @@
+"""Runtime settings, read once from the environment (prefix POLYCOPY_) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.orders import ExecutionMode
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PolycopySettings(BaseSettings):
+    """Every setting of every component. Unknown POLYCOPY_* variables are refused at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="POLYCOPY_", frozen=True, extra="forbid", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "POLYCOPY_KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka brokers, host:port[,host:port]",
+    )
+    database_url: str = Field(
+        default="postgresql://polycopy@127.0.0.1:15432/polycopy",
+        validation_alias=AliasChoices("DATABASE_URL", "POLYCOPY_DATABASE_URL"),
+        description="PostgreSQL connection URL",
+    )
+    rtds_url: str = Field(default="ws://127.0.0.1:18765", description="RTDS WebSocket (wss://ws-live-data.polymarket.com live)")
+    clob_url: str = Field(default="http://127.0.0.1:18080", description="CLOB REST host (https://clob.polymarket.com live)")
+    execution_mode: ExecutionMode = Field(default=ExecutionMode.PAPER, description="paper or live; live also needs keys")
+    private_key: SecretStr | None = Field(default=None, description="signer key for live trading")
+    chain_id: int = Field(default=137, description="Polygon chain id for order signing")
+    consumer_group_prefix: str = Field(default="polycopy", description="prefix of every consumer group")
+    book_max_age_ms: int = Field(default=500, ge=0, description="reuse a fetched order book for this long")
+    rtds_ping_secs: float = Field(default=5.0, gt=0, description="text PING interval on the RTDS socket")
+    rtds_watchdog_secs: float = Field(default=20.0, gt=0, description="reconnect when no frame arrives this long")
+    sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
+    sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
+    metrics_port: int = Field(default=0, ge=0, description="Prometheus /metrics port; 0 picks the component default")
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="local state (Faust tables, infra data)")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    def consumer_group(self, component: str) -> str:
+        """The consumer group of one component."""
+        return f"{self.consumer_group_prefix}-{component}"

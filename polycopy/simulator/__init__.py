@@ -1,0 +1,13 @@
+"""Seeded fake of Polymarket's remote services (RTDS activity, CLOB, Data API, Gamma) for demo, bench and tests."""
+
+from polycopy.simulator.market import MarketSimulator, SimulatedFill, SimulatedMarket, format_decimal
+from polycopy.simulator.server import SimulatorServer, SimulatorStats
+
+__all__ = [
+    "MarketSimulator",
+    "SimulatedFill",
+    "SimulatedMarket",
+    "SimulatorServer",
+    "SimulatorStats",
+    "format_decimal",
+]

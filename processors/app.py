@@ -1,0 +1,203 @@
+"""The Faust worker: target filter -> per-wallet evaluation (with liquidity gate) -> intents; order lifecycle.
+
+Agents are thin edges: decode (bad input -> dead-letter topic + counter, continue), call one core function,
+map the result to messages, send with an explicit key, observe metrics. Faust acks a message whose agent
+raised and never redelivers it, so every agent catches per event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from polycopy.metrics import PipelineMetrics
+from polycopy.settings import PolycopySettings
+from processors.book_cache import BookCache
+from processors.core.ledger import WalletLedger
+from processors.core.orders import TERMINAL, OrderRecord, apply_report
+from processors.core.policy import MarketInfo, evaluate_trade
+from processors.core.targeting import select_followers
+from schemas.deadletter import build_dead_letter
+from schemas.decisions import DecisionAction
+from schemas.orders import ExecutionReport
+from schemas.topics import (
+    DEAD_LETTERS,
+    DECISIONS,
+    EXECUTION_REPORTS,
+    ORDER_EVENTS,
+    ORDER_INTENTS,
+    RAW_TRADES,
+    TARGETED_TRADES,
+    TopicSpec,
+)
+from schemas.trades import RawTrade, TargetedTrade
+from schemas.wallets import WalletConfig
+
+log = logging.getLogger(__name__)
+CLOSED_ORDERS_KEPT = 2000
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class WalletState:
+    """Per-wallet processor state: the ledger and the open orders, stored as one table value."""
+
+    def __init__(self, ledger: WalletLedger, orders: dict[str, OrderRecord], closed: list[str]) -> None:
+        self.ledger, self.orders, self.closed = ledger, orders, closed
+
+    @classmethod
+    def load(cls, value: dict[str, Any] | None, capital: Any) -> WalletState:
+        if not value:
+            return cls(WalletLedger(capital_usdc=capital), {}, [])
+        return cls(WalletLedger.from_state(value["ledger"]),
+                   {k: OrderRecord.from_state(v) for k, v in value["orders"].items()}, list(value["closed"]))
+
+    def dump(self) -> dict[str, Any]:
+        return {"ledger": self.ledger.to_state(), "orders": {k: v.to_state() for k, v in self.orders.items()},
+                "closed": self.closed[-CLOSED_ORDERS_KEPT:]}
+
+
+def create_app(
+    settings: PolycopySettings,
+    *,
+    wallets: Callable[[], dict[str, WalletConfig]],
+    books: BookCache,
+    metrics: PipelineMetrics,
+    app_id: str = "polycopy-processor",
+    clock_ms: Callable[[], int] = _now_ms,
+) -> faust.App:
+    """Build the Faust app. `wallets` returns the current copy-wallet configs (kept live from Kafka)."""
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
+        web_enabled=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=0,
+        stream_wait_empty=False,
+        broker_commit_livelock_soft_timeout=60,
+    )
+
+    def topic(spec: TopicSpec) -> faust.TopicT:
+        return app.topic(spec.name, key_serializer="raw", value_serializer="raw", partitions=spec.partitions,
+                         internal=False)
+
+    raw_trades, targeted, decisions = topic(RAW_TRADES), topic(TARGETED_TRADES), topic(DECISIONS)
+    intents, reports, events, dead_letters = (topic(ORDER_INTENTS), topic(EXECUTION_REPORTS),
+                                              topic(ORDER_EVENTS), topic(DEAD_LETTERS))
+    # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
+    seen_fills = app.Table("seen-fills", partitions=RAW_TRADES.partitions, key_type=str)
+    wallet_states = app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str)
+
+    async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:
+        metrics.dead_letters.labels(stage).inc()
+        message = event.message
+        letter = build_dead_letter(stage, str(error), event.value, error_type=type(error).__name__,
+                                   occurred_at_ms=clock_ms(), topic=message.topic, partition=message.partition,
+                                   offset=message.offset)
+        await dead_letters.send(key=stage.encode(), value=letter.to_bytes())
+
+    @app.agent(raw_trades, name="target-filter")
+    async def filter_targets(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                trade = RawTrade.model_validate_json(event.value)
+            except ValidationError as error:
+                metrics.parse_errors.labels("target-filter").inc()
+                await dead_letter("target-filter", error, event)
+                continue
+            try:
+                if seen_fills.get(trade.dedup_key) is not None:
+                    metrics.duplicates_dropped.labels(trade.source.value).inc()
+                    continue
+                seen_fills[trade.dedup_key] = trade.received_at_ms
+                for wallet_id in select_followers(trade, wallets().values()):
+                    out = TargetedTrade(wallet_id=wallet_id, trade=trade)
+                    await targeted.send(key=wallet_id.encode(), value=out.to_bytes())
+                    metrics.targeted.inc()
+            except Exception as error:  # noqa: BLE001 - Faust would ack and drop it; keep it instead
+                log.exception("target filter failed")
+                await dead_letter("target-filter", error, event)
+
+    @app.agent(targeted, name="evaluate")
+    async def evaluate(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                item = TargetedTrade.model_validate_json(event.value)
+            except ValidationError as error:
+                metrics.parse_errors.labels("evaluate").inc()
+                await dead_letter("evaluate", error, event)
+                continue
+            try:
+                await _evaluate_one(item)
+            except Exception as error:  # noqa: BLE001
+                log.exception("evaluation failed")
+                await dead_letter("evaluate", error, event)
+
+    async def _evaluate_one(item: TargetedTrade) -> None:
+        wallet = wallets().get(item.wallet_id)
+        if wallet is None:
+            log.info("wallet %s no longer configured; trade ignored", item.wallet_id)
+            return
+        trade = item.trade
+        started = time.perf_counter()
+        try:
+            book = await books.get(trade.asset)
+        except Exception:  # noqa: BLE001 - a venue hiccup is a recorded skip, not a crash
+            metrics.book_errors.inc()
+            book = None
+        metrics.book_fetch.observe(time.perf_counter() - started)
+        # Read-modify-write of the wallet state with no await in between: the lifecycle agent shares it.
+        key = wallet.id.encode()
+        state = WalletState.load(wallet_states.get(wallet.id), wallet.capital_usdc)
+        result = evaluate_trade(trade, wallet, state.ledger, market=MarketInfo.from_book(book) if book else None,
+                                book=book, now_ms=clock_ms())
+        wallet_states[wallet.id] = state.dump()
+        decision = result.decision
+        metrics.decisions.labels(decision.action.value, decision.reason).inc()
+        await decisions.send(key=key, value=decision.to_bytes())
+        if result.intent is not None and decision.action is DecisionAction.COPY:
+            metrics.intents.labels(result.intent.side.value).inc()
+            await intents.send(key=key, value=result.intent.to_bytes())
+
+    @app.agent(reports, name="order-lifecycle")
+    async def track_orders(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            try:
+                report = ExecutionReport.model_validate_json(event.value)
+            except ValidationError as error:
+                metrics.parse_errors.labels("order-lifecycle").inc()
+                await dead_letter("order-lifecycle", error, event)
+                continue
+            try:
+                key = report.wallet_id.encode()
+                wallet = wallets().get(report.wallet_id)
+                state = WalletState.load(wallet_states.get(report.wallet_id), wallet.capital_usdc if wallet else 0)
+                if report.order_id in state.closed:
+                    continue
+                record, new_events = apply_report(state.ledger, state.orders.get(report.order_id), report,
+                                                  clock_ms())
+                if record.status in TERMINAL:
+                    state.orders.pop(report.order_id, None)
+                    state.closed.append(report.order_id)
+                else:
+                    state.orders[report.order_id] = record
+                wallet_states[report.wallet_id] = state.dump()
+                for order_event in new_events:
+                    metrics.order_events.labels(order_event.event_type.value).inc()
+                    await events.send(key=key, value=order_event.to_bytes())
+            except Exception as error:  # noqa: BLE001
+                log.exception("order lifecycle failed")
+                await dead_letter("order-lifecycle", error, event)
+
+    return app

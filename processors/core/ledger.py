@@ -1,0 +1,209 @@
+"""A copy wallet's capital ledger: reservations for open orders, positions from fills, realised PnL.
+
+Invariant (property-tested): available + reserved + deployed == capital + realised_pnl, no term negative.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from schemas.base import Side
+
+ZERO = Decimal(0)
+RECENT_INTENTS_KEPT = 2000
+
+
+class LedgerError(ValueError):
+    """An operation would break the ledger's invariant."""
+
+
+@dataclass
+class Reservation:
+    """Capital (BUY) or shares (SELL) held for one open order."""
+
+    asset: str
+    condition_id: str
+    side: Side
+    limit_price: Decimal
+    size: Decimal  # shares ordered
+    matched: Decimal = ZERO  # shares filled so far
+
+    @property
+    def open_size(self) -> Decimal:
+        return self.size - self.matched
+
+    @property
+    def reserved_usdc(self) -> Decimal:
+        return self.open_size * self.limit_price if self.side is Side.BUY else ZERO
+
+
+@dataclass
+class Position:
+    """Shares held in one outcome token and what they cost."""
+
+    condition_id: str
+    shares: Decimal = ZERO
+    cost_usdc: Decimal = ZERO
+
+    @property
+    def average_price(self) -> Decimal:
+        return self.cost_usdc / self.shares if self.shares > 0 else ZERO
+
+
+@dataclass
+class WalletLedger:
+    """Ledger of one copy wallet, kept in processor state keyed by wallet id."""
+
+    capital_usdc: Decimal
+    realised_pnl: Decimal = ZERO
+    reservations: dict[str, Reservation] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    leader_positions: dict[str, Decimal] = field(default_factory=dict)  # "trader|asset" -> shares seen
+    daily_realised: dict[str, Decimal] = field(default_factory=dict)  # "YYYY-MM-DD" -> realised PnL that day
+    recent_intents: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    # --- views -------------------------------------------------------------------------------------------
+    @property
+    def reserved(self) -> Decimal:
+        return sum((r.reserved_usdc for r in self.reservations.values()), ZERO)
+
+    @property
+    def deployed(self) -> Decimal:
+        return sum((p.cost_usdc for p in self.positions.values()), ZERO)
+
+    @property
+    def available(self) -> Decimal:
+        return self.capital_usdc + self.realised_pnl - self.reserved - self.deployed
+
+    @property
+    def open_orders(self) -> int:
+        return len(self.reservations)
+
+    def market_exposure(self, condition_id: str) -> Decimal:
+        """Deployed plus reserved capital in one market."""
+        deployed = sum((p.cost_usdc for p in self.positions.values() if p.condition_id == condition_id), ZERO)
+        reserved = sum(
+            (r.reserved_usdc for r in self.reservations.values() if r.condition_id == condition_id), ZERO
+        )
+        return deployed + reserved
+
+    def total_exposure(self) -> Decimal:
+        return self.deployed + self.reserved
+
+    def sellable_shares(self, asset: str) -> Decimal:
+        """Shares held minus shares already offered by open SELL orders."""
+        held = self.positions[asset].shares if asset in self.positions else ZERO
+        offered = sum(
+            (r.open_size for r in self.reservations.values() if r.asset == asset and r.side is Side.SELL), ZERO
+        )
+        return max(held - offered, ZERO)
+
+    def daily_loss(self, day: str) -> Decimal:
+        """Realised loss on `day`, as a positive number (0 when the day made money)."""
+        return max(-self.daily_realised.get(day, ZERO), ZERO)
+
+    def has_seen(self, intent_id: str) -> bool:
+        return intent_id in self.recent_intents
+
+    def leader_position(self, trader: str, asset: str) -> Decimal:
+        return self.leader_positions.get(f"{trader}|{asset}", ZERO)
+
+    # --- changes -----------------------------------------------------------------------------------------
+    def observe_leader_trade(self, trader: str, asset: str, side: Side, size: Decimal) -> None:
+        """Track the leader's position from the trades we see, for proportional SELL mirroring."""
+        key = f"{trader}|{asset}"
+        current = self.leader_positions.get(key, ZERO)
+        updated = current + size if side is Side.BUY else max(current - size, ZERO)
+        if updated > 0:
+            self.leader_positions[key] = updated
+        else:
+            self.leader_positions.pop(key, None)
+
+    def reserve(
+        self, intent_id: str, *, asset: str, condition_id: str, side: Side, size: Decimal, limit_price: Decimal
+    ) -> None:
+        """Hold capital (BUY: size x limit) or shares (SELL) for a new order."""
+        if intent_id in self.reservations:
+            raise LedgerError(f"intent {intent_id} already reserved")
+        reservation = Reservation(asset, condition_id, side, limit_price, size)
+        if reservation.reserved_usdc > self.available:
+            raise LedgerError("reservation exceeds available capital")
+        if side is Side.SELL and size > self.sellable_shares(asset):
+            raise LedgerError("sell exceeds held shares")
+        self.reservations[intent_id] = reservation
+        self.remember_intent(intent_id)
+
+    def remember_intent(self, intent_id: str) -> None:
+        self.recent_intents[intent_id] = None
+        self.recent_intents.move_to_end(intent_id)
+        while len(self.recent_intents) > RECENT_INTENTS_KEPT:
+            self.recent_intents.popitem(last=False)
+
+    def apply_fill(self, intent_id: str, matched_total: Decimal, average_price: Decimal, day: str) -> None:
+        """Turn the newly matched part of a reservation into a position (BUY) or realised PnL (SELL).
+
+        `matched_total` is cumulative, so re-applying the same report changes nothing.
+        """
+        reservation = self.reservations.get(intent_id)
+        if reservation is None:
+            return
+        new_shares = min(matched_total, reservation.size) - reservation.matched
+        if new_shares <= 0:
+            return
+        reservation.matched += new_shares
+        if reservation.side is Side.BUY:
+            position = self.positions.setdefault(reservation.asset, Position(reservation.condition_id))
+            position.shares += new_shares
+            position.cost_usdc += new_shares * min(average_price, reservation.limit_price)
+        else:
+            position = self.positions[reservation.asset]
+            cost = position.average_price * new_shares
+            pnl = new_shares * average_price - cost
+            position.shares -= new_shares
+            position.cost_usdc -= cost
+            self.realised_pnl += pnl
+            self.daily_realised[day] = self.daily_realised.get(day, ZERO) + pnl
+            if position.shares <= 0:
+                del self.positions[reservation.asset]
+        if reservation.open_size <= 0:
+            del self.reservations[intent_id]
+
+    def release(self, intent_id: str) -> Decimal:
+        """Close an order (cancel, reject, lost): give back what did not fill; returns the USDC released."""
+        reservation = self.reservations.pop(intent_id, None)
+        return reservation.reserved_usdc if reservation else ZERO
+
+    # --- state (Faust table values are plain JSON) --------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Plain-JSON state for processor tables."""
+        return {
+            "capital_usdc": str(self.capital_usdc),
+            "realised_pnl": str(self.realised_pnl),
+            "reservations": {
+                key: [r.asset, r.condition_id, r.side.value, str(r.limit_price), str(r.size), str(r.matched)]
+                for key, r in self.reservations.items()
+            },
+            "positions": {k: [p.condition_id, str(p.shares), str(p.cost_usdc)] for k, p in self.positions.items()},
+            "leader_positions": {k: str(v) for k, v in self.leader_positions.items()},
+            "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-7:]},
+            "recent_intents": list(self.recent_intents),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> WalletLedger:
+        """Inverse of `to_state`."""
+        return cls(
+            capital_usdc=Decimal(state["capital_usdc"]),
+            realised_pnl=Decimal(state["realised_pnl"]),
+            reservations={
+                key: Reservation(a, c, Side(s), Decimal(p), Decimal(z), Decimal(m))
+                for key, (a, c, s, p, z, m) in state["reservations"].items()
+            },
+            positions={k: Position(c, Decimal(s), Decimal(v)) for k, (c, s, v) in state["positions"].items()},
+            leader_positions={k: Decimal(v) for k, v in state["leader_positions"].items()},
+            daily_realised={k: Decimal(v) for k, v in state["daily_realised"].items()},
+            recent_intents=OrderedDict.fromkeys(state["recent_intents"]),
+        )

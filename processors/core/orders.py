@@ -1,0 +1,141 @@
+"""Order lifecycle: one transition table, and the rule that turns executor reports into order events.
+
+Fills move reserved capital into positions; terminal states release what did not fill. An order the venue
+cannot find `LOST_AFTER_NOT_FOUND` times in a row is LOST and its capital released.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from processors.core.ids import build_event_id
+from processors.core.ledger import ZERO, WalletLedger
+from processors.core.policy import day_of
+from schemas.orders import ExecutionReport, OrderEvent, OrderEventType, OrderStatus, ReportKind
+
+LOST_AFTER_NOT_FOUND = 3
+
+
+class OrderTransition(StrEnum):
+    """What can happen to an order."""
+
+    ACCEPT = "accept"
+    PARTIAL_FILL = "partial_fill"
+    FILL = "fill"
+    CANCEL = "cancel"
+    REJECT = "reject"
+    LOSE = "lose"
+
+
+S, T = OrderStatus, OrderTransition
+TRANSITIONS: dict[tuple[OrderStatus, OrderTransition], OrderStatus] = {
+    (S.PENDING, T.ACCEPT): S.PLACED,
+    (S.PENDING, T.REJECT): S.REJECTED,
+    (S.PENDING, T.LOSE): S.LOST,
+    (S.PLACED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PLACED, T.FILL): S.FILLED,
+    (S.PLACED, T.CANCEL): S.CANCELLED,
+    (S.PLACED, T.LOSE): S.LOST,
+    (S.PARTIALLY_FILLED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, T.FILL): S.FILLED,
+    (S.PARTIALLY_FILLED, T.CANCEL): S.CANCELLED,
+    (S.PARTIALLY_FILLED, T.LOSE): S.LOST,
+}
+TERMINAL = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.LOST})
+EVENT_OF = {
+    S.PLACED: OrderEventType.ORDER_PLACED,
+    S.PARTIALLY_FILLED: OrderEventType.ORDER_PARTIAL_FILL,
+    S.FILLED: OrderEventType.ORDER_FILLED,
+    S.CANCELLED: OrderEventType.ORDER_CANCELLED,
+    S.REJECTED: OrderEventType.ORDER_REJECTED,
+    S.LOST: OrderEventType.ORDER_LOST,
+}
+
+
+class IllegalTransitionError(ValueError):
+    """An order was asked to make a move its state does not allow."""
+
+
+def transition(status: OrderStatus, move: OrderTransition) -> OrderStatus:
+    """The next status; raises IllegalTransitionError on an edge the table does not have."""
+    try:
+        return TRANSITIONS[(status, move)]
+    except KeyError:
+        raise IllegalTransitionError(f"{move.value} is not allowed from {status.value}") from None
+
+
+@dataclass
+class OrderRecord:
+    """What the lifecycle remembers about one open order."""
+
+    order_id: str
+    status: OrderStatus = OrderStatus.PENDING
+    matched: Decimal = ZERO
+    sequence: int = 0
+    not_found_count: int = 0
+
+    def to_state(self) -> list[Any]:
+        return [self.order_id, self.status.value, str(self.matched), self.sequence, self.not_found_count]
+
+    @classmethod
+    def from_state(cls, state: list[Any]) -> OrderRecord:
+        order_id, status, matched, sequence, not_found = state
+        return cls(order_id, OrderStatus(status), Decimal(matched), int(sequence), int(not_found))
+
+
+def apply_report(
+    ledger: WalletLedger, record: OrderRecord | None, report: ExecutionReport, now_ms: int
+) -> tuple[OrderRecord, list[OrderEvent]]:
+    """Advance one order by one executor report; update the ledger; return the events to publish.
+
+    Reports are idempotent: a fill is cumulative (`matched_size`), and a report that changes nothing yields
+    no event, so re-delivery is harmless.
+    """
+    record = record or OrderRecord(report.order_id)
+    if record.status in TERMINAL:
+        return record, []
+    events: list[OrderEvent] = []
+
+    def move(to: OrderTransition, detail: str = "", released: Decimal | None = None) -> None:
+        record.status = transition(record.status, to)
+        record.sequence += 1
+        events.append(_event(record, report, now_ms, detail, released))
+
+    if report.kind is ReportKind.NOT_FOUND:
+        record.not_found_count += 1
+        if record.not_found_count >= LOST_AFTER_NOT_FOUND:
+            move(T.LOSE, f"not found {record.not_found_count} times in a row", ledger.release(report.intent_id))
+        return record, events
+    record.not_found_count = 0
+    if report.kind is ReportKind.UNKNOWN:
+        return record, events  # ambiguous submit: keep capital reserved until reconciled
+    if report.kind is ReportKind.REJECTED:
+        if record.status is S.PENDING:
+            move(T.REJECT, report.detail, ledger.release(report.intent_id))
+        return record, events
+    if record.status is S.PENDING:
+        move(T.ACCEPT)
+    if report.matched_size > record.matched:
+        record.matched = min(report.matched_size, report.size)
+        ledger.apply_fill(report.intent_id, record.matched, report.average_price or report.limit_price,
+                          day_of(report.reported_at_ms))
+        move(T.FILL if record.matched >= report.size else T.PARTIAL_FILL)
+    if report.kind is ReportKind.CANCELLED and record.status not in TERMINAL:
+        move(T.CANCEL, report.detail, ledger.release(report.intent_id))
+    return record, events
+
+
+def _event(
+    record: OrderRecord, report: ExecutionReport, now_ms: int, detail: str, released: Decimal | None
+) -> OrderEvent:
+    return OrderEvent(
+        event_id=build_event_id(record.order_id, record.sequence), event_type=EVENT_OF[record.status],
+        sequence=record.sequence, order_id=record.order_id, intent_id=report.intent_id,
+        wallet_id=report.wallet_id, mode=report.mode, status=record.status, side=report.side, asset=report.asset,
+        size=report.size, limit_price=report.limit_price, matched_size=record.matched,
+        average_price=report.average_price, released_usdc=released, detail=detail,
+        received_at_ms=report.received_at_ms, sent_at_ms=report.sent_at_ms, occurred_at_ms=now_ms,
+    )

@@ -1,0 +1,1 @@
+"""Producers: everything that brings venue trades onto the raw-trades topic."""

@@ -1,0 +1,48 @@
+"""Turns venue frames into raw-trade messages on Kafka; malformed frames go to the dead-letter topic."""
+
+from __future__ import annotations
+
+import logging
+
+from polycopy.kafka import MessagePublisher, now_ms
+from polycopy.metrics import PipelineMetrics
+from producers.parsing import parse_rtds_frame
+from schemas.deadletter import build_dead_letter
+from schemas.topics import RAW_TRADES
+from schemas.trades import RawTrade, TradeSource
+
+log = logging.getLogger(__name__)
+
+
+class TradePublisher:
+    """The common back half of every producer: parse, publish keyed by trader wallet, dead-letter, count."""
+
+    def __init__(self, publisher: MessagePublisher, metrics: PipelineMetrics, stage: str = "rtds-parse") -> None:
+        self._publisher, self._metrics, self._stage = publisher, metrics, stage
+        self.trades = 0
+        self.dead_letters = 0
+
+    def publish_frame(self, frame: str | bytes, received_at_ms: int, source: TradeSource) -> int:
+        """Parse one frame and publish its trades; returns how many trades it held."""
+        self._metrics.frames.labels(source.value).inc()
+        parsed = parse_rtds_frame(frame, received_at_ms, source)
+        if parsed.error is not None:
+            self.dead_letters += 1
+            self._metrics.parse_errors.labels(self._stage).inc()
+            self._metrics.dead_letters.labels(self._stage).inc()
+            self._publisher.publish_dead_letter(build_dead_letter(
+                self._stage, parsed.error, frame, occurred_at_ms=now_ms()))
+            log.warning("malformed frame sent to the dead-letter topic: %s", parsed.error)
+            return 0
+        for trade in parsed.trades:
+            self.publish_trade(trade)
+        return len(parsed.trades)
+
+    def publish_trade(self, trade: RawTrade) -> None:
+        self._publisher.publish(RAW_TRADES, trade.proxy_wallet, trade, timestamp_ms=trade.received_at_ms)
+        self._metrics.trades_published.labels(trade.source.value).inc()
+        self._metrics.feed_lag.observe(max(trade.received_at_ms / 1000 - trade.timestamp, 0))
+        self.trades += 1
+
+    def flush(self, timeout: float = 30.0) -> int:
+        return self._publisher.flush(timeout)

@@ -1,0 +1,81 @@
+"""Capture files (JSON lines of raw RTDS frames with their receive times) and their replay onto Kafka.
+
+A replay publishes each frame with its recorded receive time, so the same file gives the same decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from producers.publisher import TradePublisher
+from schemas.trades import TradeSource
+
+
+@dataclass(frozen=True)
+class CapturedFrame:
+    """One frame as received: its text and our receive time."""
+
+    received_at_ms: int
+    frame: str
+
+
+class CaptureFormatError(ValueError):
+    """A capture file line is not {"received_at_ms": int, "frame": str}."""
+
+
+def read_capture(path: Path) -> Iterator[CapturedFrame]:
+    """Read a capture file lazily; a bad line raises with its line number."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                yield CapturedFrame(int(record["received_at_ms"]), str(record["frame"]))
+            except (ValueError, KeyError, TypeError) as error:
+                raise CaptureFormatError(f"{path}:{number}: not a capture record ({error})") from error
+
+
+def write_capture(path: Path, frames: Iterable[CapturedFrame]) -> int:
+    """Write frames as a capture file; returns how many were written."""
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for item in frames:
+            handle.write(json.dumps({"received_at_ms": item.received_at_ms, "frame": item.frame}) + "\n")
+            count += 1
+    return count
+
+
+def wrap_as_rtds_frame(payload: dict[str, Any], feed_type: str = "trades", envelope_ms: int | None = None) -> str:
+    """Wrap a trade payload (or a Data API trade row: same fields) into an RTDS activity frame."""
+    stamp = envelope_ms if envelope_ms is not None else int(payload["timestamp"]) * 1000
+    return json.dumps({"connection_id": "replay", "topic": "activity", "type": feed_type, "timestamp": stamp,
+                       "payload": payload}, separators=(",", ":"))
+
+
+def replay_capture(
+    frames: Iterable[CapturedFrame], publisher: TradePublisher, *, speed: float | None = None,
+    sleep: Callable[[float], None] = time.sleep, on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Publish frames with their recorded receive times. `speed` None = as fast as possible, else a
+    multiple of real time. Returns (frames, trades)."""
+    first_recorded: int | None = None
+    started = time.monotonic()
+    frame_count = trade_count = 0
+    for item in frames:
+        if speed is not None:
+            first_recorded = item.received_at_ms if first_recorded is None else first_recorded
+            due = (item.received_at_ms - first_recorded) / 1000 / speed
+            delay = due - (time.monotonic() - started)
+            if delay > 0:
+                sleep(delay)
+        trade_count += publisher.publish_frame(item.frame, item.received_at_ms, TradeSource.REPLAY)
+        frame_count += 1
+        if on_progress is not None and frame_count % 1000 == 0:
+            on_progress(frame_count, trade_count)
+    return frame_count, trade_count

@@ -1,0 +1,88 @@
+"""The one place that names every topic: name, key, value model, partitions, cleanup policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.base import Message
+from schemas.deadletter import DeadLetter
+from schemas.decisions import Decision
+from schemas.orders import ExecutionReport, OrderEvent, OrderIntent
+from schemas.trades import RawTrade, TargetedTrade
+from schemas.wallets import WalletConfig
+
+# Topics keyed by copy-wallet id must share one partition count: the processors keep per-wallet state
+# (the ledger) that is co-partitioned with the wallet's trades, intents, reports and events.
+WALLET_PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How one topic is laid out."""
+
+    name: str
+    key: str  # what the key holds, for humans and docs
+    value_model: type[Message]
+    partitions: int
+    compacted: bool = False
+    retention_ms: int | None = None
+    description: str = ""
+    config: dict[str, str] = field(default_factory=dict)
+
+    def broker_config(self) -> dict[str, str]:
+        """Topic-level broker settings for creation."""
+        settings = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            settings["retention.ms"] = str(self.retention_ms)
+        return settings | self.config
+
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+RAW_TRADES = TopicSpec(
+    "polycopy.trades.raw.v1", "trader wallet (lower-case)", RawTrade, 6, retention_ms=4 * WEEK_MS,
+    description="every fill seen on the venue feed, the REST poller or a replay",
+)
+TARGETED_TRADES = TopicSpec(
+    "polycopy.trades.targeted.v1", "copy-wallet id", TargetedTrade, WALLET_PARTITIONS, retention_ms=WEEK_MS,
+    description="one message per (trade, copy wallet following its trader)",
+)
+DECISIONS = TopicSpec(
+    "polycopy.decisions.v1", "copy-wallet id", Decision, WALLET_PARTITIONS, retention_ms=4 * WEEK_MS,
+    description="every evaluation outcome, skips included, with the reason",
+)
+ORDER_INTENTS = TopicSpec(
+    "polycopy.orders.intents.v1", "copy-wallet id", OrderIntent, WALLET_PARTITIONS, retention_ms=4 * WEEK_MS,
+    description="orders the policy decided to place; the executor's input",
+)
+EXECUTION_REPORTS = TopicSpec(
+    "polycopy.orders.reports.v1", "copy-wallet id", ExecutionReport, WALLET_PARTITIONS,
+    retention_ms=4 * WEEK_MS, description="what the executor saw the venue (or paper book) do",
+)
+ORDER_EVENTS = TopicSpec(
+    "polycopy.orders.events.v1", "copy-wallet id", OrderEvent, WALLET_PARTITIONS, retention_ms=4 * WEEK_MS,
+    description="OrderPlaced / PartialFill / Filled / Cancelled / Lost / Rejected",
+)
+WALLET_CONFIG = TopicSpec(
+    "polycopy.config.wallets.v1", "copy-wallet id", WalletConfig, 1, compacted=True,
+    description="copy-wallet configuration; the latest value per wallet wins, null deletes",
+)
+DEAD_LETTERS = TopicSpec(
+    "polycopy.deadletter.v1", "stage name", DeadLetter, 1, retention_ms=4 * WEEK_MS,
+    description="input that could not be processed, with the reason",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    RAW_TRADES, TARGETED_TRADES, DECISIONS, ORDER_INTENTS, EXECUTION_REPORTS, ORDER_EVENTS, WALLET_CONFIG,
+    DEAD_LETTERS,
+)
+
+
+def find_topic(name: str) -> TopicSpec:
+    """Look a topic up by its full name or its short form (e.g. `decisions`, `trades.raw`)."""
+    for spec in ALL_TOPICS:
+        short = spec.name.removeprefix("polycopy.").rsplit(".v", 1)[0]
+        if name in (spec.name, short):
+            return spec
+    known = ", ".join(spec.name for spec in ALL_TOPICS)
+    raise KeyError(f"unknown topic {name!r}; known topics: {known}")

@@ -1,0 +1,123 @@
+"""The executor sink: order intents -> (journal claim) -> paper book or venue -> execution reports.
+
+Money safety: an intent is claimed in the PostgreSQL journal before anything is sent, so a re-delivered
+intent is never placed twice; offsets commit only after the reports are delivered, so none is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from polycopy.clob import ClobGateway
+from polycopy.kafka import MessagePublisher, build_consumer, now_ms
+from polycopy.metrics import PipelineMetrics
+from polycopy.postgres import ExecutionJournal
+from polycopy.settings import PolycopySettings
+from processors.core.books import OrderBook, parse_book
+from processors.core.ids import build_paper_order_id, build_report_id
+from schemas.deadletter import build_dead_letter
+from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
+from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS
+from sinks.paper import execute_on_paper
+
+log = logging.getLogger(__name__)
+
+
+class Executor:
+    """Consumes intents and publishes what happened to each order."""
+
+    def __init__(self, settings: PolycopySettings, metrics: PipelineMetrics,
+                 fetch_book: Callable[[str], dict[str, object] | None] | None = None) -> None:
+        self._settings, self._metrics = settings, metrics
+        self._fetch_book = fetch_book or ClobGateway(settings.clob_url, settings.chain_id).fetch_book
+        self._journal = ExecutionJournal(settings.database_url)
+        self._publisher = MessagePublisher(settings, client_id="polycopy-executor")
+        self._consumer = build_consumer(settings, settings.consumer_group("executor"))
+        self._stop = threading.Event()
+        self.handled = 0
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def run(self, max_idle_secs: float | None = None) -> None:
+        """Run until stopped (or idle for `max_idle_secs`); commit after each delivered batch."""
+        self._consumer.subscribe([ORDER_INTENTS.name])
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(num_messages=100, timeout=0.1)
+                if not messages:
+                    if max_idle_secs is not None and time.monotonic() - idle_since > max_idle_secs:
+                        return
+                    continue
+                idle_since = time.monotonic()
+                for message in messages:
+                    if message.error():
+                        log.warning("consumer error: %s", message.error())
+                        continue
+                    self._handle(message.value(), message.topic(), message.partition(), message.offset())
+                if self._publisher.flush(30) != 0:
+                    raise RuntimeError("reports not delivered; not committing (intents will be re-read)")
+                self._consumer.commit(asynchronous=False)
+        finally:
+            self._publisher.flush(30)
+            self._consumer.close()
+            self._journal.close()
+
+    def _handle(self, value: bytes | None, topic: str, partition: int, offset: int) -> None:
+        try:
+            intent = OrderIntent.model_validate_json(value or b"")
+        except ValidationError as error:
+            self._metrics.dead_letters.labels("executor").inc()
+            self._publisher.publish_dead_letter(build_dead_letter(
+                "executor", str(error), value, occurred_at_ms=now_ms(), topic=topic, partition=partition,
+                offset=offset))
+            return
+        order_id = build_paper_order_id(intent.intent_id)
+        earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
+        if earlier is not None and not (earlier == "claimed" and intent.mode is ExecutionMode.PAPER):
+            # Already sent (or ambiguous live claim): never send again; live reconciliation resolves it.
+            self._metrics.duplicate_intents.inc()
+            return
+        for report in self._execute(intent, order_id):
+            self._metrics.reports.labels(report.kind.value).inc()
+            self._publisher.publish(EXECUTION_REPORTS, intent.wallet_id, report)
+        self._journal.mark(intent.intent_id, "sent")
+        self.handled += 1
+
+    def _execute(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
+        sent_at = now_ms()
+        self._metrics.signal_to_order.observe(max(sent_at - intent.received_at_ms, 0) / 1000)
+        if intent.mode is not ExecutionMode.PAPER or self._settings.execution_mode is not ExecutionMode.PAPER:
+            detail = "live execution is not available in this release; order refused"
+            return [ExecutionReport(
+                report_id=build_report_id(order_id, "rejected", intent.size, detail), intent_id=intent.intent_id,
+                wallet_id=intent.wallet_id, order_id=order_id, mode=intent.mode, kind=ReportKind.REJECTED,
+                side=intent.side, asset=intent.asset, size=intent.size, limit_price=intent.limit_price,
+                detail=detail, received_at_ms=intent.received_at_ms, sent_at_ms=sent_at,
+                reported_at_ms=now_ms())]
+        book = self._load_book(intent.asset)
+        return execute_on_paper(intent, book, order_id, sent_at_ms=sent_at, reported_at_ms=now_ms())
+
+    def _load_book(self, token_id: str) -> OrderBook | None:
+        try:
+            payload = self._fetch_book(token_id)
+        except Exception:  # noqa: BLE001 - treated like the venue refusing the order
+            log.exception("book fetch failed for paper fill")
+            return None
+        return parse_book(payload) if payload else None
+
+
+def run_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> None:
+    """Entry point of `polycopy executor`: stops cleanly on SIGTERM/SIGINT."""
+    executor = Executor(settings, metrics)
+    signal.signal(signal.SIGTERM, executor.stop)
+    signal.signal(signal.SIGINT, executor.stop)
+    log.info("executor running in %s mode", settings.execution_mode.value)
+    executor.run()
