@@ -39,7 +39,8 @@ def _metrics(settings: PolycopySettings, component: str):  # type: ignore[no-unt
     from polycopy.metrics import DEFAULT_PORTS, PipelineMetrics, serve_metrics
 
     metrics = PipelineMetrics()
-    serve_metrics(metrics, settings.metrics_port or DEFAULT_PORTS[component])
+    if settings.metrics_enabled:
+        serve_metrics(metrics, settings.metrics_port or DEFAULT_PORTS[component])
     return metrics
 
 
@@ -51,8 +52,8 @@ def cmd_topics_create(args: argparse.Namespace, settings: PolycopySettings) -> i
     wait_for_broker(settings, timeout_secs=args.wait_secs)
     created = create_topics(settings, ALL_TOPICS)
     for spec in ALL_TOPICS:
-        state = "created" if spec.name in created else "exists"
-        print(f"{state:8} {spec.name}  ({spec.partitions} partitions, "
+        state = "created" if settings.topic_name(spec) in created else "exists"
+        print(f"{state:8} {settings.topic_name(spec)}  ({spec.partitions} partitions, "
               f"{'compacted' if spec.compacted else 'delete'})")
     return 0
 

@@ -157,26 +157,28 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     baseline = table_counts(settings)
     started_ms = time.time_ns() // 1_000_000
     processes = Processes(settings.data_dir / "logs")
+    env = settings.to_env()
     sim_args = ["-m", "polycopy.simulator", "--seed", str(options.seed), "--trades-per-sec",
                 str(options.trades_per_sec), "--rtds-port", str(urlsplit(settings.rtds_url).port or 18765),
                 "--clob-port", str(urlsplit(settings.clob_url).port or 18080)]
     if options.capture is not None:
         sim_args += ["--capture", str(options.capture)]
     try:
-        processes.start("simulator", *sim_args)
+        processes.start("simulator", *sim_args, env=env)
         for component in ("worker", "executor", "sink"):
-            processes.start(component, "-m", "polycopy.cli", component)
+            processes.start(component, "-m", "polycopy.cli", component, env=env)
         out("  starting simulator, Faust worker, executor and PostgreSQL sink ...")
-        for group in (f"{settings.consumer_group_prefix}-processor", settings.consumer_group("executor"),
+        for group in (settings.consumer_group("processor"), settings.consumer_group("executor"),
                       settings.consumer_group("postgres-sink")):
             if not wait_for_consumer_group(settings, group, timeout_secs=90):
                 processes.check()
                 raise RuntimeError(f"consumer group {group} did not become ready; see {settings.data_dir / 'logs'}")
         if options.capture is not None:
-            processes.start("producer", "-m", "polycopy.cli", "replay", str(options.capture), "--speed", "max")
+            processes.start("producer", "-m", "polycopy.cli", "replay", str(options.capture), "--speed", "max",
+                            env=env)
             out(f"  replaying {options.capture}")
         else:
-            processes.start("producer", "-m", "polycopy.cli", "rtds")
+            processes.start("producer", "-m", "polycopy.cli", "rtds", env=env)
             out(f"  RTDS producer connected to the simulator at {settings.rtds_url}; "
                 f"running for {options.duration_secs:.0f} s")
         _watch(settings, processes, options, baseline, out)

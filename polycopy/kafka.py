@@ -49,6 +49,7 @@ class MessagePublisher:
     """Publishes schema messages with explicit keys; counts delivery failures instead of dropping silently."""
 
     def __init__(self, settings: PolycopySettings, *, client_id: str = "polycopy", **overrides: Any) -> None:
+        self._topic_name = settings.topic_name
         self._producer = Producer(producer_config(settings, **{"client.id": client_id} | overrides))
         self.delivery_failures = 0
         self.delivered = 0
@@ -65,7 +66,7 @@ class MessagePublisher:
         value = message.to_bytes() if message is not None else None
         while True:
             try:
-                self._producer.produce(spec.name, value=value, key=key.encode() if key is not None else None,
+                self._producer.produce(self._topic_name(spec), value=value, key=key.encode() if key is not None else None,
                                        timestamp=timestamp_ms, on_delivery=self._on_delivery)
                 break
             except BufferError:
@@ -102,11 +103,11 @@ def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeou
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as error:
         raise KafkaSetupError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error}") from error
-    wanted = [spec for spec in specs if spec.name not in existing]
+    wanted = [spec for spec in specs if settings.topic_name(spec) not in existing]
     if not wanted:
         return []
     futures = admin.create_topics(
-        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.broker_config())
+        [NewTopic(settings.topic_name(s), num_partitions=s.partitions, replication_factor=1, config=s.broker_config())
          for s in wanted], operation_timeout=timeout)
     created = []
     for name, future in futures.items():
@@ -149,8 +150,9 @@ def end_offsets(settings: PolycopySettings, spec: TopicSpec) -> dict[int, int]:
     """The next offset of every partition: where a reader that wants only newer records starts."""
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "polycopy-reader"})
     try:
-        metadata = consumer.list_topics(spec.name, timeout=10).topics[spec.name]
-        return {p: consumer.get_watermark_offsets(TopicPartition(spec.name, p), timeout=10)[1]
+        name = settings.topic_name(spec)
+        metadata = consumer.list_topics(name, timeout=10).topics[name]
+        return {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
                 for p in metadata.partitions}
     finally:
         consumer.close()
@@ -167,10 +169,11 @@ def read_topic(settings: PolycopySettings, spec: TopicSpec, *, from_beginning: b
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "polycopy-reader",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 50})
     try:
-        metadata = consumer.list_topics(spec.name, timeout=10).topics[spec.name]
+        name = settings.topic_name(spec)
+        metadata = consumer.list_topics(name, timeout=10).topics[name]
         if metadata.error is not None:
-            raise KafkaSetupError(f"topic {spec.name}: {metadata.error}")
-        partitions = [TopicPartition(spec.name, p) for p in sorted(metadata.partitions)]
+            raise KafkaSetupError(f"topic {name}: {metadata.error}")
+        partitions = [TopicPartition(name, p) for p in sorted(metadata.partitions)]
         bounds = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10) for tp in partitions}
         for tp in partitions:
             low, high = bounds[tp.partition]
@@ -222,14 +225,15 @@ class CompactedTopicReader:
         self._lock = threading.Lock()
         self._caught_up = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"reader-{spec.name}", daemon=True)
+        self._name = settings.topic_name(spec)
+        self._thread = threading.Thread(target=self._run, name=f"reader-{self._name}", daemon=True)
         self.decode_errors = 0
 
     def start(self, wait_secs: float = 30.0) -> CompactedTopicReader:
         """Start following; wait until the topic's current content is loaded."""
         self._thread.start()
         if not self._caught_up.wait(wait_secs):
-            raise KafkaSetupError(f"could not load {self._spec.name} within {wait_secs} s")
+            raise KafkaSetupError(f"could not load {self._name} within {wait_secs} s")
         return self
 
     def stop(self) -> None:
@@ -245,8 +249,8 @@ class CompactedTopicReader:
                              "group.id": "polycopy-compacted-reader", "enable.auto.commit": False,
                              "fetch.wait.max.ms": 100})
         try:
-            metadata = consumer.list_topics(self._spec.name, timeout=10).topics[self._spec.name]
-            partitions = [TopicPartition(self._spec.name, p, OFFSET_BEGINNING) for p in metadata.partitions]
+            metadata = consumer.list_topics(self._name, timeout=10).topics[self._name]
+            partitions = [TopicPartition(self._name, p, OFFSET_BEGINNING) for p in metadata.partitions]
             ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
             consumer.assign(partitions)
             position = {p: 0 for p in ends}
@@ -261,7 +265,7 @@ class CompactedTopicReader:
                 if not self._caught_up.is_set() and all(position[p] >= ends[p] for p in ends):
                     self._caught_up.set()
         except Exception:  # noqa: BLE001 - a dead reader must be loud, never silent
-            log.exception("compacted reader for %s stopped", self._spec.name)
+            log.exception("compacted reader for %s stopped", self._name)
         finally:
             consumer.close()
 
@@ -273,7 +277,7 @@ class CompactedTopicReader:
             decoded = self._decode(value) if value is not None else None
         except Exception:  # noqa: BLE001 - bad records are counted and skipped, the latest good value stays
             self.decode_errors += 1
-            log.warning("undecodable record for key %s on %s", name, self._spec.name)
+            log.warning("undecodable record for key %s on %s", name, self._name)
             return
         with self._lock:
             if decoded is None:

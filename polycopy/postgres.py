@@ -26,6 +26,22 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         raise DatabaseError(f"cannot connect to PostgreSQL at {safe}: {str(error).strip()}") from error
 
 
+def create_database(admin_url: str, name: str) -> str:
+    """Create a database (for tests and fresh installs) and return its URL; an existing one is kept."""
+    with connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop a database, disconnecting its sessions."""
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def migration_files() -> list[tuple[str, str]]:
     """(name, SQL) of every migration shipped in sinks/migrations, in order."""
     folder = resources.files("sinks") / "migrations"

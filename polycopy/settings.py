@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.orders import ExecutionMode
+from schemas.topics import TopicSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,15 +34,36 @@ class PolycopySettings(BaseSettings):
     private_key: SecretStr | None = Field(default=None, description="signer key for live trading")
     chain_id: int = Field(default=137, description="Polygon chain id for order signing")
     consumer_group_prefix: str = Field(default="polycopy", description="prefix of every consumer group")
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$",
+                              description="namespace prepended to every topic name (tests, tenants)")
     book_max_age_ms: int = Field(default=500, ge=0, description="reuse a fetched order book for this long")
     rtds_ping_secs: float = Field(default=5.0, gt=0, description="text PING interval on the RTDS socket")
     rtds_watchdog_secs: float = Field(default=20.0, gt=0, description="reconnect when no frame arrives this long")
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
     sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
     metrics_port: int = Field(default=0, ge=0, description="Prometheus /metrics port; 0 picks the component default")
+    metrics_enabled: bool = Field(default=True, description="serve /metrics from each component")
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="local state (Faust tables, infra data)")
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    def topic_name(self, spec: TopicSpec) -> str:
+        """The broker-side name of a topic in this deployment's namespace."""
+        return self.topic_prefix + spec.name
 
     def consumer_group(self, component: str) -> str:
         """The consumer group of one component."""
         return f"{self.consumer_group_prefix}-{component}"
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, for child processes."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"POLYCOPY_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
+        # The bare names win over the prefixed ones when both are set, so children get them too.
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka_bootstrap_servers
+        env["DATABASE_URL"] = self.database_url
+        return env

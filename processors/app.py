@@ -70,15 +70,18 @@ def create_app(
     wallets: Callable[[], dict[str, WalletConfig]],
     books: BookCache,
     metrics: PipelineMetrics,
-    app_id: str = "polycopy-processor",
+    app_id: str | None = None,
     clock_ms: Callable[[], int] = _now_ms,
 ) -> faust.App:
     """Build the Faust app. `wallets` returns the current copy-wallet configs (kept live from Kafka)."""
+    app_id = app_id or settings.consumer_group("processor")
+    datadir = settings.data_dir / "faust" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",
-        datadir=str(settings.data_dir / "faust"),
+        datadir=str(datadir),
         web_enabled=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -89,7 +92,7 @@ def create_app(
     )
 
     def topic(spec: TopicSpec) -> faust.TopicT:
-        return app.topic(spec.name, key_serializer="raw", value_serializer="raw", partitions=spec.partitions,
+        return app.topic(settings.topic_name(spec), key_serializer="raw", value_serializer="raw", partitions=spec.partitions,
                          internal=False)
 
     raw_trades, targeted, decisions = topic(RAW_TRADES), topic(TARGETED_TRADES), topic(DECISIONS)

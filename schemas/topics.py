@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from schemas.base import Message
 from schemas.deadletter import DeadLetter
@@ -27,14 +27,13 @@ class TopicSpec:
     compacted: bool = False
     retention_ms: int | None = None
     description: str = ""
-    config: dict[str, str] = field(default_factory=dict)
 
     def broker_config(self) -> dict[str, str]:
         """Topic-level broker settings for creation."""
         settings = {"cleanup.policy": "compact" if self.compacted else "delete"}
         if self.retention_ms is not None:
             settings["retention.ms"] = str(self.retention_ms)
-        return settings | self.config
+        return settings
 
 
 WEEK_MS = 7 * 24 * 3600 * 1000

@@ -47,7 +47,7 @@ class Executor:
 
     def run(self, max_idle_secs: float | None = None) -> None:
         """Run until stopped (or idle for `max_idle_secs`); commit after each delivered batch."""
-        self._consumer.subscribe([ORDER_INTENTS.name])
+        self._consumer.subscribe([self._settings.topic_name(ORDER_INTENTS)])
         idle_since = time.monotonic()
         try:
             while not self._stop.is_set():

@@ -22,7 +22,7 @@ from polycopy.settings import PolycopySettings
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderIntent
-from schemas.topics import DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
+from schemas.topics import DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, TopicSpec
 from schemas.trades import RawTrade
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,11 @@ def order_row(event: OrderEvent) -> dict[str, Any]:
 
 
 # topic -> (model, table, row builder)
-ROUTES: dict[str, tuple[type[BaseModel], str, Any]] = {
-    RAW_TRADES.name: (RawTrade, "trades", trade_row),
-    DECISIONS.name: (Decision, "decisions", decision_row),
-    ORDER_INTENTS.name: (OrderIntent, "order_intents", intent_row),
-    ORDER_EVENTS.name: (OrderEvent, "order_events", event_row),
+ROUTES: dict[TopicSpec, tuple[type[BaseModel], str, Any]] = {
+    RAW_TRADES: (RawTrade, "trades", trade_row),
+    DECISIONS: (Decision, "decisions", decision_row),
+    ORDER_INTENTS: (OrderIntent, "order_intents", intent_row),
+    ORDER_EVENTS: (OrderEvent, "order_events", event_row),
 }
 
 
@@ -75,6 +75,7 @@ class PostgresSink:
         self._consumer = build_consumer(settings, settings.consumer_group("postgres-sink"))
         self._publisher = MessagePublisher(settings, client_id="polycopy-postgres-sink")
         self._stop = threading.Event()
+        self._routes = {settings.topic_name(spec): route for spec, route in ROUTES.items()}
         self.rows_written = 0
 
     def stop(self, *_: object) -> None:
@@ -82,7 +83,7 @@ class PostgresSink:
 
     def run(self, max_idle_secs: float | None = None) -> None:
         """Run until stopped (or idle for `max_idle_secs` with nothing pending)."""
-        self._consumer.subscribe(list(ROUTES))
+        self._consumer.subscribe(list(self._routes))
         pending: dict[str, list[dict[str, Any]]] = {table: [] for _, table, _ in ROUTES.values()}
         orders: dict[str, dict[str, Any]] = {}
         count, last_flush, idle_since = 0, time.monotonic(), time.monotonic()
@@ -108,7 +109,7 @@ class PostgresSink:
 
     def _route(self, message: Any, pending: dict[str, list[dict[str, Any]]],
                orders: dict[str, dict[str, Any]]) -> int:
-        model, table, build_row = ROUTES[message.topic()]
+        model, table, build_row = self._routes[message.topic()]
         try:
             value = model.model_validate_json(message.value() or b"")
         except ValidationError as error:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
 from polycopy.simulator.market import MarketSimulator
 from polycopy.simulator.server import SimulatorServer
@@ -21,17 +22,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="seed for markets, wallets and trade flow")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
     parser.add_argument("--rtds-port", type=int, default=18765, help="port of the RTDS WebSocket")
-    parser.add_argument("--clob-port", type=int, default=18080, help="port of the CLOB/Data API/Gamma HTTP server")
+    parser.add_argument(
+        "--clob-port", type=int, default=18080, help="port of the CLOB, Data API and Gamma routes"
+    )
     parser.add_argument("--trades-per-sec", type=float, default=20.0, help="mean rate of generated fills")
     parser.add_argument("--markets", type=int, default=40, help="number of generated markets")
     parser.add_argument("--wallets", type=int, default=300, help="number of generated wallets")
-    parser.add_argument("--duration-secs", type=float, default=None, help="stop after this long (default: run forever)")
+    parser.add_argument(
+        "--duration-secs", type=float, default=None, help="stop after this long (default: never)"
+    )
     return parser.parse_args(argv)
 
 
 async def run_simulator(args: argparse.Namespace) -> None:
     """Serve the simulator until a stop signal or the optional duration elapses."""
-    simulator = MarketSimulator(args.seed, market_count=args.markets, wallet_count=args.wallets)
+    simulator = MarketSimulator(
+        args.seed,
+        market_count=args.markets,
+        wallet_count=args.wallets,
+        now_ms=lambda: int(time.time() * 1000),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

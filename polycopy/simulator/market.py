@@ -22,13 +22,13 @@ _CENT = Decimal("0.01")
 # Real books quote tens to thousands of shares per level; thin books make a liquidity gate fail.
 _LEVEL_SCALE = {"thin": 6.0, "normal": 250.0, "deep": 1500.0}
 
-_PEOPLE = ("Gavin Newsom", "J.D. Vance", "Marco Rubio", "AOC", "Josh Shapiro", "Gretchen Whitmer", "Pete Buttigieg")
-_TEAMS = ("Lakers", "Celtics", "Thunder", "Knicks", "Chiefs", "Eagles", "Dodgers", "Yankees", "Arsenal", "Real Madrid")
+_PEOPLE = ("Gavin Newsom", "J.D. Vance", "Marco Rubio", "AOC", "Josh Shapiro", "Gretchen Whitmer")
+_TEAMS = ("Lakers", "Celtics", "Thunder", "Knicks", "Chiefs", "Eagles", "Dodgers", "Yankees", "Arsenal")
 _COINS = (("Bitcoin", 100000, 5000), ("Ethereum", 4000, 250), ("Solana", 200, 10), ("XRP", 3, 1))
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October")
 _FILMS = ("Dune Part Three", "The Batman II", "Toy Story 5", "Shrek 5", "Avengers Doomsday")
-_ADJECTIVES = ("Comfortable", "Idle", "Warlike", "Wasteful", "Brave", "Quiet", "Lucky", "Frozen", "Golden", "Sly")
-_NOUNS = ("Insulation", "Paint", "Notepad", "Essay", "Harbor", "Falcon", "Ledger", "Orchid", "Compass", "Kettle")
+_ADJECTIVES = ("Comfortable", "Idle", "Warlike", "Wasteful", "Brave", "Quiet", "Lucky", "Frozen", "Sly")
+_NOUNS = ("Insulation", "Paint", "Notepad", "Essay", "Harbor", "Falcon", "Ledger", "Orchid", "Kettle")
 _SYLLABLES = ("kro", "vax", "nov", "ele", "tou", "ch", "sik", "el", "mar", "zo", "bet", "moar", "ka", "rin")
 
 
@@ -107,7 +107,7 @@ def format_decimal(value: Decimal) -> str:
 
 
 class MarketSimulator:
-    """Deterministic fake venue state: markets, evolving books and heavy-tailed wallet activity from one seed."""
+    """Deterministic fake venue state from one seed: markets, evolving books, heavy-tailed wallet activity."""
 
     def __init__(
         self,
@@ -161,7 +161,7 @@ class MarketSimulator:
         category: str = "",
         depth: str = "deep",
     ) -> SimulatedMarket:
-        """Add a market whose first token trades around `price`; an already known condition id is returned as is."""
+        """Add a market whose first token trades around `price`; a known condition id is returned as is."""
         if condition_id in self._states:
             return self._states[condition_id].market
         slug = slug or f"market-{condition_id[2:10]}"
@@ -184,7 +184,7 @@ class MarketSimulator:
         return market
 
     def register_from_trades(self, rows: Iterable[Mapping[str, Any]]) -> list[SimulatedMarket]:
-        """Register deep books for the markets in data-API trade rows, centred on each market's latest price."""
+        """Register deep books for the markets in data-API trade rows, centred on each one's latest price."""
         groups: dict[str, dict[str, Any]] = {}
         for row in rows:
             condition_id, asset = str(row.get("conditionId") or ""), str(row.get("asset") or "")
@@ -192,7 +192,8 @@ class MarketSimulator:
                 continue
             group = groups.setdefault(condition_id, {"tokens": {}, "latest": None, "row": row, "fine": False})
             price = Decimal(str(row["price"]))
-            if -int(price.normalize().as_tuple().exponent) > 2:
+            # Average fill prices arrive as long floats (0.5699998…), so look at the third decimal only.
+            if price.quantize(Decimal("0.001")) != price.quantize(_CENT):
                 group["fine"] = True
             group["tokens"].setdefault(asset, (_parse_outcome_index(row), str(row.get("outcome") or "")))
             timestamp = int(float(row.get("timestamp") or 0))
@@ -229,8 +230,8 @@ class MarketSimulator:
             return None
         bids, asks = self._token_levels(state, token_id)
         timestamp = str(self._now_ms() if self._now_ms else self._clock_ms)
-        bid_rows = [{"price": format_decimal(p), "size": format_decimal(s)} for p, s in sorted(bids)]
-        ask_rows = [{"price": format_decimal(p), "size": format_decimal(s)} for p, s in sorted(asks, reverse=True)]
+        bid_rows = [_format_level(level) for level in sorted(bids)]
+        ask_rows = [_format_level(level) for level in sorted(asks, reverse=True)]
         digest = hashlib.sha1(f"{token_id}|{bid_rows}|{ask_rows}|{timestamp}".encode()).hexdigest()
         market = state.market
         return {
@@ -247,7 +248,7 @@ class MarketSimulator:
         }
 
     def midpoint(self, token_id: str) -> Decimal | None:
-        """Mid of the token's best bid and ask (the last trade price if one side is empty), None if unknown."""
+        """Mid of the token's best bid and ask (last trade price if a side is empty); None if unknown."""
         state = self._by_token.get(token_id)
         if state is None:
             return None
@@ -269,7 +270,7 @@ class MarketSimulator:
                 self._drift_book(state)
 
     def next_trades(self, count: int, now_ms: int) -> list[SimulatedFill]:
-        """Exactly `count` fills taken from the books (taker fills first, then their makers), consuming liquidity."""
+        """Exactly `count` fills taken from the books (takers first, then makers), consuming liquidity."""
         self._clock_ms = max(self._clock_ms, now_ms)
         fills: list[SimulatedFill] = []
         while len(fills) < count and self._states and self._wallets:
@@ -304,8 +305,10 @@ class MarketSimulator:
             maker = self._pick_wallet(exclude=taker)
             maker_side = "SELL" if side == "BUY" else "BUY"
             args = (state, token_index, price, filled, transaction_hash, timestamp)
-            taker_fills.append(SimulatedFill(self._build_payload(taker, side, *args, is_taker=True), True))
-            maker_fills.append(SimulatedFill(self._build_payload(maker, maker_side, *args, is_taker=False), False))
+            taker_fills.append(SimulatedFill(self._build_payload(taker, side, *args, taker=True), True))
+            maker_fills.append(
+                SimulatedFill(self._build_payload(maker, maker_side, *args, taker=False), False)
+            )
             state.last_trade[state.market.token_ids[token_index]] = price
             remaining -= filled
             if remaining <= 0:
@@ -325,7 +328,7 @@ class MarketSimulator:
         transaction_hash: str,
         timestamp: int,
         *,
-        is_taker: bool,
+        taker: bool,
     ) -> dict[str, Any]:
         market = state.market
         # The venue sometimes sends the sentinel 999 instead of the real outcome index.
@@ -351,7 +354,7 @@ class MarketSimulator:
             "profileImage": wallet.profile_image,
         }
         if self._rng.random() < 0.4:
-            fee = Decimal("0.25") * size * (price * (ONE - price)) ** 2 if is_taker else Decimal(0)
+            fee = Decimal("0.25") * size * (price * (ONE - price)) ** 2 if taker else Decimal(0)
             payload["fee"] = float(fee.quantize(_SIX_PLACES))
         return payload
 
@@ -443,6 +446,9 @@ class MarketSimulator:
         if any(state.market.slug == slug for state in self._states.values()):
             slug = f"{slug}-{len(self._states)}"
         tick = Decimal("0.001") if rng.random() < 0.2 else Decimal("0.01")
+        end_date = (
+            f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.choice((0, 12, 16)):02d}:00:00Z"
+        )
         market = SimulatedMarket(
             condition_id=f"0x{rng.getrandbits(256):064x}",
             question=question,
@@ -452,7 +458,7 @@ class MarketSimulator:
             tick_size=tick,
             neg_risk=rng.random() < 0.25,
             category=category,
-            end_date=f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.choice((0, 12, 16))}:00:00Z",
+            end_date=end_date,
             icon=f"{_ICON_BASE}{slug}-{rng.getrandbits(40):010x}.png",
             gamma_id=str(rng.randint(500_000, 1_999_999)),
             thin=rng.random() < 0.15,
@@ -476,10 +482,11 @@ class MarketSimulator:
             question = f"Will {coin} be above ${target:,} on {month} {day}?"
             return "Crypto", question, f"{coin.lower()}-above-on-{month.lower()}-{day}"
         if kind == 3:
-            bps = rng.choice((25, 50))
-            return "Economy", f"Will the Fed cut rates by {bps} bps in {month}?", f"fed-decision-in-{month.lower()}"
+            question = f"Will the Fed cut rates by {rng.choice((25, 50))} bps in {month}?"
+            return "Economy", question, f"fed-decision-in-{month.lower()}"
         film = rng.choice(_FILMS)
-        return "Culture", f"Will {film} gross over ${rng.randint(5, 30) * 10}M opening weekend?", _slugify(film)
+        question = f"Will {film} gross over ${rng.randint(5, 30) * 10}M opening weekend?"
+        return "Culture", question, _slugify(film)
 
     def _draw_wallet(self, rank: int) -> _Wallet:
         rng = self._rng
@@ -509,6 +516,10 @@ def _draw_token_id(rng: random.Random) -> str:
 def _slugify(text: str) -> str:
     cleaned = "".join(c.lower() if c.isalnum() else "-" for c in text)
     return "-".join(part for part in cleaned.split("-") if part)
+
+
+def _format_level(level: tuple[Decimal, Decimal]) -> dict[str, str]:
+    return {"price": format_decimal(level[0]), "size": format_decimal(level[1])}
 
 
 def _parse_outcome_index(row: Mapping[str, Any]) -> int:

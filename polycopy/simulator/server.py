@@ -1,4 +1,4 @@
-"""aiohttp server faking Polymarket's RTDS activity socket, CLOB REST, Data API `/trades` and Gamma `/markets`."""
+"""aiohttp server faking Polymarket's RTDS activity socket, CLOB REST, Data API trades and Gamma markets."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -182,7 +183,8 @@ class SimulatorServer:
     async def _broadcast(self, batch: list[tuple[dict[str, Any], tuple[str, ...]]]) -> None:
         subscribed = [client for client in self._clients if client.feed_types]
         if self._is_stalled():
-            self.stats.frames_dropped += len(batch) * len(subscribed)
+            lost = (client.feed_types.intersection(types) for _, types in batch for client in subscribed)
+            self.stats.frames_dropped += sum(map(len, lost))
             return
         timestamp = self._clock_ms()
         for payload, feed_types in batch:
@@ -248,23 +250,34 @@ class SimulatorServer:
         app = web.Application()
         app.router.add_get("/book", self._handle_book)
         app.router.add_post("/books", self._handle_books)
-        app.router.add_get("/tick-size", self._token_route(lambda m: {"minimum_tick_size": float(m.tick_size)}))
+        app.router.add_get(
+            "/tick-size", self._token_route(lambda m: {"minimum_tick_size": float(m.tick_size)})
+        )
         app.router.add_get("/neg-risk", self._token_route(lambda m: {"neg_risk": m.neg_risk}))
         app.router.add_get("/fee-rate", self._token_route(lambda m: {"base_fee": 0}))
         app.router.add_get("/midpoint", self._handle_midpoint)
-        app.router.add_get("/version", lambda _: web.json_response({"version": 2}))
-        app.router.add_get("/time", lambda _: web.json_response(self._clock_ms() // 1000))
-        app.router.add_get("/ok", lambda _: web.Response(text="OK"))
+        app.router.add_get("/version", self._handle_version)
+        app.router.add_get("/time", self._handle_time)
+        app.router.add_get("/ok", self._handle_ok)
         app.router.add_get("/markets-by-token/{token_id}", self._handle_market_by_token)
         app.router.add_get("/clob-markets/{condition_id}", self._handle_clob_market)
         app.router.add_get("/trades", self._handle_data_trades)
         app.router.add_get("/markets", self._handle_gamma_markets)
         return app
 
+    async def _handle_version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": 2})
+
+    async def _handle_time(self, request: web.Request) -> web.Response:
+        return web.json_response(self._clock_ms() // 1000)
+
+    async def _handle_ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK")
+
     def _find_token(self, request: web.Request) -> tuple[str, SimulatedMarket]:
         token_id = request.query.get("token_id", "")
         if not token_id:
-            raise web.HTTPBadRequest(text=json.dumps({"error": "Invalid token id"}), content_type="application/json")
+            raise web.HTTPBadRequest(text='{"error": "Invalid token id"}', content_type="application/json")
         market = self.simulator.market_for_token(token_id)
         if market is None:
             raise web.HTTPNotFound(text=json.dumps(_NO_BOOK), content_type="application/json")
@@ -293,20 +306,21 @@ class SimulatorServer:
 
     async def _handle_midpoint(self, request: web.Request) -> web.Response:
         token_id, _ = self._find_token(request)
-        return web.json_response({"mid": format_decimal(self.simulator.midpoint(token_id) or 0)})
+        return web.json_response({"mid": format_decimal(self.simulator.midpoint(token_id) or Decimal(0))})
 
     async def _handle_market_by_token(self, request: web.Request) -> web.Response:
         market = self.simulator.market_for_token(request.match_info["token_id"])
         if market is None:
             return _json_error(404, "market not found")
-        return web.json_response({"condition_id": market.condition_id, "primary_token_id": market.token_ids[0]})
+        return web.json_response({"condition_id": market.condition_id})
 
     async def _handle_clob_market(self, request: web.Request) -> web.Response:
         condition_id = request.match_info["condition_id"]
         market = next((m for m in self.simulator.markets if m.condition_id == condition_id), None)
         if market is None:
             return _json_error(404, "market not found")
-        tokens = [{"t": token, "o": outcome} for token, outcome in zip(market.token_ids, market.outcomes, strict=True)]
+        outcomes = zip(market.token_ids, market.outcomes, strict=True)
+        tokens = [{"t": token, "o": outcome} for token, outcome in outcomes]
         return web.json_response(
             {
                 "t": tokens,
@@ -325,7 +339,8 @@ class SimulatorServer:
             return _json_error(400, "limit and offset must be integers")
         if not (0 <= limit <= _MAX_PAGE and 0 <= offset <= _MAX_PAGE):
             return _json_error(400, f"limit and offset must be between 0 and {_MAX_PAGE}")
-        user, side, markets = query.get("user", "").lower(), query.get("side", "").upper(), _split_query(request, "market")
+        user, side = query.get("user", "").lower(), query.get("side", "").upper()
+        markets = _split_query(request, "market")
         taker_only = query.get("takerOnly", "true").lower() != "false"
         rows = [
             payload
@@ -354,13 +369,14 @@ class SimulatorServer:
             offset, limit = int(request.query.get("offset", 0)), int(request.query.get("limit", 500))
         except ValueError:
             return _json_error(400, "limit and offset must be integers")
-        return web.json_response([self._to_gamma_market(market) for market in markets[offset : offset + limit]])
+        page = markets[offset : offset + limit]
+        return web.json_response([self._to_gamma_market(market) for market in page])
 
     def _to_gamma_market(self, market: SimulatedMarket) -> dict[str, Any]:
         book = self.simulator.book(market.token_ids[0]) or {}
         best_bid = float(book["bids"][-1]["price"]) if book.get("bids") else 0.0
         best_ask = float(book["asks"][-1]["price"]) if book.get("asks") else 1.0
-        prices = [format_decimal(self.simulator.midpoint(token) or 0) for token in market.token_ids]
+        prices = [format_decimal(self.simulator.midpoint(token) or Decimal(0)) for token in market.token_ids]
         return {
             "id": market.gamma_id,
             "question": market.question,

@@ -1,0 +1,90 @@
+"""The paper executor over the real broker, the real PostgreSQL journal and the real CLOB client
+(py-clob-client-v2) against the simulated venue."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from polycopy.metrics import PipelineMetrics
+from polycopy.settings import PolycopySettings
+from schemas.deadletter import DeadLetter
+from schemas.orders import ExecutionReport, OrderType, ReportKind
+from schemas.topics import DEAD_LETTERS, EXECUTION_REPORTS, ORDER_INTENTS
+from sinks.executor import Executor
+from tests.integration.helpers import build_intent, publish, read_all
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def venue(simulator_factory):  # type: ignore[no-untyped-def]
+    return simulator_factory(seed=5, auto_trades=False)
+
+
+def intent_for_best_ask(venue, **overrides):  # type: ignore[no-untyped-def]
+    """An intent on a simulated token, with a limit two ticks through the best ask."""
+    market = venue.simulator.markets[0]
+    token = market.token_ids[0]
+    asks = venue.simulator.book(token)["asks"]
+    best_ask = min(Decimal(level["price"]) for level in asks)
+    values = {"asset": token, "condition_id": market.condition_id, "limit_price": best_ask + 2 * market.tick_size,
+              "tick_size": market.tick_size, "size": Decimal("5")} | overrides
+    return build_intent(**values)
+
+
+def run_executor(settings: PolycopySettings) -> Executor:
+    executor = Executor(settings, PipelineMetrics())
+    executor.run(max_idle_secs=3)
+    return executor
+
+
+def test_paper_fak_order_fills_against_the_simulated_book(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_factory(clob_url=venue.server.clob_url)
+    intent = intent_for_best_ask(venue)
+    publish(settings, ORDER_INTENTS, [(intent.wallet_id, intent)])
+    run_executor(settings)
+    reports = read_all(settings, EXECUTION_REPORTS, ExecutionReport)
+    assert [r.kind for r in reports] == [ReportKind.FILL]
+    assert reports[0].matched_size == Decimal("5")
+    assert reports[0].average_price <= intent.limit_price
+
+
+def test_an_intent_delivered_twice_is_executed_once(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_factory(clob_url=venue.server.clob_url)
+    intent = intent_for_best_ask(venue)
+    publish(settings, ORDER_INTENTS, [(intent.wallet_id, intent), (intent.wallet_id, intent)])
+    first = run_executor(settings)
+    # And once more after a restart that re-reads the topic from the beginning (new consumer group).
+    publish(settings, ORDER_INTENTS, [(intent.wallet_id, intent)])
+    second = run_executor(settings)
+    reports = read_all(settings, EXECUTION_REPORTS, ExecutionReport)
+    assert (first.handled, second.handled) == (1, 0)
+    assert len({r.order_id for r in reports}) == 1
+    assert [r.kind for r in reports] == [ReportKind.FILL]
+
+
+def test_an_unknown_token_is_rejected_and_a_gtc_remainder_rests(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_factory(clob_url=venue.server.clob_url)
+    unknown = intent_for_best_ask(venue, asset="1" * 77, dedup_key="f" * 32, intent_id="i-unknown")
+    resting = intent_for_best_ask(venue, limit_price=Decimal("0.01"), order_type=OrderType.GTC,
+                                  dedup_key="e" * 32, intent_id="i-resting")
+    publish(settings, ORDER_INTENTS, [("w1", unknown), ("w1", resting)])
+    run_executor(settings)
+    kinds = {r.intent_id: r.kind for r in read_all(settings, EXECUTION_REPORTS, ExecutionReport)}
+    assert kinds == {"i-unknown": ReportKind.REJECTED, "i-resting": ReportKind.ACCEPTED}
+
+
+def test_a_malformed_intent_is_dead_lettered_and_the_next_one_executes(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
+    from polycopy.kafka import MessagePublisher
+
+    settings = settings_factory(clob_url=venue.server.clob_url)
+    publisher = MessagePublisher(settings)
+    publisher._producer.produce(settings.topic_name(ORDER_INTENTS), key=b"w1", value=b"{broken")
+    publisher.flush()
+    intent = intent_for_best_ask(venue)
+    publish(settings, ORDER_INTENTS, [(intent.wallet_id, intent)])
+    run_executor(settings)
+    assert [letter.stage for letter in read_all(settings, DEAD_LETTERS, DeadLetter)] == ["executor"]
+    assert len(read_all(settings, EXECUTION_REPORTS, ExecutionReport)) == 1

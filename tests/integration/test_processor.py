@@ -1,0 +1,124 @@
+"""The Faust worker over the real broker: target filter, evaluation with the liquidity gate against the
+simulated CLOB (real py-clob-client-v2), live wallet configuration, dead letters and the order lifecycle."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from polycopy.settings import PolycopySettings
+from processors.core.ids import build_paper_order_id, build_report_id
+from schemas.deadletter import DeadLetter
+from schemas.decisions import Decision
+from schemas.orders import ExecutionMode, ExecutionReport, OrderEvent, OrderIntent, ReportKind
+from schemas.topics import DEAD_LETTERS, DECISIONS, EXECUTION_REPORTS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, \
+    WALLET_CONFIG
+from schemas.wallets import WalletConfig
+from tests.integration.helpers import WorkerProcess, build_trade, publish, read_all, wait_until
+
+pytestmark = pytest.mark.integration
+
+LEADER = "0x" + "1a" * 20
+OTHER = "0x" + "2b" * 20
+
+
+@pytest.fixture
+def pipeline(settings_factory, simulator_factory, tmp_path: Path):  # type: ignore[no-untyped-def]
+    venue = simulator_factory(seed=9, auto_trades=False)
+    settings = settings_factory(clob_url=venue.server.clob_url)
+    wallet = WalletConfig(id="w1", capital_usdc=Decimal("1000"), targets=(LEADER,), sides=("BUY",),
+                          price_min=Decimal("0.05"), price_max=Decimal("0.95"), max_slippage=Decimal("0.05"),
+                          liquidity_min_fill_ratio=Decimal("0"))
+    publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
+    with WorkerProcess(settings, tmp_path / "worker.log"):
+        yield settings, venue, wallet
+
+
+def trade_on(venue, n: int, **overrides):  # type: ignore[no-untyped-def]
+    market = venue.simulator.markets[n % len(venue.simulator.markets)]
+    token = market.token_ids[0]
+    mid = venue.simulator.midpoint(token)
+    values = {"proxy_wallet": LEADER, "asset": token, "condition_id": market.condition_id,
+              "price": mid.quantize(Decimal("0.01")), "size": Decimal("40"),
+              "transaction_hash": "0x" + f"{n:064x}"} | overrides
+    return build_trade(**values)
+
+
+def decisions_of(settings: PolycopySettings) -> dict[str, Decision]:
+    return {d.dedup_key: d for d in read_all(settings, DECISIONS, Decision)}
+
+
+def test_target_trades_are_decided_once_and_others_are_ignored(pipeline) -> None:  # type: ignore[no-untyped-def]
+    settings, venue, _ = pipeline
+    copy, duplicate = trade_on(venue, 1), trade_on(venue, 1, feed_type="orders_matched")
+    sell = trade_on(venue, 2, side="SELL")
+    stranger = trade_on(venue, 3, proxy_wallet=OTHER)
+    publish(settings, RAW_TRADES, [(t.proxy_wallet, t) for t in (copy, duplicate, sell, stranger)])
+    wait_until(lambda: len(decisions_of(settings)) >= 2, what="two decisions")
+    decisions = read_all(settings, DECISIONS, Decision)
+    assert sorted((d.dedup_key, d.reason) for d in decisions) == sorted(
+        [(copy.dedup_key, "copy"), (sell.dedup_key, "side_disabled")])
+    intents = read_all(settings, ORDER_INTENTS, OrderIntent)
+    assert [(i.dedup_key, i.wallet_id) for i in intents] == [(copy.dedup_key, "w1")]
+    assert intents[0].limit_price <= copy.price + Decimal("0.05")
+
+
+def test_a_changed_wallet_file_changes_decisions_without_a_restart(pipeline) -> None:  # type: ignore[no-untyped-def]
+    settings, venue, wallet = pipeline
+    first = trade_on(venue, 4)
+    publish(settings, RAW_TRADES, [(first.proxy_wallet, first)])
+    wait_until(lambda: first.dedup_key in decisions_of(settings), what="first decision")
+    narrowed = wallet.model_copy(update={"price_max": Decimal("0.02"), "price_min": Decimal("0.01")})
+    publish(settings, WALLET_CONFIG, [(wallet.id, narrowed)])
+    second = trade_on(venue, 5)
+
+    def second_decided_with_new_rules() -> bool:
+        publish(settings, RAW_TRADES, [(second.proxy_wallet, second)])  # re-sent until the change is live
+        decision = decisions_of(settings).get(second.dedup_key)
+        return decision is not None
+
+    wait_until(second_decided_with_new_rules, timeout_secs=30, what="decision under the new rules")
+    decisions = decisions_of(settings)
+    assert decisions[first.dedup_key].reason == "copy"
+    assert decisions[second.dedup_key].reason == "price_out_of_band"
+
+
+def test_malformed_raw_messages_are_dead_lettered_and_processing_goes_on(pipeline) -> None:  # type: ignore[no-untyped-def]
+    from polycopy.kafka import MessagePublisher
+
+    settings, venue, _ = pipeline
+    publisher = MessagePublisher(settings)
+    publisher._producer.produce(settings.topic_name(RAW_TRADES), key=LEADER.encode(), value=b'{"price": "x"}')
+    publisher.flush()
+    after = trade_on(venue, 6)
+    publish(settings, RAW_TRADES, [(after.proxy_wallet, after)])
+    wait_until(lambda: after.dedup_key in decisions_of(settings), what="decision after the bad message")
+    letters = read_all(settings, DEAD_LETTERS, DeadLetter)
+    assert [(letter.stage, letter.payload) for letter in letters] == [("target-filter", '{"price": "x"}')]
+
+
+def test_execution_reports_become_order_events_and_release_capital(pipeline) -> None:  # type: ignore[no-untyped-def]
+    settings, venue, _ = pipeline
+    trade = trade_on(venue, 7)
+    publish(settings, RAW_TRADES, [(trade.proxy_wallet, trade)])
+    wait_until(lambda: read_all(settings, ORDER_INTENTS, OrderIntent), what="an intent")
+    intent = read_all(settings, ORDER_INTENTS, OrderIntent)[0]
+    order_id = build_paper_order_id(intent.intent_id)
+    half = (intent.size / 2).quantize(Decimal("0.01"))
+
+    def report(kind: ReportKind, matched: Decimal) -> ExecutionReport:
+        return ExecutionReport(
+            report_id=build_report_id(order_id, kind.value, matched), intent_id=intent.intent_id,
+            wallet_id=intent.wallet_id, order_id=order_id, mode=ExecutionMode.PAPER, kind=kind, side=intent.side,
+            asset=intent.asset, size=intent.size, limit_price=intent.limit_price, matched_size=matched,
+            average_price=intent.limit_price, received_at_ms=intent.received_at_ms, sent_at_ms=1, reported_at_ms=2)
+
+    fill, cancel = report(ReportKind.FILL, half), report(ReportKind.CANCELLED, half)
+    publish(settings, EXECUTION_REPORTS, [("w1", fill), ("w1", fill), ("w1", cancel)])
+    wait_until(lambda: len(read_all(settings, ORDER_EVENTS, OrderEvent)) >= 3, what="order events")
+    events = read_all(settings, ORDER_EVENTS, OrderEvent)
+    assert [(e.event_type.value, e.matched_size) for e in events] == [
+        ("OrderPlaced", Decimal(0)), ("OrderPartialFill", half), ("OrderCancelled", half)]
+    assert events[-1].released_usdc == (intent.size - half) * intent.limit_price
