@@ -180,6 +180,17 @@ def cmd_replay(args: argparse.Namespace, settings: PolycopySettings) -> int:
     return 1 if undelivered else 0
 
 
+def cmd_capture_convert(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from producers.replay import frames_from_trade_rows, load_trade_rows, write_capture
+
+    source = Path(args.rows)
+    if not source.exists():
+        raise UsageError(f"{source} not found")
+    count = write_capture(Path(args.out), frames_from_trade_rows(load_trade_rows(source)))
+    print(f"wrote {count} frames to {args.out}")
+    return 0
+
+
 def cmd_rtds(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.kafka import MessagePublisher
     from producers.publisher import TradePublisher
@@ -304,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
     replay.add_argument("--speed", default="max", choices=["1", "10", "max"],
                         help="1 = recorded pace, 10 = ten times faster, max = as fast as possible")
+    capture = commands.add_parser("capture", help="capture files of RTDS frames").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    convert = add("convert", cmd_capture_convert,
+                  "turn recorded Data API trade rows (.csv or .json) into a capture file", capture)
+    convert.add_argument("rows")
+    convert.add_argument("--out", required=True, help="capture file to write (JSON lines)")
     rtds = add("rtds", cmd_rtds, "run the RTDS producer (venue trade stream -> raw-trades topic)")
     rtds.add_argument("--url", help="WebSocket URL (default POLYCOPY_RTDS_URL)")
     add("worker", cmd_worker, "run the Faust processors (target filter, evaluation, order lifecycle)")

@@ -79,3 +79,38 @@ def replay_capture(
         if on_progress is not None and frame_count % 1000 == 0:
             on_progress(frame_count, trade_count)
     return frame_count, trade_count
+
+
+# Data API numeric fields, sent as JSON numbers on the RTDS feed.
+_NUMBER_FIELDS = {"size": float, "price": float, "timestamp": int, "outcomeIndex": int, "fee": float}
+FEED_LAG_MS = 2000  # measured median delay between block time and the RTDS frame (brief, section 1.5)
+
+
+def frames_from_trade_rows(rows: Iterable[dict[str, Any]]) -> list[CapturedFrame]:
+    """Turn recorded Data API trade rows (same fields as the RTDS payload) into a capture, oldest first.
+
+    Rows repeated by the Data API's offset pagination are kept: downstream dedup is what drops them.
+    """
+    frames = []
+    for row in rows:
+        payload: dict[str, Any] = {}
+        for name, value in row.items():
+            if value in (None, ""):
+                continue
+            convert = _NUMBER_FIELDS.get(name)
+            payload[name] = convert(value) if convert is not None else value
+        stamp = int(payload["timestamp"]) * 1000 + FEED_LAG_MS
+        frames.append(CapturedFrame(stamp, wrap_as_rtds_frame(payload, "trades", envelope_ms=stamp)))
+    return sorted(frames, key=lambda item: item.received_at_ms)
+
+
+def load_trade_rows(path: Path) -> list[dict[str, Any]]:
+    """Read Data API trade rows from a .csv or a .json (a bare array, or {"data": [...]}) file."""
+    if path.suffix == ".csv":
+        import csv
+
+        with path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    document = json.loads(path.read_text(encoding="utf-8"))
+    rows = document.get("data", []) if isinstance(document, dict) else document
+    return [row for row in rows if isinstance(row, dict)]

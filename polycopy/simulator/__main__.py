@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
+from pathlib import Path
+from typing import Any
 
 from polycopy.simulator.market import MarketSimulator
 from polycopy.simulator.server import SimulatorServer
@@ -31,7 +34,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--duration-secs", type=float, default=None, help="stop after this long (default: never)"
     )
+    parser.add_argument(
+        "--capture",
+        type=Path,
+        default=None,
+        help="capture file (JSON lines of RTDS frames): serve deep books for its markets, generate no trades",
+    )
     return parser.parse_args(argv)
+
+
+def load_capture_payloads(path: Path) -> list[dict[str, Any]]:
+    """Trade payloads of a capture file's frames; pongs and malformed lines are skipped, as a replay does."""
+    payloads = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                payload = json.loads(json.loads(line)["frame"]).get("payload")
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if isinstance(payload, dict):
+                payloads.append(payload)
+    return payloads
 
 
 async def run_simulator(args: argparse.Namespace) -> None:
@@ -42,6 +65,11 @@ async def run_simulator(args: argparse.Namespace) -> None:
         wallet_count=args.wallets,
         now_ms=lambda: int(time.time() * 1000),
     )
+    if args.capture is not None:
+        markets = simulator.register_from_trades(load_capture_payloads(args.capture))
+        logger.info(
+            "registered %d markets from %s; the replay is the trade source", len(markets), args.capture
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -49,7 +77,12 @@ async def run_simulator(args: argparse.Namespace) -> None:
     if args.duration_secs is not None:
         loop.call_later(args.duration_secs, stop.set)
     async with SimulatorServer(
-        simulator, args.host, args.rtds_port, args.clob_port, args.trades_per_sec
+        simulator,
+        args.host,
+        args.rtds_port,
+        args.clob_port,
+        args.trades_per_sec,
+        auto_trades=args.capture is None,
     ) as server:
         print(
             f"simulator seed={args.seed} rtds={server.rtds_url} clob={server.clob_url} "

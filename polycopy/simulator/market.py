@@ -7,7 +7,7 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from itertools import accumulate
 from typing import Any
 
@@ -188,10 +188,13 @@ class MarketSimulator:
         groups: dict[str, dict[str, Any]] = {}
         for row in rows:
             condition_id, asset = str(row.get("conditionId") or ""), str(row.get("asset") or "")
-            if not condition_id or not asset or asset in self._by_token:
+            try:
+                price = Decimal(str(row["price"]))
+            except (KeyError, InvalidOperation):
+                continue
+            if not condition_id or not asset or asset in self._by_token or not 0 < price < 1:
                 continue
             group = groups.setdefault(condition_id, {"tokens": {}, "latest": None, "row": row, "fine": False})
-            price = Decimal(str(row["price"]))
             # Average fill prices arrive as long floats (0.5699998…), so look at the third decimal only.
             if price.quantize(Decimal("0.001")) != price.quantize(_CENT):
                 group["fine"] = True
@@ -410,9 +413,11 @@ class MarketSimulator:
     def _token_levels(
         self, state: _BookState, token_id: str
     ) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        # list() copies in one C call, so a reader on another thread never sees a dict change size mid-loop.
+        bids, asks = list(state.bids.items()), list(state.asks.items())
         if token_id == state.market.token_ids[0]:
-            return list(state.bids.items()), list(state.asks.items())
-        return [(ONE - p, s) for p, s in state.asks.items()], [(ONE - p, s) for p, s in state.bids.items()]
+            return bids, asks
+        return [(ONE - p, s) for p, s in asks], [(ONE - p, s) for p, s in bids]
 
     def _last_trade_price(self, state: _BookState, token_id: str) -> Decimal:
         if token_id in state.last_trade:

@@ -153,6 +153,11 @@ def _apply_rules(
         raise _Skip(SkipReason.MARKET_UNKNOWN)
     if market.closed:
         raise _Skip(SkipReason.MARKET_CLOSED)
+    if wallet.min_days_to_end is not None and (
+        market.end_date_ms is None
+        or Decimal(market.end_date_ms - trade.timestamp * 1000) / DAY_MS < wallet.min_days_to_end
+    ):
+        raise _Skip(SkipReason.MARKET_CLOSED, "market ends too soon")
     labels = {label.lower() for label in (market.category, *market.tags) if label}
     if wallet.categories_allow and not labels & {c.lower() for c in wallet.categories_allow}:
         raise _Skip(SkipReason.CATEGORY_DENIED, "category not allowed")
@@ -162,11 +167,6 @@ def _apply_rules(
         age_ms = trade.received_at_ms - trade.timestamp * 1000
         if age_ms > wallet.max_signal_age_secs * 1000:
             raise _Skip(SkipReason.SIGNAL_STALE, f"signal {age_ms} ms old")
-    if wallet.min_days_to_end is not None and (
-        market.end_date_ms is None
-        or Decimal(market.end_date_ms - trade.timestamp * 1000) / DAY_MS < wallet.min_days_to_end
-    ):
-        raise _Skip(SkipReason.MARKET_CLOSED, "market ends too soon")
     leader_notional = trade.size * trade.price
     if leader_notional < wallet.min_leader_usdc:
         raise _Skip(SkipReason.LEADER_TOO_SMALL, f"leader notional {leader_notional:.2f}")
@@ -198,7 +198,7 @@ def _size_buy(
     trade: RawTrade, wallet: WalletConfig, ledger: WalletLedger, market: MarketInfo, limit: Decimal
 ) -> Decimal:
     """Shares to buy: sizing, then each cap in order; a cap that leaves less than the minimum is the reason."""
-    minimum = market.min_order_size
+    minimum = _minimum_shares(market)
     notional = compute_order_notional(wallet, trade)
     if wallet.max_order_usdc is not None:
         notional = min(notional, wallet.max_order_usdc)
@@ -232,6 +232,11 @@ def _size_buy(
     return shares
 
 
+def _minimum_shares(market: MarketInfo) -> Decimal:
+    # A market without a published minimum (book default 0) still cannot take an order of 0 shares.
+    return max(market.min_order_size, SIZE_STEP)
+
+
 def _check_open_orders(wallet: WalletConfig, ledger: WalletLedger, limit: Decimal) -> None:
     if wallet.max_open_orders is not None and ledger.open_orders >= wallet.max_open_orders:
         raise _Skip(SkipReason.OPEN_ORDERS_CAP, f"{ledger.open_orders} open", limit_price=limit)
@@ -242,13 +247,14 @@ def _size_sell(trade: RawTrade, ledger: WalletLedger, market: MarketInfo, leader
     held = ledger.sellable_shares(trade.asset)
     if held <= 0:
         raise _Skip(SkipReason.NO_POSITION)
+    minimum = _minimum_shares(market)
     fraction = min(trade.size / leader_before, Decimal(1)) if leader_before > 0 else Decimal(1)
     shares = round_shares(min(held * fraction, held))
-    if shares < market.min_order_size:
-        # Selling less than the venue minimum is impossible; sell everything when the remainder is dust.
-        shares = round_shares(held) if held >= market.min_order_size else ZERO
-        if shares < market.min_order_size:
-            raise _Skip(SkipReason.BELOW_MIN_ORDER_SIZE, f"{held} held < {market.min_order_size} shares")
+    if held - shares < minimum:
+        # What would remain is dust the venue minimum would never let us sell: sell everything now.
+        shares = round_shares(held)
+    if shares < minimum:
+        raise _Skip(SkipReason.BELOW_MIN_ORDER_SIZE, f"{shares} of {held} held < {minimum} shares")
     return shares
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from polycopy.simulator.__main__ import load_capture_payloads
 from polycopy.simulator.market import MarketSimulator, SimulatedFill
 
 NOW_MS = 1_774_166_201_606
@@ -321,3 +324,18 @@ def test_books_stay_well_formed_under_any_mix_of_trades_and_drift(
             assert all(size > 0 for _, size in bids + asks)
             if bids and asks:
                 assert best_prices(book)[0] < best_prices(book)[1]
+
+
+def test_capture_files_yield_their_trade_payloads_and_skip_pongs_and_junk(tmp_path: Path) -> None:
+    frame = {"connection_id": "x", "topic": "activity", "type": "trades", "timestamp": NOW_MS}
+    lines = [
+        {"received_at_ms": NOW_MS, "frame": json.dumps(frame | {"payload": build_trade_row()})},
+        {"received_at_ms": NOW_MS, "frame": ""},
+        {"received_at_ms": NOW_MS, "frame": '{"topic":"activity","payload":'},
+    ]
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
+    payloads = load_capture_payloads(capture)
+    assert payloads == [build_trade_row()]
+    [market] = build_simulator(market_count=0).register_from_trades(payloads)
+    assert market.condition_id == build_trade_row()["conditionId"]
