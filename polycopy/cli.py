@@ -216,20 +216,17 @@ def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
     import faust
 
     from polycopy.clob import ClobGateway
-    from polycopy.kafka import CompactedTopicReader
     from processors.app import create_app
     from processors.book_cache import BookCache
-    from schemas.topics import WALLET_CONFIG
-    from schemas.wallets import WalletConfig
+    from processors.reference import LiveReferenceData
 
     metrics = _metrics(settings, "worker")
-    reader = CompactedTopicReader(
-        settings, WALLET_CONFIG, WalletConfig.model_validate_json,
-        on_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
+    reference = LiveReferenceData(
+        settings, on_wallet_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
             "wallet %s %s", key, "removed" if value is None else "updated")).start()
-    metrics.wallets.set_function(lambda: len(reader.snapshot()))
+    metrics.wallets.set_function(lambda: len(reference.wallets()))
     books = BookCache(ClobGateway(settings.clob_url, settings.chain_id).fetch_book, settings.book_max_age_ms)
-    app = create_app(settings, wallets=reader.snapshot, books=books, metrics=metrics)
+    app = create_app(settings, reference=reference, books=books, metrics=metrics)
     worker = faust.Worker(app, loglevel=settings.log_level.lower().replace("warning", "warn"), quiet=True,
                           redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from polycopy.metrics import PipelineMetrics
 from polycopy.settings import PolycopySettings
 from processors.book_cache import BookCache
+from processors.reference import ReferenceView
 from processors.core.ledger import WalletLedger
 from processors.core.orders import TERMINAL, OrderRecord, apply_report
 from processors.core.policy import MarketInfo, evaluate_trade
@@ -36,7 +37,6 @@ from schemas.topics import (
     TopicSpec,
 )
 from schemas.trades import RawTrade, TargetedTrade
-from schemas.wallets import WalletConfig
 
 log = logging.getLogger(__name__)
 CLOSED_ORDERS_KEPT = 2000
@@ -67,13 +67,13 @@ class WalletState:
 def create_app(
     settings: PolycopySettings,
     *,
-    wallets: Callable[[], dict[str, WalletConfig]],
+    reference: ReferenceView,
     books: BookCache,
     metrics: PipelineMetrics,
     app_id: str | None = None,
     clock_ms: Callable[[], int] = _now_ms,
 ) -> faust.App:
-    """Build the Faust app. `wallets` returns the current copy-wallet configs (kept live from Kafka)."""
+    """Build the Faust app. `reference` gives the current wallet configs, markets and followed traders."""
     app_id = app_id or settings.consumer_group("processor")
     datadir = settings.data_dir / "faust" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,8 @@ def create_app(
                     metrics.duplicates_dropped.labels(trade.source.value).inc()
                     continue
                 seen_fills[trade.dedup_key] = trade.received_at_ms
-                for wallet_id in select_followers(trade, wallets().values()):
+                for wallet_id in select_followers(trade, reference.wallets().values(),
+                                                  reference.followed_traders()):
                     out = TargetedTrade(wallet_id=wallet_id, trade=trade)
                     await targeted.send(key=wallet_id.encode(), value=out.to_bytes())
                     metrics.targeted.inc()
@@ -148,7 +149,7 @@ def create_app(
                 await dead_letter("evaluate", error, event)
 
     async def _evaluate_one(item: TargetedTrade) -> None:
-        wallet = wallets().get(item.wallet_id)
+        wallet = reference.wallets().get(item.wallet_id)
         if wallet is None:
             log.info("wallet %s no longer configured; trade ignored", item.wallet_id)
             return
@@ -163,8 +164,10 @@ def create_app(
         # Read-modify-write of the wallet state with no await in between: the lifecycle agent shares it.
         key = wallet.id.encode()
         state = WalletState.load(wallet_states.get(wallet.id), wallet.capital_usdc)
-        result = evaluate_trade(trade, wallet, state.ledger, market=MarketInfo.from_book(book) if book else None,
-                                book=book, now_ms=clock_ms())
+        market = MarketInfo.combine(reference.market_for_token(trade.asset), book)
+        result = evaluate_trade(trade, wallet, state.ledger, market=market, book=book,
+                                trader_stats=reference.trader_stats(trade.proxy_wallet),
+                                followed=reference.followed_traders(), now_ms=clock_ms())
         wallet_states[wallet.id] = state.dump()
         decision = result.decision
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
@@ -184,7 +187,7 @@ def create_app(
                 continue
             try:
                 key = report.wallet_id.encode()
-                wallet = wallets().get(report.wallet_id)
+                wallet = reference.wallets().get(report.wallet_id)
                 state = WalletState.load(wallet_states.get(report.wallet_id), wallet.capital_usdc if wallet else 0)
                 if report.order_id in state.closed:
                     continue

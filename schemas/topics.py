@@ -8,6 +8,7 @@ from schemas.base import Message
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionReport, OrderEvent, OrderIntent
+from schemas.reference import MarketReference, PollerWatermark, TraderReference
 from schemas.trades import RawTrade, TargetedTrade
 from schemas.wallets import WalletConfig
 
@@ -66,6 +67,18 @@ WALLET_CONFIG = TopicSpec(
     "polycopy.config.wallets.v1", "copy-wallet id", WalletConfig, 1, compacted=True,
     description="copy-wallet configuration; the latest value per wallet wins, null deletes",
 )
+MARKETS = TopicSpec(
+    "polycopy.reference.markets.v1", "condition id", MarketReference, 3, compacted=True,
+    description="market metadata from Gamma: category, tags, end date, closed, tick size, token ids",
+)
+TRADERS = TopicSpec(
+    "polycopy.reference.traders.v1", "trader wallet (lower-case)", TraderReference, 1, compacted=True,
+    description="leaderboard traders (followed by wallets without explicit targets) and their stats",
+)
+POLLER_WATERMARKS = TopicSpec(
+    "polycopy.poller.watermarks.v1", "trader wallet (lower-case)", PollerWatermark, 1, compacted=True,
+    description="newest trade time the safety-net poller has seen per wallet",
+)
 DEAD_LETTERS = TopicSpec(
     "polycopy.deadletter.v1", "stage name", DeadLetter, 1, retention_ms=4 * WEEK_MS,
     description="input that could not be processed, with the reason",
@@ -73,7 +86,7 @@ DEAD_LETTERS = TopicSpec(
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     RAW_TRADES, TARGETED_TRADES, DECISIONS, ORDER_INTENTS, EXECUTION_REPORTS, ORDER_EVENTS, WALLET_CONFIG,
-    DEAD_LETTERS,
+    MARKETS, TRADERS, POLLER_WATERMARKS, DEAD_LETTERS,
 )
 
 

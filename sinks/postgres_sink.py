@@ -22,7 +22,8 @@ from polycopy.settings import PolycopySettings
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderIntent
-from schemas.topics import DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, TopicSpec
+from schemas.reference import TraderReference
+from schemas.topics import DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, TRADERS, TopicSpec
 from schemas.trades import RawTrade
 
 log = logging.getLogger(__name__)
@@ -57,13 +58,20 @@ def order_row(event: OrderEvent) -> dict[str, Any]:
     }
 
 
-# topic -> (model, table, row builder)
+def trader_row(trader: TraderReference) -> dict[str, Any]:
+    return trader.model_dump(exclude={"schema_version"})
+
+
+# topic -> (model, table, row builder); append-only tables, first write wins
 ROUTES: dict[TopicSpec, tuple[type[BaseModel], str, Any]] = {
     RAW_TRADES: (RawTrade, "trades", trade_row),
     DECISIONS: (Decision, "decisions", decision_row),
     ORDER_INTENTS: (OrderIntent, "order_intents", intent_row),
     ORDER_EVENTS: (OrderEvent, "order_events", event_row),
+    TRADERS: (TraderReference, "traders", trader_row),
 }
+# tables whose rows are replaced by newer versions: table -> (key column, version column)
+LATEST_WINS = {"orders": ("order_id", "sequence"), "traders": ("wallet", "updated_at_ms")}
 
 
 class PostgresSink:
@@ -85,7 +93,7 @@ class PostgresSink:
         """Run until stopped (or idle for `max_idle_secs` with nothing pending)."""
         self._consumer.subscribe(list(self._routes))
         pending: dict[str, list[dict[str, Any]]] = {table: [] for _, table, _ in ROUTES.values()}
-        orders: dict[str, dict[str, Any]] = {}
+        latest: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in LATEST_WINS}
         count, last_flush, idle_since = 0, time.monotonic(), time.monotonic()
         try:
             while not self._stop.is_set():
@@ -93,22 +101,22 @@ class PostgresSink:
                     if message.error():
                         continue
                     idle_since = time.monotonic()
-                    count += self._route(message, pending, orders)
+                    count += self._route(message, pending, latest)
                 due = time.monotonic() - last_flush >= self._settings.sink_flush_secs
                 if count and (due or count >= self._settings.sink_batch_size):
-                    self._flush(pending, orders)
+                    self._flush(pending, latest)
                     count, last_flush = 0, time.monotonic()
                 if max_idle_secs is not None and not count and time.monotonic() - idle_since > max_idle_secs:
                     return
         finally:
             if count:
-                self._flush(pending, orders)
+                self._flush(pending, latest)
             self._publisher.flush(10)
             self._consumer.close()
             self._writer.close()
 
     def _route(self, message: Any, pending: dict[str, list[dict[str, Any]]],
-               orders: dict[str, dict[str, Any]]) -> int:
+               latest: dict[str, dict[str, dict[str, Any]]]) -> int:
         model, table, build_row = self._routes[message.topic()]
         try:
             value = model.model_validate_json(message.value() or b"")
@@ -118,22 +126,27 @@ class PostgresSink:
                 "postgres-sink", str(error), message.value(), occurred_at_ms=now_ms(), topic=message.topic(),
                 partition=message.partition(), offset=message.offset()))
             return 1  # counts toward a flush so its offset gets committed
-        pending[table].append(build_row(value))
+        row = build_row(value)
         if isinstance(value, OrderEvent):
-            newest = orders.get(value.order_id)
-            if newest is None or newest["sequence"] < value.sequence:
-                orders[value.order_id] = order_row(value)
+            pending[table].append(row)
+            table, row = "orders", order_row(value)
+        if table in LATEST_WINS:
+            key, version = LATEST_WINS[table]
+            newest = latest[table].get(row[key])
+            if newest is None or newest[version] < row[version]:
+                latest[table][row[key]] = row
+        else:
+            pending[table].append(row)
         return 1
 
-    def _flush(self, pending: dict[str, list[dict[str, Any]]], orders: dict[str, dict[str, Any]]) -> None:
+    def _flush(self, pending: dict[str, list[dict[str, Any]]], latest: dict[str, dict[str, dict[str, Any]]]) -> None:
         started = time.perf_counter()
-        self._writer.write(pending, {"orders": ("order_id", "sequence", list(orders.values()))})
-        for table, rows in pending.items():
+        self._writer.write(pending, {table: (*LATEST_WINS[table], list(rows.values()))
+                                     for table, rows in latest.items()})
+        for table, rows in [*pending.items(), *latest.items()]:
             self._metrics.rows_written.labels(table).inc(len(rows))
             self.rows_written += len(rows)
             rows.clear()
-        self._metrics.rows_written.labels("orders").inc(len(orders))
-        orders.clear()
         self._consumer.commit(asynchronous=False)
         self._metrics.sink_flush.observe(time.perf_counter() - started)
 

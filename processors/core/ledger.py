@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from schemas.base import Side
 
 ZERO = Decimal(0)
+USDC_STEP = Decimal("0.000001")  # the collateral token has 6 decimals
 RECENT_INTENTS_KEPT = 2000
 
 
@@ -160,7 +161,10 @@ class WalletLedger:
             position.cost_usdc += new_shares * min(average_price, reservation.limit_price)
         else:
             position = self.positions[reservation.asset]
-            cost = position.average_price * new_shares
+            # Cost basis moves in whole micro-USDC so every sum stays exact (an average price is a repeating
+            # decimal); the sale that empties the position takes whatever cost is left.
+            cost = position.cost_usdc if new_shares >= position.shares else (
+                position.cost_usdc * new_shares / position.shares).quantize(USDC_STEP, rounding=ROUND_DOWN)
             pnl = new_shares * average_price - cost
             position.shares -= new_shares
             position.cost_usdc -= cost

@@ -15,6 +15,7 @@ from processors.core.ledger import ZERO, WalletLedger
 from schemas.base import Side
 from schemas.decisions import Decision, DecisionAction, SkipReason
 from schemas.orders import OrderIntent
+from schemas.reference import MarketReference
 from schemas.trades import RawTrade
 from schemas.wallets import SizingMode, WalletConfig
 
@@ -37,6 +38,17 @@ class MarketInfo:
     @classmethod
     def from_book(cls, book: OrderBook) -> MarketInfo:
         return cls(tick_size=book.tick_size, min_order_size=book.min_order_size, neg_risk=book.neg_risk)
+
+    @classmethod
+    def combine(cls, reference: MarketReference | None, book: OrderBook | None) -> MarketInfo | None:
+        """Reference metadata where known, the book's trading parameters otherwise; None when neither."""
+        if reference is None:
+            return cls.from_book(book) if book is not None else None
+        tick = reference.tick_size or (book.tick_size if book else None) or Decimal("0.01")
+        minimum = reference.min_order_size or (book.min_order_size if book else None) or Decimal(0)
+        return cls(tick_size=tick, min_order_size=minimum, neg_risk=reference.neg_risk,
+                   closed=reference.closed or not reference.accepting_orders, category=reference.category,
+                   tags=reference.tags, end_date_ms=reference.end_date_ms)
 
 
 @dataclass(frozen=True)

@@ -72,17 +72,15 @@ def test_a_changed_wallet_file_changes_decisions_without_a_restart(pipeline) -> 
     wait_until(lambda: first.dedup_key in decisions_of(settings), what="first decision")
     narrowed = wallet.model_copy(update={"price_max": Decimal("0.02"), "price_min": Decimal("0.01")})
     publish(settings, WALLET_CONFIG, [(wallet.id, narrowed)])
-    second = trade_on(venue, 5)
+    probes = iter(range(100, 200))
 
-    def second_decided_with_new_rules() -> bool:
-        publish(settings, RAW_TRADES, [(second.proxy_wallet, second)])  # re-sent until the change is live
-        decision = decisions_of(settings).get(second.dedup_key)
-        return decision is not None
+    def a_new_trade_is_decided_under_the_new_rules() -> bool:
+        probe = trade_on(venue, next(probes))  # a fresh fill each time: the worker never saw it
+        publish(settings, RAW_TRADES, [(probe.proxy_wallet, probe)])
+        return "price_out_of_band" in {d.reason for d in decisions_of(settings).values()}
 
-    wait_until(second_decided_with_new_rules, timeout_secs=30, what="decision under the new rules")
-    decisions = decisions_of(settings)
-    assert decisions[first.dedup_key].reason == "copy"
-    assert decisions[second.dedup_key].reason == "price_out_of_band"
+    wait_until(a_new_trade_is_decided_under_the_new_rules, timeout_secs=30, what="decision under the new rules")
+    assert decisions_of(settings)[first.dedup_key].reason == "copy"
 
 
 def test_malformed_raw_messages_are_dead_lettered_and_processing_goes_on(pipeline) -> None:  # type: ignore[no-untyped-def]
@@ -122,3 +120,30 @@ def test_execution_reports_become_order_events_and_release_capital(pipeline) -> 
     assert [(e.event_type.value, e.matched_size) for e in events] == [
         ("OrderPlaced", Decimal(0)), ("OrderPartialFill", half), ("OrderCancelled", half)]
     assert events[-1].released_usdc == (intent.size - half) * intent.limit_price
+
+
+def test_market_metadata_and_synced_traders_reach_the_policy(pipeline) -> None:  # type: ignore[no-untyped-def]
+    from schemas.reference import MarketReference, TraderReference
+    from schemas.topics import MARKETS, TRADERS
+
+    settings, venue, _ = pipeline
+    closed_market = venue.simulator.markets[8]
+    follower = WalletConfig(id="w-follows-leaderboard", capital_usdc=Decimal("500"), max_slippage=Decimal("0.05"),
+                            liquidity_min_fill_ratio=Decimal("0"))
+    star = "0x" + "3c" * 20
+    publish(settings, MARKETS, [(closed_market.condition_id, MarketReference(
+        condition_id=closed_market.condition_id, token_ids=closed_market.token_ids, closed=True,
+        category="Sports", updated_at_ms=1))])
+    publish(settings, TRADERS, [(star, TraderReference(wallet=star, win_rate=Decimal("0.6"), updated_at_ms=1))])
+    publish(settings, WALLET_CONFIG, [(follower.id, follower)])
+    probes = iter(range(300, 400))
+
+    def reference_data_is_applied() -> bool:
+        n = next(probes)  # fresh fills each time, until the worker's readers have the new data
+        on_closed = trade_on(venue, 8, transaction_hash="0x" + f"{n:064x}")
+        by_star = trade_on(venue, 9, proxy_wallet=star, transaction_hash="0x" + f"{n:064x}")
+        publish(settings, RAW_TRADES, [(t.proxy_wallet, t) for t in (on_closed, by_star)])
+        reasons = {(d.wallet_id, d.reason) for d in read_all(settings, DECISIONS, Decision)}
+        return {("w1", "market_closed"), (follower.id, "copy")} <= reasons
+
+    wait_until(reference_data_is_applied, timeout_secs=30, what="decisions using reference data")

@@ -145,7 +145,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 TestLedgerSequences = LedgerMachine.TestCase
-TestLedgerSequences.settings = settings(max_examples=1000, stateful_step_count=50, deadline=None)
+TestLedgerSequences.settings = settings(max_examples=400, stateful_step_count=50, deadline=None)
 
 
 # --- examples ---------------------------------------------------------------------------------------------

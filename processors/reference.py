@@ -1,0 +1,66 @@
+"""Live reference data for the processors: wallet configs, market metadata and followed traders, each kept
+current from its compacted topic in a background reader."""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+from polycopy.kafka import CompactedTopicReader
+from polycopy.settings import PolycopySettings
+from processors.core.policy import TraderStats
+from schemas.reference import MarketReference, TraderReference
+from schemas.topics import MARKETS, TRADERS, WALLET_CONFIG
+from schemas.wallets import WalletConfig
+
+
+class ReferenceView(Protocol):
+    """What the agents read; tests may pass any object with these methods."""
+
+    def wallets(self) -> dict[str, WalletConfig]: ...
+    def market_for_token(self, token_id: str) -> MarketReference | None: ...
+    def followed_traders(self) -> frozenset[str]: ...
+    def trader_stats(self, wallet: str) -> TraderStats | None: ...
+
+
+class LiveReferenceData:
+    """Follows the wallet, market and trader topics; lookups are in-memory and lock-protected."""
+
+    def __init__(self, settings: PolycopySettings, on_wallet_change=None) -> None:  # type: ignore[no-untyped-def]
+        self._lock = threading.Lock()
+        self._markets_by_token: dict[str, MarketReference] = {}
+        self._wallets = CompactedTopicReader(settings, WALLET_CONFIG, WalletConfig.model_validate_json,
+                                             on_change=on_wallet_change)
+        self._markets = CompactedTopicReader(settings, MARKETS, MarketReference.model_validate_json,
+                                             on_change=self._index_market)
+        self._traders = CompactedTopicReader(settings, TRADERS, TraderReference.model_validate_json)
+
+    def start(self) -> LiveReferenceData:
+        for reader in (self._wallets, self._markets, self._traders):
+            reader.start()
+        return self
+
+    def stop(self) -> None:
+        for reader in (self._wallets, self._markets, self._traders):
+            reader.stop()
+
+    def _index_market(self, _condition_id: str, market: MarketReference | None) -> None:
+        if market is None:
+            return
+        with self._lock:
+            for token in market.token_ids:
+                self._markets_by_token[token] = market
+
+    def wallets(self) -> dict[str, WalletConfig]:
+        return self._wallets.snapshot()
+
+    def market_for_token(self, token_id: str) -> MarketReference | None:
+        with self._lock:
+            return self._markets_by_token.get(token_id)
+
+    def followed_traders(self) -> frozenset[str]:
+        return frozenset(self._traders.snapshot())
+
+    def trader_stats(self, wallet: str) -> TraderStats | None:
+        trader = self._traders.snapshot().get(wallet)
+        return TraderStats(win_rate=trader.win_rate) if trader is not None else None
