@@ -180,36 +180,56 @@ def cmd_replay(args: argparse.Namespace, settings: PolycopySettings) -> int:
     return 1 if undelivered else 0
 
 
-def cmd_capture_convert(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from producers.replay import frames_from_trade_rows, load_trade_rows, write_capture
+def cmd_capture(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.metrics import PipelineMetrics
+    from producers.replay import CaptureWriter, frames_from_trade_rows, load_trade_rows, write_capture
 
-    source = Path(args.rows)
-    if not source.exists():
-        raise UsageError(f"{source} not found")
-    count = write_capture(Path(args.out), frames_from_trade_rows(load_trade_rows(source)))
-    print(f"wrote {count} frames to {args.out}")
+    if args.from_rows:
+        source = Path(args.from_rows)
+        if not source.exists():
+            raise UsageError(f"{source} not found")
+        count = write_capture(Path(args.out), frames_from_trade_rows(load_trade_rows(source)))
+        print(f"wrote {count} frames to {args.out}")
+        return 0
+    with CaptureWriter(Path(args.out)) as writer:
+        _run_feed(args.url or settings.rtds_url, settings, PipelineMetrics(), writer.write,
+                  duration_secs=args.duration_secs)
+    print(f"captured {writer.count} frames to {args.out}")
     return 0
 
 
 def cmd_rtds(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.kafka import MessagePublisher
     from producers.publisher import TradePublisher
-    from producers.rtds import RtdsProducer
+    from schemas.trades import TradeSource
 
     metrics = _metrics(settings, "producer")
     publisher = TradePublisher(MessagePublisher(settings, client_id="polycopy-rtds"), metrics)
-    producer = RtdsProducer(args.url or settings.rtds_url, publisher, metrics, ping_secs=settings.rtds_ping_secs,
-                            watchdog_secs=settings.rtds_watchdog_secs)
+    _run_feed(args.url or settings.rtds_url, settings, metrics,
+              lambda frame, received_at_ms: publisher.publish_frame(frame, received_at_ms, TradeSource.RTDS))
+    undelivered = publisher.flush(30)
+    print(f"rtds producer stopped: {publisher.trades} trades published, {publisher.dead_letters} dead letters"
+          + (f", {undelivered} NOT delivered" if undelivered else ""))
+    return 1 if undelivered else 0
+
+
+def _run_feed(url: str, settings: PolycopySettings, metrics, on_frame,  # type: ignore[no-untyped-def]
+              duration_secs: float | None = None) -> None:
+    """Run the RTDS feed until SIGTERM/SIGINT (or `duration_secs`)."""
+    from producers.rtds import RtdsFeed
+
+    feed = RtdsFeed(url, on_frame, metrics, ping_secs=settings.rtds_ping_secs,
+                    watchdog_secs=settings.rtds_watchdog_secs)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, producer.stop)
-        await producer.run()
+            loop.add_signal_handler(sig, feed.stop)
+        if duration_secs is not None:
+            loop.call_later(duration_secs, feed.stop)
+        await feed.run()
 
     asyncio.run(main())
-    print(f"rtds producer stopped: {publisher.trades} trades published, {publisher.dead_letters} dead letters")
-    return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
@@ -312,12 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file")
     replay.add_argument("--speed", default="max", choices=["1", "10", "max"],
                         help="1 = recorded pace, 10 = ten times faster, max = as fast as possible")
-    capture = commands.add_parser("capture", help="capture files of RTDS frames").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
-    convert = add("convert", cmd_capture_convert,
-                  "turn recorded Data API trade rows (.csv or .json) into a capture file", capture)
-    convert.add_argument("rows")
-    convert.add_argument("--out", required=True, help="capture file to write (JSON lines)")
+    capture = add("capture", cmd_capture, "record raw RTDS frames with their receive times to a capture file")
+    capture.add_argument("--out", required=True, help="capture file to write (JSON lines)")
+    capture.add_argument("--url", help="WebSocket URL (default POLYCOPY_RTDS_URL)")
+    capture.add_argument("--duration-secs", type=float, help="stop after this long (default: until Ctrl-C)")
+    capture.add_argument("--from-rows", metavar="ROWS",
+                         help="instead of recording, convert recorded Data API trade rows (.csv/.json)")
     rtds = add("rtds", cmd_rtds, "run the RTDS producer (venue trade stream -> raw-trades topic)")
     rtds.add_argument("--url", help="WebSocket URL (default POLYCOPY_RTDS_URL)")
     add("worker", cmd_worker, "run the Faust processors (target filter, evaluation, order lifecycle)")

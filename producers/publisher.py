@@ -24,7 +24,6 @@ class TradePublisher:
 
     def publish_frame(self, frame: str | bytes, received_at_ms: int, source: TradeSource) -> int:
         """Parse one frame and publish its trades; returns how many trades it held."""
-        self._metrics.frames.labels(source.value).inc()
         parsed = parse_rtds_frame(frame, received_at_ms, source)
         if parsed.error is not None:
             self.dead_letters += 1
@@ -37,6 +36,9 @@ class TradePublisher:
         for trade in parsed.trades:
             self.publish_trade(trade)
         return len(parsed.trades)
+
+    def count_frame(self, source: TradeSource) -> None:
+        self._metrics.frames.labels(source.value).inc()
 
     def publish_trade(self, trade: RawTrade) -> None:
         self._publisher.publish(RAW_TRADES, trade.proxy_wallet, trade, timestamp_ms=trade.received_at_ms)

@@ -74,6 +74,7 @@ def replay_capture(
             delay = due - (time.monotonic() - started)
             if delay > 0:
                 sleep(delay)
+        publisher.count_frame(TradeSource.REPLAY)
         trade_count += publisher.publish_frame(item.frame, item.received_at_ms, TradeSource.REPLAY)
         frame_count += 1
         if on_progress is not None and frame_count % 1000 == 0:
@@ -114,3 +115,24 @@ def load_trade_rows(path: Path) -> list[dict[str, Any]]:
     document = json.loads(path.read_text(encoding="utf-8"))
     rows = document.get("data", []) if isinstance(document, dict) else document
     return [row for row in rows if isinstance(row, dict)]
+
+
+class CaptureWriter:
+    """Appends frames to a capture file as they arrive (flushed per frame: a crash loses nothing written)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self.count = 0
+
+    def __enter__(self) -> CaptureWriter:
+        self._handle = self._path.open("w", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def write(self, frame: str | bytes, received_at_ms: int) -> None:
+        text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+        self._handle.write(json.dumps({"received_at_ms": received_at_ms, "frame": text}) + "\n")
+        self._handle.flush()
+        self.count += 1

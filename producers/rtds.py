@@ -1,4 +1,5 @@
-"""The RTDS producer: the venue's wallet-tagged trade stream (`activity`) onto the raw-trades topic.
+"""The RTDS feed: the venue's wallet-tagged trade stream (`activity`), handed frame by frame to a callback
+(the producer publishes them to the raw-trades topic; `polycopy capture` writes them to a file).
 
 The feed is undocumented and known to stall silently, so: a text PING every few seconds, a data watchdog that
 reconnects when no frame arrives for a while, and jittered exponential backoff between attempts.
@@ -17,8 +18,6 @@ from dataclasses import dataclass
 import websockets
 
 from polycopy.metrics import PipelineMetrics
-from producers.publisher import TradePublisher
-from schemas.trades import TradeSource
 
 log = logging.getLogger(__name__)
 
@@ -39,32 +38,40 @@ class BackoffPolicy:
         return min(self.cap_secs, self.base_secs * 2 ** min(attempt, 16)) * (0.5 + random_fn() / 2)
 
 
-class RtdsProducer:
-    """Connects, subscribes, keeps the socket alive, and publishes every trade frame it receives."""
+FrameHandler = Callable[[str | bytes, int], object]
 
-    def __init__(self, url: str, publisher: TradePublisher, metrics: PipelineMetrics, *, ping_secs: float = 5.0,
+
+class RtdsFeed:
+    """Connects, subscribes, keeps the socket alive, and hands every data frame to `on_frame(frame, ms)`."""
+
+    def __init__(self, url: str, on_frame: FrameHandler, metrics: PipelineMetrics, *, ping_secs: float = 5.0,
                  watchdog_secs: float = 20.0, backoff: BackoffPolicy = BackoffPolicy(),
                  clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
-        self._url, self._publisher, self._metrics = url, publisher, metrics
+        self._url, self._on_frame, self._metrics = url, on_frame, metrics
         self._ping_secs, self._watchdog_secs, self._backoff, self._clock_ms = (ping_secs, watchdog_secs, backoff,
                                                                              clock_ms)
         self._stopping = asyncio.Event()
+        self._received_data = False
         self.connections = 0
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Stay connected until stopped; every frame received before stop is published and flushed."""
+        """Stay connected until stopped; every frame received before the stop is handed on."""
         attempt = 0
         while not self._stopping.is_set():
+            self._received_data = False
             try:
                 await self._session()
-                attempt = 0
+            except websockets.ConnectionClosed as error:
+                self._metrics.reconnects.labels("closed").inc()
+                log.warning("RTDS connection closed: %s", error)
             except (OSError, websockets.WebSocketException, TimeoutError) as error:
                 self._metrics.reconnects.labels("error").inc()
                 log.warning("RTDS connection failed: %s", error)
-                attempt += 1
+            # A session that delivered data was healthy: start the backoff over; else back off further.
+            attempt = 0 if self._received_data else attempt + 1
             if self._stopping.is_set():
                 break
             delay = self._backoff.delay(attempt)
@@ -72,7 +79,6 @@ class RtdsProducer:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
             except TimeoutError:
                 pass
-        await asyncio.to_thread(self._publisher.flush, 30)
 
     async def _session(self) -> None:
         async with websockets.connect(self._url, ping_interval=None, max_size=2**22, open_timeout=10) as socket:
@@ -105,7 +111,9 @@ class RtdsProducer:
                 if isinstance(frame, str) and frame.strip().upper() in ("", "PONG"):
                     continue
                 last_data = time.monotonic()
-                self._publisher.publish_frame(frame, self._clock_ms(), TradeSource.RTDS)
+                self._received_data = True
+                self._metrics.frames.labels("rtds").inc()
+                self._on_frame(frame, self._clock_ms())
         finally:
             stop.cancel()
 

@@ -1,0 +1,252 @@
+"""The safety-net poller: every few minutes, each followed wallet's recent fills from the Data API onto the raw topic.
+
+The RTDS feed is undocumented and has gone silent before; this catches what it missed. Per wallet it reads the
+fills since its watermark minus an overlap (the per-user feed lags the chain by seconds and fills can be indexed
+out of order), publishes them with source `poll`, and persists the newest fill time as the new watermark. What the
+socket already delivered is dropped downstream by the target filter's dedup key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from polycopy.kafka import CompactedTopicReader, MessagePublisher, now_ms
+from polycopy.metrics import PipelineMetrics
+from polycopy.settings import PolycopySettings
+from polycopy.venue_http import VenueHttpError
+from producers.parsing import TradeParseError, build_raw_trade
+from producers.publisher import TradePublisher
+from schemas.deadletter import build_dead_letter
+from schemas.reference import PollerWatermark, TraderReference
+from schemas.topics import POLLER_WATERMARKS, TRADERS, WALLET_CONFIG
+from schemas.trades import RawTrade, TradeSource
+from schemas.wallets import WalletConfig
+
+log = logging.getLogger(__name__)
+
+PARSE_STAGE = "poll-parse"
+
+
+class UserTradesClient(Protocol):
+    """Where the poller reads a wallet's fills (polycopy.venue_http.VenueHttpClient, or a fake in tests)."""
+
+    def fetch_user_trades(self, wallet: str, *, start_secs: int | None = None, limit: int = 500,
+                          offset: int = 0) -> list[dict[str, Any]]: ...
+
+
+# --- pure core ----------------------------------------------------------------------------------------------
+def select_wallets(wallets: Iterable[WalletConfig], synced_traders: Iterable[str]) -> tuple[str, ...]:
+    """The trader wallets to poll: every enabled copy wallet's targets, plus the synced traders when an enabled
+    copy wallet has no explicit targets (it follows them). Lower-case, sorted, unique."""
+    selected: set[str] = set()
+    follows_synced = False
+    for wallet in wallets:
+        if not wallet.enabled:
+            continue
+        if wallet.targets:
+            selected.update(wallet.targets)
+        else:
+            follows_synced = True
+    if follows_synced:
+        selected.update(trader.lower() for trader in synced_traders)
+    return tuple(sorted(selected))
+
+
+def plan_poll(watermark_secs: int | None, now_secs: int, overlap_secs: int, first_lookback_secs: int) -> int:
+    """The start (epoch seconds, inclusive) of a wallet's poll window.
+
+    With a watermark: `overlap_secs` before it, so fills indexed late or out of order are read again. Without
+    one (a wallet never polled): `first_lookback_secs` before now, so a new target's whole history is not
+    replayed as fresh signals.
+    """
+    if watermark_secs is None:
+        return max(0, now_secs - first_lookback_secs)
+    return max(0, watermark_secs - overlap_secs)
+
+
+def is_last_page(rows: Sequence[Mapping[str, Any]], page_size: int, start_secs: int) -> bool:
+    """True when no older page can hold fills of the window: a short page, or one reaching past its start."""
+    if len(rows) < page_size:
+        return True
+    return any(_row_time(row) < start_secs for row in rows)
+
+
+def advance_watermark(watermark_secs: int | None, trades: Iterable[RawTrade]) -> int | None:
+    """The newest fill time seen: the previous watermark or the newest of `trades`, whichever is later."""
+    newest = max((trade.timestamp for trade in trades), default=None)
+    if newest is None:
+        return watermark_secs
+    return newest if watermark_secs is None else max(watermark_secs, newest)
+
+
+def _row_time(row: Mapping[str, Any]) -> int:
+    try:
+        stamp = int(row.get("timestamp") or 0)
+    except (TypeError, ValueError):
+        return 0
+    return stamp // 1000 if stamp > 10**11 else stamp
+
+
+# --- shell --------------------------------------------------------------------------------------------------
+@dataclass
+class WalletPoll:
+    """What one wallet's poll read: the fills of its window (unique), rows refused, and whether pages ran out."""
+
+    wallet: str
+    start_secs: int
+    trades: list[RawTrade] = field(default_factory=list)
+    fetched: int = 0
+    refused: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class PollSummary:
+    """One run, for the log line and tests."""
+
+    wallets: int
+    fetched: int
+    published: int
+    failed_wallets: int
+    truncated_wallets: int
+    watermarks: dict[str, int]
+
+
+class SafetyNetPoller:
+    """Polls the followed wallets; `start()` loads the configuration, traders and watermarks from their topics."""
+
+    def __init__(
+        self, settings: PolycopySettings, client: UserTradesClient, publisher: MessagePublisher,
+        metrics: PipelineMetrics, *, page_size: int = 500, max_pages: int = 3,
+        clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self._settings, self._client, self._publisher, self._metrics = settings, client, publisher, metrics
+        self._trades = TradePublisher(publisher, metrics, stage=PARSE_STAGE)
+        # offset <= 1000 is the strictest bound a Data API revision documents
+        self._page_size, self._max_pages, self._clock_ms = page_size, max_pages, clock_ms
+        self._overlap_secs = settings.poll_overlap_secs
+        self._first_lookback_secs = int(settings.poll_interval_secs) + settings.poll_overlap_secs
+        self._wallet_reader = CompactedTopicReader(settings, WALLET_CONFIG, WalletConfig.model_validate_json)
+        self._trader_reader = CompactedTopicReader(settings, TRADERS, TraderReference.model_validate_json)
+        self._watermarks: dict[str, int] = {}
+
+    def start(self) -> SafetyNetPoller:
+        """Load the current wallet configuration, synced traders and watermarks (and keep following the first two)."""
+        watermark_reader = CompactedTopicReader(self._settings, POLLER_WATERMARKS,
+                                                PollerWatermark.model_validate_json).start()
+        try:
+            self._watermarks = {wallet: mark.last_trade_timestamp
+                                for wallet, mark in watermark_reader.snapshot().items()}
+        finally:
+            watermark_reader.stop()
+        self._wallet_reader.start()
+        self._trader_reader.start()
+        return self
+
+    def stop(self) -> None:
+        self._wallet_reader.stop()
+        self._trader_reader.stop()
+
+    def watermarks(self) -> dict[str, int]:
+        return dict(self._watermarks)
+
+    def run_once(self) -> PollSummary:
+        """Poll every followed wallet once; publish its fills, then (once delivered) its new watermark."""
+        now = self._clock_ms()
+        wallets = select_wallets(self._wallet_reader.snapshot().values(), self._trader_reader.snapshot())
+        polls: list[WalletPoll] = []
+        failed = 0
+        for wallet in wallets:
+            start = plan_poll(self._watermarks.get(wallet), now // 1000, self._overlap_secs,
+                              self._first_lookback_secs)
+            try:
+                polls.append(self._poll_wallet(wallet, start, now))
+            except VenueHttpError as error:
+                failed += 1
+                log.warning("poll of wallet %s failed, its watermark stays: %s", wallet, error)
+        for poll in polls:
+            self._publish_refused(poll, now)
+            for trade in poll.trades:
+                self._trades.publish_trade(trade)
+        undelivered = self._publisher.flush(30)
+        if undelivered or self._publisher.delivery_failures:
+            # Watermarks advance only past delivered fills, so the next run reads these again.
+            raise VenueHttpError(f"{undelivered} poll messages not delivered to Kafka; watermarks not advanced")
+        advanced = self._advance_watermarks(polls, now)
+        fetched = sum(poll.fetched for poll in polls)
+        published = sum(len(poll.trades) for poll in polls)
+        truncated = sum(poll.truncated for poll in polls)
+        self._metrics.poller_runs.inc()
+        self._metrics.poller_trades_fetched.inc(fetched)
+        log.info("poll run: %d wallets polled, %d trades fetched, %d published, %d wallets failed, "
+                 "%d wallets truncated", len(wallets), fetched, published, failed, truncated)
+        return PollSummary(wallets=len(wallets), fetched=fetched, published=published, failed_wallets=failed,
+                           truncated_wallets=truncated, watermarks=advanced)
+
+    def run_forever(self, interval_secs: float, stop: threading.Event) -> int:
+        """Run every `interval_secs` until `stop` is set; returns the number of runs. A failed run is logged."""
+        runs = 0
+        while not stop.is_set():
+            try:
+                self.run_once()
+            except VenueHttpError as error:
+                log.error("poll run failed: %s", error)
+            runs += 1
+            stop.wait(interval_secs)
+        return runs
+
+    def _poll_wallet(self, wallet: str, start_secs: int, now: int) -> WalletPoll:
+        poll = WalletPoll(wallet, start_secs)
+        seen: set[str] = set()
+        for page in range(self._max_pages):
+            rows = self._client.fetch_user_trades(wallet, start_secs=start_secs, limit=self._page_size,
+                                                  offset=page * self._page_size)
+            for row in rows:
+                if _row_time(row) < start_secs:
+                    continue
+                poll.fetched += 1
+                try:
+                    trade = build_raw_trade(dict(row), source=TradeSource.POLL, received_at_ms=now)
+                except TradeParseError as error:
+                    poll.refused.append((str(error), row))
+                    continue
+                # Offset pages shift when fills arrive mid-poll, so a row may come twice: keep one.
+                if trade.dedup_key not in seen:
+                    seen.add(trade.dedup_key)
+                    poll.trades.append(trade)
+            if is_last_page(rows, self._page_size, start_secs):
+                return poll
+        poll.truncated = True
+        log.warning("wallet %s has more than %d fills since %d; the oldest were not read", wallet,
+                    self._max_pages * self._page_size, start_secs)
+        return poll
+
+    def _publish_refused(self, poll: WalletPoll, now: int) -> None:
+        import json
+
+        for reason, row in poll.refused:
+            self._metrics.parse_errors.labels(PARSE_STAGE).inc()
+            self._metrics.dead_letters.labels(PARSE_STAGE).inc()
+            self._publisher.publish_dead_letter(build_dead_letter(
+                PARSE_STAGE, reason, json.dumps(row, default=str), occurred_at_ms=now))
+            log.warning("unreadable Data API row of wallet %s sent to the dead-letter topic: %s", poll.wallet,
+                        reason)
+
+    def _advance_watermarks(self, polls: Iterable[WalletPoll], now: int) -> dict[str, int]:
+        advanced: dict[str, int] = {}
+        for poll in polls:
+            previous = self._watermarks.get(poll.wallet)
+            mark = advance_watermark(previous, poll.trades)
+            if mark is None or mark == previous:
+                continue
+            self._publisher.publish(POLLER_WATERMARKS, poll.wallet, PollerWatermark(
+                wallet=poll.wallet, last_trade_timestamp=mark, updated_at_ms=now))
+            advanced[poll.wallet] = mark
+        if self._publisher.flush(30):
+            raise VenueHttpError("poller watermarks not delivered to Kafka")
+        self._watermarks.update(advanced)
+        return advanced
