@@ -232,6 +232,112 @@ def _run_feed(url: str, settings: PolycopySettings, metrics, on_frame,  # type: 
     asyncio.run(main())
 
 
+# --- safety net and reference data --------------------------------------------------------------------------
+def _venue_client(settings: PolycopySettings, on_response=None):  # type: ignore[no-untyped-def]
+    from polycopy.venue_http import VenueHttpClient
+
+    return VenueHttpClient(settings.data_api_url, settings.gamma_url, settings.poll_requests_per_sec,
+                           on_response=on_response)
+
+
+def _flush_or_fail(publisher, what: str) -> None:  # type: ignore[no-untyped-def]
+    if publisher.flush(30) or publisher.delivery_failures:
+        raise UsageError(f"{what} not delivered to Kafka")
+
+
+def cmd_poll(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    import threading
+
+    from polycopy.kafka import MessagePublisher
+    from polycopy.metrics import PipelineMetrics
+    from producers.poller import PollerError, SafetyNetPoller
+
+    # A one-shot run (a CronJob) lives too briefly to be scraped; only the loop serves /metrics.
+    metrics = _metrics(settings, "poller") if args.loop else PipelineMetrics()
+    client = _venue_client(settings, on_response=lambda status: metrics.poller_requests.labels(status).inc())
+    publisher = MessagePublisher(settings, client_id="polycopy-poller")
+    poller = SafetyNetPoller(settings, client, publisher, metrics).start()
+    try:
+        if args.loop:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            runs = poller.run_forever(args.interval_secs or settings.poll_interval_secs, stop)
+            print(f"poller stopped after {runs} runs")
+            return 0
+        summary = poller.run_once()
+    except PollerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        poller.stop()
+        client.close()
+    print(f"polled {summary.wallets} wallets: {summary.fetched} trades fetched, {summary.published} published"
+          + (f", {summary.failed_wallets} wallets FAILED" if summary.failed_wallets else ""))
+    return 1 if summary.failed_wallets else 0
+
+
+def cmd_markets_sync(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import MessagePublisher
+    from polycopy.venue_http import VenueHttpError
+    from producers.reference import sync_markets
+
+    publisher = MessagePublisher(settings, client_id="polycopy-reference")
+    with _venue_client(settings) as client:
+        try:
+            summary = sync_markets(client, publisher, condition_ids=tuple(args.condition_id or ()),
+                                   page_size=args.page_size, max_pages=args.max_pages)
+        except VenueHttpError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    _flush_or_fail(publisher, "markets")
+    print(f"synced {summary.published} markets from {summary.pages} Gamma pages"
+          + (f", {summary.refused} skipped (no condition id or bad fields)" if summary.refused else ""))
+    return 0
+
+
+def cmd_traders_sync(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import MessagePublisher
+    from polycopy.venue_http import VenueHttpError
+    from producers.reference import sync_traders
+
+    publisher = MessagePublisher(settings, client_id="polycopy-reference")
+    with _venue_client(settings) as client:
+        try:
+            summary = sync_traders(client, publisher, limit=args.limit, time_period=args.time_period,
+                                   order_by=args.order_by, category=args.category)
+        except VenueHttpError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    _flush_or_fail(publisher, "traders")
+    print(f"synced {summary.published} traders ({args.time_period} {args.order_by} leaderboard)"
+          + (f", {summary.refused} rows skipped" if summary.refused else ""))
+    return 0
+
+
+def cmd_traders_import(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.kafka import MessagePublisher, now_ms
+    from producers.reference import ReferenceParseError, build_trader_file, publish_traders, read_trader_rows
+
+    path = Path(args.file)
+    if not path.exists():
+        raise UsageError(f"{path} not found")
+    try:
+        result = build_trader_file(read_trader_rows(path), now_ms())
+    except ReferenceParseError as error:
+        raise UsageError(str(error)) from None
+    if result.refused:
+        lines = [f"{path}: row {number}: {reason}" for number, reason in result.refused]
+        raise UsageError("\n".join(lines + [f"{path}: refused, nothing imported"]))
+    if not result.traders:
+        raise UsageError(f"{path}: no trader rows")
+    publisher = MessagePublisher(settings, client_id="polycopy-reference")
+    count = publish_traders(result.traders, publisher)
+    _flush_or_fail(publisher, "traders")
+    print(f"imported {count} traders from {path}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
     import faust
 
@@ -279,6 +385,22 @@ def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
     options = DemoOptions(duration_secs=args.duration_secs, capture=Path(args.capture) if args.capture else None,
                           seed=args.seed, trades_per_sec=args.trades_per_sec)
     run_demo(settings, options)
+    return 0
+
+
+def cmd_whatif(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    import time
+
+    from polycopy.whatif import parse_time_ms, run_whatif
+
+    config = load_wallet_file(Path(args.wallets))
+    now_ms = time.time_ns() // 1_000_000
+    try:
+        from_ms = parse_time_ms(args.from_time, now_ms)
+        to_ms = parse_time_ms(args.to_time, now_ms) if args.to_time else None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    run_whatif(settings, list(config.wallets), from_ms=from_ms, to_ms=to_ms, sandbox=args.sandbox)
     return 0
 
 
@@ -340,6 +462,29 @@ def build_parser() -> argparse.ArgumentParser:
                          help="instead of recording, convert recorded Data API trade rows (.csv/.json)")
     rtds = add("rtds", cmd_rtds, "run the RTDS producer (venue trade stream -> raw-trades topic)")
     rtds.add_argument("--url", help="WebSocket URL (default POLYCOPY_RTDS_URL)")
+    poll = add("poll", cmd_poll, "safety net: poll followed wallets' recent trades (Data API -> raw-trades)")
+    poll.add_argument("--loop", action="store_true", help="keep polling until SIGTERM (default: one run)")
+    poll.add_argument("--interval-secs", type=float, help="with --loop (default POLYCOPY_POLL_INTERVAL_SECS)")
+    markets = commands.add_parser("markets", help="market reference data").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    markets_sync = add("sync", cmd_markets_sync, "publish Gamma market metadata to the markets topic",
+                       markets)
+    markets_sync.add_argument("--condition-id", action="append", metavar="ID",
+                              help="only this market (repeatable; default: every active market)")
+    markets_sync.add_argument("--max-pages", type=int, default=20, help="pages of active markets at most")
+    markets_sync.add_argument("--page-size", type=int, default=500, help="markets per Gamma request")
+    traders = commands.add_parser("traders", help="leaderboard traders (followed by wallets without "
+                                  "targets)").add_subparsers(dest="action", required=True, metavar="ACTION")
+    traders_sync = add("sync", cmd_traders_sync, "publish the Data API leaderboard to the traders topic",
+                       traders)
+    traders_sync.add_argument("--limit", type=int, default=50, help="top N traders (default 50)")
+    traders_sync.add_argument("--time-period", default="MONTH", choices=["DAY", "WEEK", "MONTH", "ALL"])
+    traders_sync.add_argument("--order-by", default="PNL", choices=["PNL", "VOL"])
+    traders_sync.add_argument("--category", default="OVERALL", help="leaderboard category, e.g. POLITICS")
+    traders_import = add("import", cmd_traders_import,
+                         "publish traders from a leaderboard JSON or a CSV (address,name,pnl,vol,win_rate)",
+                         traders)
+    traders_import.add_argument("file")
     add("worker", cmd_worker, "run the Faust processors (target filter, evaluation, order lifecycle)")
     add("executor", cmd_executor, "run the executor sink (paper by default)")
     add("sink", cmd_sink, "run the PostgreSQL sink")
@@ -351,6 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--capture", help="replay this capture file instead of the simulated feed")
     demo.add_argument("--seed", type=int, default=7, help="simulator seed")
     demo.add_argument("--trades-per-sec", type=float, default=20, help="simulated feed rate")
+    whatif = add("whatif", cmd_whatif, "replay the raw-trade log from a time through a wallet file, into sandbox "
+                 "topics no executor reads, and print a per-wallet report")
+    whatif.add_argument("--from", dest="from_time", required=True,
+                        help="start: ISO 8601, epoch seconds/ms, or an age such as 2h")
+    whatif.add_argument("--to", dest="to_time", help="end (default: now)")
+    whatif.add_argument("--wallets", required=True, help="wallet YAML file to try")
+    whatif.add_argument("--sandbox", help="sandbox topic namespace (default whatif-<unix time>)")
     bench = add("bench", cmd_bench, "benchmark the pipeline over the real broker and print figures")
     bench.add_argument("--rate", type=float, default=50, help="trades per second fed in")
     bench.add_argument("--duration-secs", type=float, default=30)

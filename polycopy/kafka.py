@@ -96,6 +96,18 @@ def build_consumer(settings: PolycopySettings, group: str, **overrides: Any) -> 
     } | overrides)
 
 
+def consume_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[Any]:
+    """Wait up to `timeout` for one message, then take whatever else is already there.
+
+    `Consumer.consume(n, timeout)` waits for n messages or the whole timeout, which adds the timeout to
+    every message's latency at low rates.
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(num_messages=max_messages - 1, timeout=0)] if max_messages > 1 else [first]
+
+
 def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
     """Create missing topics; existing ones are left alone. Returns the names created."""
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})

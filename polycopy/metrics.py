@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # Default /metrics ports, one per deployable, so that they can share a host.
-DEFAULT_PORTS = {"worker": 9108, "executor": 9109, "producer": 9110, "sink": 9111}
+DEFAULT_PORTS = {"worker": 9108, "executor": 9109, "producer": 9110, "sink": 9111, "poller": 9112}
 
 
 class PipelineMetrics:
@@ -50,6 +50,13 @@ class PipelineMetrics:
         self.sink_flush = Histogram("polycopy_sink_flush_seconds", "PostgreSQL flush time",
                                     buckets=LATENCY_BUCKETS, registry=r)
         self.wallets = Gauge("polycopy_copy_wallets", "Copy wallets configured", registry=r)
+        self.poller_runs = Counter("polycopy_poller_runs_total", "Safety-net poller runs completed",
+                                   registry=r)
+        self.poller_trades_fetched = Counter("polycopy_poller_trades_fetched_total",
+                                             "Trades the safety-net poller read inside its windows",
+                                             registry=r)
+        self.poller_requests = Counter("polycopy_poller_requests_total",
+                                       "Safety-net poller HTTP requests by outcome", ["status"], registry=r)
 
 
 def serve_metrics(metrics: PipelineMetrics, port: int) -> None:

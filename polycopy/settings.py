@@ -30,6 +30,15 @@ class PolycopySettings(BaseSettings):
     )
     rtds_url: str = Field(default="ws://127.0.0.1:18765", description="RTDS WebSocket (wss://ws-live-data.polymarket.com live)")
     clob_url: str = Field(default="http://127.0.0.1:18080", description="CLOB REST host (https://clob.polymarket.com live)")
+    data_api_url: str = Field(default="http://127.0.0.1:18080",
+                              description="Data API host (https://data-api.polymarket.com live)")
+    gamma_url: str = Field(default="http://127.0.0.1:18080",
+                           description="Gamma host (https://gamma-api.polymarket.com live)")
+    poll_interval_secs: float = Field(default=300.0, gt=0, description="safety-net poller: time between runs")
+    poll_overlap_secs: int = Field(default=120, ge=0,
+                                   description="safety-net poller: re-read this far behind a watermark")
+    poll_requests_per_sec: float = Field(default=15.0, gt=0,
+                                         description="Data API and Gamma requests per second, at most")
     execution_mode: ExecutionMode = Field(default=ExecutionMode.PAPER, description="paper or live; live also needs keys")
     private_key: SecretStr | None = Field(default=None, description="signer key for live trading")
     chain_id: int = Field(default=137, description="Polygon chain id for order signing")

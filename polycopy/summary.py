@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ def percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(int(-(-fraction * len(ordered) // 1)) - 1, 0)  # ceil(fraction * n) - 1
+    # ceil(fraction * n) - 1, in decimal: as floats 0.07 * 100 is 7.000000000000001, one rank too high
+    rank = max(math.ceil(Decimal(str(fraction)) * len(ordered)) - 1, 0)
     return ordered[min(rank, len(ordered) - 1)]
 
 
@@ -59,7 +61,11 @@ class RunSummary:
         summary.targeted_trades = len({d.dedup_key for d in decided.values()})
         summary.decisions_by_reason.update(d.reason for d in decided.values())
         latest: dict[str, OrderEvent] = {}
+        event_ids: set[str] = set()
         for event in events:
+            if event.event_id in event_ids:
+                continue  # re-delivered (at-least-once): count each event once
+            event_ids.add(event.event_id)
             if event.order_id not in latest or latest[event.order_id].sequence < event.sequence:
                 latest[event.order_id] = event
             if event.event_type is OrderEventType.ORDER_PLACED and event.received_at_ms > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from decimal import Decimal
 
 import faust
 from pydantic import ValidationError
@@ -19,8 +19,8 @@ from polycopy.metrics import PipelineMetrics
 from polycopy.settings import PolycopySettings
 from processors.book_cache import BookCache
 from processors.reference import ReferenceView
-from processors.core.ledger import WalletLedger
-from processors.core.orders import TERMINAL, OrderRecord, apply_report
+from processors.state import WalletStateStore
+from processors.core.orders import apply_report
 from processors.core.policy import MarketInfo, evaluate_trade
 from processors.core.targeting import select_followers
 from schemas.deadletter import build_dead_letter
@@ -39,29 +39,10 @@ from schemas.topics import (
 from schemas.trades import RawTrade, TargetedTrade
 
 log = logging.getLogger(__name__)
-CLOSED_ORDERS_KEPT = 2000
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class WalletState:
-    """Per-wallet processor state: the ledger and the open orders, stored as one table value."""
-
-    def __init__(self, ledger: WalletLedger, orders: dict[str, OrderRecord], closed: list[str]) -> None:
-        self.ledger, self.orders, self.closed = ledger, orders, closed
-
-    @classmethod
-    def load(cls, value: dict[str, Any] | None, capital: Any) -> WalletState:
-        if not value:
-            return cls(WalletLedger(capital_usdc=capital), {}, [])
-        return cls(WalletLedger.from_state(value["ledger"]),
-                   {k: OrderRecord.from_state(v) for k, v in value["orders"].items()}, list(value["closed"]))
-
-    def dump(self) -> dict[str, Any]:
-        return {"ledger": self.ledger.to_state(), "orders": {k: v.to_state() for k, v in self.orders.items()},
-                "closed": self.closed[-CLOSED_ORDERS_KEPT:]}
 
 
 def create_app(
@@ -100,7 +81,10 @@ def create_app(
                                               topic(ORDER_EVENTS), topic(DEAD_LETTERS))
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
     seen_fills = app.Table("seen-fills", partitions=RAW_TRADES.partitions, key_type=str)
-    wallet_states = app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str)
+    store = WalletStateStore(
+        app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
+        app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
+        app.Table("decided-intents", partitions=TARGETED_TRADES.partitions, key_type=str))
 
     async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:
         metrics.dead_letters.labels(stage).inc()
@@ -163,12 +147,12 @@ def create_app(
         metrics.book_fetch.observe(time.perf_counter() - started)
         # Read-modify-write of the wallet state with no await in between: the lifecycle agent shares it.
         key = wallet.id.encode()
-        state = WalletState.load(wallet_states.get(wallet.id), wallet.capital_usdc)
+        state = store.load_for_trade(wallet.id, wallet.capital_usdc, trade)
         market = MarketInfo.combine(reference.market_for_token(trade.asset), book)
         result = evaluate_trade(trade, wallet, state.ledger, market=market, book=book,
                                 trader_stats=reference.trader_stats(trade.proxy_wallet),
                                 followed=reference.followed_traders(), now_ms=clock_ms())
-        wallet_states[wallet.id] = state.dump()
+        store.save_for_trade(wallet.id, state, trade)
         decision = result.decision
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
         await decisions.send(key=key, value=decision.to_bytes())
@@ -188,17 +172,13 @@ def create_app(
             try:
                 key = report.wallet_id.encode()
                 wallet = reference.wallets().get(report.wallet_id)
-                state = WalletState.load(wallet_states.get(report.wallet_id), wallet.capital_usdc if wallet else 0)
+                state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
                 if report.order_id in state.closed:
                     continue
                 record, new_events = apply_report(state.ledger, state.orders.get(report.order_id), report,
                                                   clock_ms())
-                if record.status in TERMINAL:
-                    state.orders.pop(report.order_id, None)
-                    state.closed.append(report.order_id)
-                else:
-                    state.orders[report.order_id] = record
-                wallet_states[report.wallet_id] = state.dump()
+                state.record_order(record)
+                store.save(report.wallet_id, state)
                 for order_event in new_events:
                     metrics.order_events.labels(order_event.event_type.value).inc()
                     await events.send(key=key, value=order_event.to_bytes())

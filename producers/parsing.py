@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -49,9 +49,12 @@ def parse_rtds_frame(text: str | bytes, received_at_ms: int, source: TradeSource
             return ParsedFrame(error=f"frame is a JSON {type(envelope).__name__}, not an object")
         payload = envelope.get("payload", envelope if "proxyWallet" in envelope else None)
         topic, feed_type = envelope.get("topic"), envelope.get("type")
+        if not isinstance(topic, str | None) or not isinstance(feed_type, str | None):
+            continue  # not a routing we know (and a list or object cannot be looked up in a set)
         if not _is_trade_payload(payload):
             if topic == "activity" and feed_type in ACTIVITY_TYPES:
-                return ParsedFrame(error="activity frame without a trade payload")
+                missing = _describe_missing(payload)
+                return ParsedFrame(error=f"activity frame without a trade payload{missing}")
             continue  # other topics, subscription acks, etc.
         if topic not in (None, "activity") or (feed_type is not None and feed_type not in ACTIVITY_TYPES):
             continue
@@ -65,6 +68,12 @@ def parse_rtds_frame(text: str | bytes, received_at_ms: int, source: TradeSource
 
 def _is_trade_payload(payload: Any) -> bool:
     return isinstance(payload, dict) and "proxyWallet" in payload and "transactionHash" in payload
+
+
+def _describe_missing(payload: Any) -> str:
+    if not isinstance(payload, dict):
+        return f": payload is a JSON {type(payload).__name__}"
+    return ": missing " + ", ".join(repr(key) for key in ("proxyWallet", "transactionHash") if key not in payload)
 
 
 def build_raw_trade(
@@ -98,7 +107,7 @@ def build_raw_trade(
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise TradeParseError(f"invalid trade field {where}: {first['msg']}") from error
-    except (TypeError, ValueError, InvalidOperation) as error:
+    except (TypeError, ValueError, ArithmeticError) as error:  # ArithmeticError: bad decimals, int(Infinity)
         raise TradeParseError(f"invalid trade payload: {error}") from error
 
 

@@ -1,13 +1,14 @@
-"""The safety-net poller: every few minutes, each followed wallet's recent fills from the Data API onto the raw topic.
+"""The safety-net poller: every few minutes, each followed wallet's recent fills, from the Data API to Kafka.
 
 The RTDS feed is undocumented and has gone silent before; this catches what it missed. Per wallet it reads the
-fills since its watermark minus an overlap (the per-user feed lags the chain by seconds and fills can be indexed
-out of order), publishes them with source `poll`, and persists the newest fill time as the new watermark. What the
-socket already delivered is dropped downstream by the target filter's dedup key.
+fills since its watermark minus an overlap (the per-user feed lags the chain by seconds and fills can be
+indexed out of order), publishes them with source `poll`, and persists the newest fill time as the new
+watermark. What the socket already delivered is dropped downstream by the target filter's dedup key.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 PARSE_STAGE = "poll-parse"
 
 
+class PollerError(RuntimeError):
+    """A poll run could not complete: its messages were not delivered to Kafka (watermarks stay put)."""
+
+
 class UserTradesClient(Protocol):
     """Where the poller reads a wallet's fills (polycopy.venue_http.VenueHttpClient, or a fake in tests)."""
 
@@ -40,8 +45,8 @@ class UserTradesClient(Protocol):
 
 # --- pure core ----------------------------------------------------------------------------------------------
 def select_wallets(wallets: Iterable[WalletConfig], synced_traders: Iterable[str]) -> tuple[str, ...]:
-    """The trader wallets to poll: every enabled copy wallet's targets, plus the synced traders when an enabled
-    copy wallet has no explicit targets (it follows them). Lower-case, sorted, unique."""
+    """The trader wallets to poll: every enabled copy wallet's targets, plus the synced traders when an
+    enabled copy wallet has no explicit targets (it follows them). Lower-case, sorted, unique."""
     selected: set[str] = set()
     follows_synced = False
     for wallet in wallets:
@@ -72,7 +77,7 @@ def is_last_page(rows: Sequence[Mapping[str, Any]], page_size: int, start_secs: 
     """True when no older page can hold fills of the window: a short page, or one reaching past its start."""
     if len(rows) < page_size:
         return True
-    return any(_row_time(row) < start_secs for row in rows)
+    return any(_is_older(row, start_secs) for row in rows)
 
 
 def advance_watermark(watermark_secs: int | None, trades: Iterable[RawTrade]) -> int | None:
@@ -83,18 +88,19 @@ def advance_watermark(watermark_secs: int | None, trades: Iterable[RawTrade]) ->
     return newest if watermark_secs is None else max(watermark_secs, newest)
 
 
-def _row_time(row: Mapping[str, Any]) -> int:
+def _is_older(row: Mapping[str, Any], start_secs: int) -> bool:
+    # An unreadable time is not "older": the row goes on to parsing, which sends it to the dead-letter topic.
     try:
-        stamp = int(row.get("timestamp") or 0)
-    except (TypeError, ValueError):
-        return 0
-    return stamp // 1000 if stamp > 10**11 else stamp
+        stamp = int(row["timestamp"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (stamp // 1000 if stamp > 10**11 else stamp) < start_secs
 
 
 # --- shell --------------------------------------------------------------------------------------------------
 @dataclass
 class WalletPoll:
-    """What one wallet's poll read: the fills of its window (unique), rows refused, and whether pages ran out."""
+    """One wallet's poll: the fills of its window (unique), the rows refused, whether pages ran out."""
 
     wallet: str
     start_secs: int
@@ -102,6 +108,38 @@ class WalletPoll:
     fetched: int = 0
     refused: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)
     truncated: bool = False
+
+
+def read_window(client: UserTradesClient, wallet: str, start_secs: int, *, received_at_ms: int,
+                page_size: int = 500, max_pages: int = 3) -> WalletPoll:
+    """Read one wallet's fills at or after `start_secs`, newest first, page by page (at most `max_pages`).
+
+    Rows older than the window are dropped even when the venue ignores `start`; offset pages shift when fills
+    arrive mid-read, so a row may come twice and only the first is kept (by dedup key).
+    """
+    poll = WalletPoll(wallet, start_secs)
+    seen: set[str] = set()
+    for page in range(max_pages):
+        rows = client.fetch_user_trades(wallet, start_secs=start_secs, limit=page_size,
+                                        offset=page * page_size)
+        for row in rows:
+            if _is_older(row, start_secs):
+                continue
+            poll.fetched += 1
+            try:
+                trade = build_raw_trade(dict(row), source=TradeSource.POLL, received_at_ms=received_at_ms)
+            except TradeParseError as error:
+                poll.refused.append((str(error), row))
+                continue
+            if trade.dedup_key not in seen:
+                seen.add(trade.dedup_key)
+                poll.trades.append(trade)
+        if is_last_page(rows, page_size, start_secs):
+            return poll
+    poll.truncated = True
+    log.warning("wallet %s has more than %d fills since %d; the oldest were not read", wallet,
+                max_pages * page_size, start_secs)
+    return poll
 
 
 @dataclass(frozen=True)
@@ -117,16 +155,16 @@ class PollSummary:
 
 
 class SafetyNetPoller:
-    """Polls the followed wallets; `start()` loads the configuration, traders and watermarks from their topics."""
+    """Polls the followed wallets; `start()` loads wallet configs, traders and watermarks from Kafka."""
 
     def __init__(
         self, settings: PolycopySettings, client: UserTradesClient, publisher: MessagePublisher,
         metrics: PipelineMetrics, *, page_size: int = 500, max_pages: int = 3,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
+        # 3 pages of 500 keep `offset` <= 1000, the strictest bound a Data API revision documents.
         self._settings, self._client, self._publisher, self._metrics = settings, client, publisher, metrics
         self._trades = TradePublisher(publisher, metrics, stage=PARSE_STAGE)
-        # offset <= 1000 is the strictest bound a Data API revision documents
         self._page_size, self._max_pages, self._clock_ms = page_size, max_pages, clock_ms
         self._overlap_secs = settings.poll_overlap_secs
         self._first_lookback_secs = int(settings.poll_interval_secs) + settings.poll_overlap_secs
@@ -135,7 +173,7 @@ class SafetyNetPoller:
         self._watermarks: dict[str, int] = {}
 
     def start(self) -> SafetyNetPoller:
-        """Load the current wallet configuration, synced traders and watermarks (and keep following the first two)."""
+        """Load the watermarks; start following the wallet configuration and the synced traders."""
         watermark_reader = CompactedTopicReader(self._settings, POLLER_WATERMARKS,
                                                 PollerWatermark.model_validate_json).start()
         try:
@@ -157,6 +195,7 @@ class SafetyNetPoller:
     def run_once(self) -> PollSummary:
         """Poll every followed wallet once; publish its fills, then (once delivered) its new watermark."""
         now = self._clock_ms()
+        failures_before = self._publisher.delivery_failures
         wallets = select_wallets(self._wallet_reader.snapshot().values(), self._trader_reader.snapshot())
         polls: list[WalletPoll] = []
         failed = 0
@@ -164,7 +203,8 @@ class SafetyNetPoller:
             start = plan_poll(self._watermarks.get(wallet), now // 1000, self._overlap_secs,
                               self._first_lookback_secs)
             try:
-                polls.append(self._poll_wallet(wallet, start, now))
+                polls.append(read_window(self._client, wallet, start, received_at_ms=now,
+                                         page_size=self._page_size, max_pages=self._max_pages))
             except VenueHttpError as error:
                 failed += 1
                 log.warning("poll of wallet %s failed, its watermark stays: %s", wallet, error)
@@ -173,9 +213,9 @@ class SafetyNetPoller:
             for trade in poll.trades:
                 self._trades.publish_trade(trade)
         undelivered = self._publisher.flush(30)
-        if undelivered or self._publisher.delivery_failures:
-            # Watermarks advance only past delivered fills, so the next run reads these again.
-            raise VenueHttpError(f"{undelivered} poll messages not delivered to Kafka; watermarks not advanced")
+        if undelivered or self._publisher.delivery_failures > failures_before:
+            # Watermarks advance only past delivered fills, so the next run reads these fills again.
+            raise PollerError("poll run not delivered to Kafka; watermarks not advanced")
         advanced = self._advance_watermarks(polls, now)
         fetched = sum(poll.fetched for poll in polls)
         published = sum(len(poll.trades) for poll in polls)
@@ -188,46 +228,18 @@ class SafetyNetPoller:
                            truncated_wallets=truncated, watermarks=advanced)
 
     def run_forever(self, interval_secs: float, stop: threading.Event) -> int:
-        """Run every `interval_secs` until `stop` is set; returns the number of runs. A failed run is logged."""
+        """Run every `interval_secs` until `stop` is set; returns how many runs. Failed runs are logged."""
         runs = 0
         while not stop.is_set():
             try:
                 self.run_once()
-            except VenueHttpError as error:
+            except PollerError as error:
                 log.error("poll run failed: %s", error)
             runs += 1
             stop.wait(interval_secs)
         return runs
 
-    def _poll_wallet(self, wallet: str, start_secs: int, now: int) -> WalletPoll:
-        poll = WalletPoll(wallet, start_secs)
-        seen: set[str] = set()
-        for page in range(self._max_pages):
-            rows = self._client.fetch_user_trades(wallet, start_secs=start_secs, limit=self._page_size,
-                                                  offset=page * self._page_size)
-            for row in rows:
-                if _row_time(row) < start_secs:
-                    continue
-                poll.fetched += 1
-                try:
-                    trade = build_raw_trade(dict(row), source=TradeSource.POLL, received_at_ms=now)
-                except TradeParseError as error:
-                    poll.refused.append((str(error), row))
-                    continue
-                # Offset pages shift when fills arrive mid-poll, so a row may come twice: keep one.
-                if trade.dedup_key not in seen:
-                    seen.add(trade.dedup_key)
-                    poll.trades.append(trade)
-            if is_last_page(rows, self._page_size, start_secs):
-                return poll
-        poll.truncated = True
-        log.warning("wallet %s has more than %d fills since %d; the oldest were not read", wallet,
-                    self._max_pages * self._page_size, start_secs)
-        return poll
-
     def _publish_refused(self, poll: WalletPoll, now: int) -> None:
-        import json
-
         for reason, row in poll.refused:
             self._metrics.parse_errors.labels(PARSE_STAGE).inc()
             self._metrics.dead_letters.labels(PARSE_STAGE).inc()
@@ -247,6 +259,6 @@ class SafetyNetPoller:
                 wallet=poll.wallet, last_trade_timestamp=mark, updated_at_ms=now))
             advanced[poll.wallet] = mark
         if self._publisher.flush(30):
-            raise VenueHttpError("poller watermarks not delivered to Kafka")
+            raise PollerError("poller watermarks not delivered to Kafka")
         self._watermarks.update(advanced)
         return advanced

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from polycopy.clob import ClobGateway
-from polycopy.kafka import MessagePublisher, build_consumer, now_ms
+from polycopy.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
 from polycopy.metrics import PipelineMetrics
 from polycopy.postgres import ExecutionJournal
 from polycopy.settings import PolycopySettings
@@ -51,7 +51,7 @@ class Executor:
         idle_since = time.monotonic()
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(num_messages=100, timeout=0.1)
+                messages = consume_batch(self._consumer, 100, timeout=0.1)
                 if not messages:
                     if max_idle_secs is not None and time.monotonic() - idle_since > max_idle_secs:
                         return

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from polycopy.kafka import MessagePublisher, build_consumer, now_ms
+from polycopy.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
 from polycopy.metrics import PipelineMetrics
 from polycopy.postgres import BatchWriter
 from polycopy.settings import PolycopySettings
@@ -97,7 +97,7 @@ class PostgresSink:
         count, last_flush, idle_since = 0, time.monotonic(), time.monotonic()
         try:
             while not self._stop.is_set():
-                for message in self._consumer.consume(num_messages=self._settings.sink_batch_size, timeout=0.1):
+                for message in consume_batch(self._consumer, self._settings.sink_batch_size, timeout=0.1):
                     if message.error():
                         continue
                     idle_since = time.monotonic()
@@ -118,6 +118,8 @@ class PostgresSink:
     def _route(self, message: Any, pending: dict[str, list[dict[str, Any]]],
                latest: dict[str, dict[str, dict[str, Any]]]) -> int:
         model, table, build_row = self._routes[message.topic()]
+        if message.value() is None:
+            return 1  # a tombstone on a compacted topic: the row stays as the last record of it
         try:
             value = model.model_validate_json(message.value() or b"")
         except ValidationError as error:

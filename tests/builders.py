@@ -59,7 +59,7 @@ DEFAULT_BIDS: Levels = (("0.49", "1000"), ("0.48", "1000"), ("0.47", "1000"))
 def build_trade_payload(**overrides: Any) -> dict[str, Any]:
     """A venue trade payload (RTDS `activity` payload / Data API `/trades` row), camelCase as on the wire."""
     payload: dict[str, Any] = {
-        "proxyWallet": "0xAbAbabABabababABABababababABABababABABab",  # EIP-55-style mixed case, as the venue sends
+        "proxyWallet": "0xAbAbabABabababABABababababABABababABABab",  # mixed case, as the venue sends
         "side": "BUY",
         "asset": ASSET,
         "conditionId": CONDITION_ID,
@@ -84,8 +84,12 @@ def build_trade_payload(**overrides: Any) -> dict[str, Any]:
 
 
 def rtds_frame(
-    payload: Any, type: str | None = "trades", *, topic: str | None = "activity",  # noqa: A002 - wire name
-    timestamp_ms: int = RECEIVED_AT_MS - 100, connection_id: str = "Xq1mZcQ2IAMCJ9g=",
+    payload: Any,
+    type: str | None = "trades",
+    *,
+    topic: str | None = "activity",  # noqa: A002 - wire name
+    timestamp_ms: int = RECEIVED_AT_MS - 100,
+    connection_id: str = "Xq1mZcQ2IAMCJ9g=",
 ) -> str:
     """One RTDS text frame around `payload`; `type=None` / `topic=None` leave those keys out."""
     envelope: dict[str, Any] = {"connection_id": connection_id}
@@ -118,8 +122,11 @@ def build_trade(**overrides: Any) -> RawTrade:
     fields.update(overrides)
     if "dedup_key" not in fields:
         fields["dedup_key"] = build_dedup_key(
-            transaction_hash=fields["transaction_hash"], asset=fields["asset"], side=str(fields["side"]),
-            price=Decimal(str(fields["price"])), size=Decimal(str(fields["size"])),
+            transaction_hash=fields["transaction_hash"],
+            asset=fields["asset"],
+            side=str(fields["side"]),
+            price=Decimal(str(fields["price"])),
+            size=Decimal(str(fields["size"])),
             proxy_wallet=fields["proxy_wallet"],
         )
     return RawTrade(**fields)
@@ -141,7 +148,9 @@ def build_wallet(**overrides: Any) -> WalletConfig:
 def build_market(**overrides: Any) -> MarketInfo:
     """Market reference data: tick 0.01, venue minimum 5 shares, open."""
     fields: dict[str, Any] = {"tick_size": Decimal("0.01"), "min_order_size": Decimal("5")}
-    fields.update({k: Decimal(str(v)) if k in ("tick_size", "min_order_size") else v for k, v in overrides.items()})
+    fields.update(
+        {k: Decimal(str(v)) if k in ("tick_size", "min_order_size") else v for k, v in overrides.items()}
+    )
     return MarketInfo(**fields)
 
 
@@ -151,8 +160,15 @@ def _levels_worst_first(levels: Levels, *, ascending: bool) -> list[dict[str, st
 
 
 def build_book_payload(
-    asks: Levels | None = None, bids: Levels | None = None, *, tick: str = "0.01", min_size: str = "5",
-    asset: str = ASSET, market: str = CONDITION_ID, neg_risk: bool = False, timestamp_ms: int = RECEIVED_AT_MS,
+    asks: Levels | None = None,
+    bids: Levels | None = None,
+    *,
+    tick: str = "0.01",
+    min_size: str = "5",
+    asset: str = ASSET,
+    market: str = CONDITION_ID,
+    neg_risk: bool = False,
+    timestamp_ms: int = RECEIVED_AT_MS,
 ) -> dict[str, Any]:
     """A `GET /book` response as the venue sends it: strings, levels worst-first (bids up, asks down)."""
     return {
@@ -170,7 +186,10 @@ def build_book_payload(
 
 
 def build_book(
-    asks: Levels | None = None, bids: Levels | None = None, tick: str = "0.01", min_size: str = "5",
+    asks: Levels | None = None,
+    bids: Levels | None = None,
+    tick: str = "0.01",
+    min_size: str = "5",
     **overrides: Any,
 ) -> OrderBook:
     """An OrderBook parsed from a venue-shaped payload; `asks`/`bids` are (price, size) pairs, any order."""
@@ -219,8 +238,15 @@ def build_report(
         "reported_at_ms": intent.created_at_ms + 2,
     }
     fields.update(overrides)
-    fields.setdefault("report_id", build_report_id(fields["order_id"], fields["kind"].value,
-                                                   Decimal(str(fields["matched_size"])), fields.get("detail", "")))
+    fields.setdefault(
+        "report_id",
+        build_report_id(
+            fields["order_id"],
+            fields["kind"].value,
+            Decimal(str(fields["matched_size"])),
+            fields.get("detail", ""),
+        ),
+    )
     return ExecutionReport(**fields)
 
 
@@ -256,8 +282,9 @@ _EVENT_TYPE_OF = {
 }
 
 
-def build_order_event(status: OrderStatus | str = OrderStatus.PLACED, sequence: int = 1,
-                      **overrides: Any) -> OrderEvent:
+def build_order_event(
+    status: OrderStatus | str = OrderStatus.PLACED, sequence: int = 1, **overrides: Any
+) -> OrderEvent:
     """An order event for the paper order of build_intent(); the event type follows `status`."""
     intent = build_intent()
     status = OrderStatus(status)

@@ -144,6 +144,23 @@ class MarketSimulator:
         """The n most active wallets (lower-case addresses), most active first."""
         return [wallet.address for wallet in self._wallets[:n]]
 
+    def leaderboard(self, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+        """Data API `/v1/leaderboard` rows: most active wallets first, volume and PnL falling with rank."""
+        rows = []
+        for index, wallet in enumerate(self._wallets[offset : offset + limit], start=offset):
+            volume = 50_000_000.0 / (index + 1) ** 1.1
+            rows.append({
+                "rank": str(index + 1),  # the venue sends the rank as a string
+                "proxyWallet": wallet.address,
+                "userName": wallet.name or wallet.pseudonym,
+                "xUsername": "",
+                "verifiedBadge": False,
+                "vol": round(volume, 6),
+                "pnl": round(volume * (0.12 - 0.004 * (index % 40)), 6),
+                "profileImage": wallet.profile_image,
+            })
+        return rows
+
     def register_market(
         self,
         condition_id: str,

@@ -1,4 +1,4 @@
-"""aiohttp server faking Polymarket's RTDS activity socket, CLOB REST, Data API trades and Gamma markets."""
+"""aiohttp server faking Polymarket's RTDS activity socket, CLOB REST, Data API trades/leaderboard, Gamma."""
 
 from __future__ import annotations
 
@@ -81,6 +81,11 @@ class SimulatorServer:
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stalled_until = 0.0
+
+    @property
+    def subscribed_clients(self) -> int:
+        """Sockets that have subscribed to at least one activity type (and so receive frames)."""
+        return sum(1 for client in self._clients if client.feed_types)
 
     @property
     def rtds_url(self) -> str:
@@ -263,6 +268,7 @@ class SimulatorServer:
         app.router.add_get("/clob-markets/{condition_id}", self._handle_clob_market)
         app.router.add_get("/trades", self._handle_data_trades)
         app.router.add_get("/markets", self._handle_gamma_markets)
+        app.router.add_get("/v1/leaderboard", self._handle_leaderboard)
         return app
 
     async def _handle_version(self, request: web.Request) -> web.Response:
@@ -335,8 +341,9 @@ class SimulatorServer:
         query = request.query
         try:
             limit, offset = int(query.get("limit", 100)), int(query.get("offset", 0))
+            start, end = int(query.get("start", 0)), int(query.get("end", 0))  # epoch seconds; 0 = unbounded
         except ValueError:
-            return _json_error(400, "limit and offset must be integers")
+            return _json_error(400, "limit, offset, start and end must be integers")
         if not (0 <= limit <= _MAX_PAGE and 0 <= offset <= _MAX_PAGE):
             return _json_error(400, f"limit and offset must be between 0 and {_MAX_PAGE}")
         user, side = query.get("user", "").lower(), query.get("side", "").upper()
@@ -349,9 +356,20 @@ class SimulatorServer:
             and (not user or str(payload.get("proxyWallet", "")).lower() == user)
             and (not side or payload.get("side") == side)
             and (not markets or payload.get("conditionId") in markets)
+            and (not start or _trade_time(payload) >= start)
+            and (not end or _trade_time(payload) <= end)
         ]
-        rows.sort(key=lambda payload: int(float(payload.get("timestamp") or 0)), reverse=True)
+        rows.sort(key=_trade_time, reverse=True)
         return web.json_response([_to_data_api_row(payload) for payload in rows[offset : offset + limit]])
+
+    async def _handle_leaderboard(self, request: web.Request) -> web.Response:
+        try:
+            limit, offset = int(request.query.get("limit", 25)), int(request.query.get("offset", 0))
+        except ValueError:
+            return _json_error(400, "limit and offset must be integers")
+        if not (1 <= limit <= 50 and 0 <= offset <= 1000):  # the venue's bounds
+            return _json_error(400, "limit must be between 1 and 50 and offset between 0 and 1000")
+        return web.json_response(self.simulator.leaderboard(limit, offset))
 
     async def _handle_gamma_markets(self, request: web.Request) -> web.Response:
         condition_ids = _split_query(request, "condition_ids")
@@ -409,6 +427,10 @@ class SimulatorServer:
 
 def _to_gamma_tag(category: str) -> dict[str, str]:
     return {"id": str(zlib.crc32(category.encode()) % 10_000), "slug": category.lower(), "label": category}
+
+
+def _trade_time(payload: dict[str, Any]) -> int:
+    return int(float(payload.get("timestamp") or 0))
 
 
 def _to_data_api_row(payload: dict[str, Any]) -> dict[str, Any]:

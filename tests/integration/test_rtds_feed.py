@@ -55,13 +55,13 @@ async def test_the_same_fills_from_two_producers_both_types_and_a_reconnect_are_
     metrics = PipelineMetrics()
     first = start_feed(settings, venue.server.rtds_url, metrics)
     second = start_feed(settings, venue.server.rtds_url, metrics)
-    await wait_for(lambda: venue.server.stats.clients == 2)
+    await wait_for(lambda: venue.server.subscribed_clients == 2)
     payloads = venue_payloads(venue, 30)
     await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads), venue.loop))
     await wait_for(lambda: first[1].trades == second[1].trades == 2 * len(payloads))
     await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.drop_connections(), venue.loop))
     await wait_for(lambda: first[0].connections == second[0].connections == 2)
-    await wait_for(lambda: venue.server.stats.clients == 2)
+    await wait_for(lambda: venue.server.subscribed_clients == 2)
     await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads), venue.loop))
     await wait_for(lambda: first[1].trades == 4 * len(payloads))
     await stop(first, second)
@@ -91,7 +91,7 @@ async def test_malformed_frames_are_dead_lettered_and_the_feed_goes_on(settings,
     venue = simulator_factory(seed=23, auto_trades=False)
     metrics = PipelineMetrics()
     feed = start_feed(settings, venue.server.rtds_url, metrics)
-    await wait_for(lambda: venue.server.stats.clients == 1)
+    await wait_for(lambda: venue.server.subscribed_clients == 1)
     bad = ['{"topic":"activity","type":"trades","payload":{"proxyWallet":"0x1","transactionHash":"0x2"}}',
            "not json at all"]
     for frame in bad:

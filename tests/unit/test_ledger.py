@@ -65,16 +65,27 @@ class LedgerMachine(RuleBasedStateMachine):
         intent_id = self._next_id()
         if size * limit > self.ledger.available:
             with pytest.raises(LedgerError):
-                self.ledger.reserve(intent_id, asset=asset, condition_id=CONDITION_ID, side=Side.BUY, size=size,
-                                    limit_price=limit)
+                self.ledger.reserve(
+                    intent_id,
+                    asset=asset,
+                    condition_id=CONDITION_ID,
+                    side=Side.BUY,
+                    size=size,
+                    limit_price=limit,
+                )
             return intent_id
-        self.ledger.reserve(intent_id, asset=asset, condition_id=CONDITION_ID, side=Side.BUY, size=size,
-                            limit_price=limit)
+        self.ledger.reserve(
+            intent_id, asset=asset, condition_id=CONDITION_ID, side=Side.BUY, size=size, limit_price=limit
+        )
         assert self.ledger.has_seen(intent_id)
         return intent_id
 
-    @rule(target=orders, asset=st.sampled_from(ASSETS), fraction=st.sampled_from(["0.1", "0.5", "1", "1.5"]),
-          limit=PRICES)
+    @rule(
+        target=orders,
+        asset=st.sampled_from(ASSETS),
+        fraction=st.sampled_from(["0.1", "0.5", "1", "1.5"]),
+        limit=PRICES,
+    )
     def reserve_sell(self, asset: str, fraction: str, limit: Decimal) -> str:
         intent_id = self._next_id()
         size = (self.ledger.sellable_shares(asset) * D(fraction)).quantize(D("0.01"))
@@ -82,15 +93,25 @@ class LedgerMachine(RuleBasedStateMachine):
             return intent_id
         if size > self.ledger.sellable_shares(asset):
             with pytest.raises(LedgerError):
-                self.ledger.reserve(intent_id, asset=asset, condition_id=CONDITION_ID, side=Side.SELL, size=size,
-                                    limit_price=limit)
+                self.ledger.reserve(
+                    intent_id,
+                    asset=asset,
+                    condition_id=CONDITION_ID,
+                    side=Side.SELL,
+                    size=size,
+                    limit_price=limit,
+                )
             return intent_id
-        self.ledger.reserve(intent_id, asset=asset, condition_id=CONDITION_ID, side=Side.SELL, size=size,
-                            limit_price=limit)
+        self.ledger.reserve(
+            intent_id, asset=asset, condition_id=CONDITION_ID, side=Side.SELL, size=size, limit_price=limit
+        )
         return intent_id
 
-    @rule(intent_id=orders, fraction=st.sampled_from(["0.25", "0.5", "0.999", "1", "2"]),
-          price_shift=st.sampled_from(["-0.05", "-0.001", "0", "0.002", "0.03"]))
+    @rule(
+        intent_id=orders,
+        fraction=st.sampled_from(["0.25", "0.5", "0.999", "1", "2"]),
+        price_shift=st.sampled_from(["-0.05", "-0.001", "0", "0.002", "0.03"]),
+    )
     def fill(self, intent_id: str, fraction: str, price_shift: str) -> None:
         """A cumulative fill report; BUYs may fill better than the limit, SELLs better (higher) too."""
         reservation = self.ledger.reservations.get(intent_id)
@@ -118,7 +139,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.ledger.release(intent_id) == 0
         assert intent_id not in self.ledger.reservations
 
-    @rule(trader=st.sampled_from(["0x" + "11" * 20, "0x" + "22" * 20]), side=st.sampled_from(Side), size=SHARES)
+    @rule(
+        trader=st.sampled_from(["0x" + "11" * 20, "0x" + "22" * 20]), side=st.sampled_from(Side), size=SHARES
+    )
     def observe_leader(self, trader: str, side: Side, size: Decimal) -> None:
         before = self.ledger.leader_position(trader, ASSET)
         self.ledger.observe_leader_trade(trader, ASSET, side, size)
@@ -145,21 +168,24 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 TestLedgerSequences = LedgerMachine.TestCase
-TestLedgerSequences.settings = settings(max_examples=400, stateful_step_count=50, deadline=None)
+TestLedgerSequences.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 
 
 # --- examples ---------------------------------------------------------------------------------------------
 def build_ledger_with_position(shares: str = "100", price: str = "0.40") -> WalletLedger:
     ledger = WalletLedger(D("1000"))
-    ledger.reserve("buy", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D(shares),
-                   limit_price=D(price))
+    ledger.reserve(
+        "buy", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D(shares), limit_price=D(price)
+    )
     ledger.apply_fill("buy", D(shares), D(price), DAY)
     return ledger
 
 
 def test_a_buy_filled_below_its_limit_returns_the_difference_to_available() -> None:
     ledger = WalletLedger(D("100"))
-    ledger.reserve("a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("100"), limit_price=D("0.52"))
+    ledger.reserve(
+        "a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("100"), limit_price=D("0.52")
+    )
 
     ledger.apply_fill("a", D("100"), D("0.50"), DAY)
 
@@ -169,7 +195,9 @@ def test_a_buy_filled_below_its_limit_returns_the_difference_to_available() -> N
 
 def test_a_partial_fill_then_release_gives_back_only_the_unfilled_part() -> None:
     ledger = WalletLedger(D("100"))
-    ledger.reserve("a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("100"), limit_price=D("0.50"))
+    ledger.reserve(
+        "a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("100"), limit_price=D("0.50")
+    )
 
     ledger.apply_fill("a", D("40"), D("0.50"), DAY)
     released = ledger.release("a")
@@ -180,13 +208,26 @@ def test_a_partial_fill_then_release_gives_back_only_the_unfilled_part() -> None
 
 def test_selling_everything_realises_pnl_and_closes_the_position_exactly() -> None:
     ledger = WalletLedger(D("1000"))
-    for intent_id, size, price in (("b1", "3", "0.11"), ("b2", "4", "0.13")):  # average cost 0.85 / 7, not exact
-        ledger.reserve(intent_id, asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D(size),
-                       limit_price=D(price))
+    for intent_id, size, price in (
+        ("b1", "3", "0.11"),
+        ("b2", "4", "0.13"),
+    ):  # average cost 0.85 / 7, not exact
+        ledger.reserve(
+            intent_id,
+            asset=ASSET,
+            condition_id=CONDITION_ID,
+            side=Side.BUY,
+            size=D(size),
+            limit_price=D(price),
+        )
         ledger.apply_fill(intent_id, D(size), D(price), DAY)
-    ledger.reserve("s1", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("2"), limit_price=D("0.2"))
+    ledger.reserve(
+        "s1", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("2"), limit_price=D("0.2")
+    )
     ledger.apply_fill("s1", D("2"), D("0.2"), DAY)
-    ledger.reserve("s2", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("5"), limit_price=D("0.2"))
+    ledger.reserve(
+        "s2", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("5"), limit_price=D("0.2")
+    )
     ledger.apply_fill("s2", D("5"), D("0.2"), DAY)
 
     assert ASSET not in ledger.positions
@@ -198,7 +239,9 @@ def test_selling_everything_realises_pnl_and_closes_the_position_exactly() -> No
 
 def test_a_losing_sell_counts_towards_that_days_loss() -> None:
     ledger = build_ledger_with_position("100", "0.40")
-    ledger.reserve("s", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("50"), limit_price=D("0.30"))
+    ledger.reserve(
+        "s", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("50"), limit_price=D("0.30")
+    )
 
     ledger.apply_fill("s", D("50"), D("0.30"), "2026-07-18")
 
@@ -218,31 +261,47 @@ def test_a_losing_sell_counts_towards_that_days_loss() -> None:
     ],
     ids=["buy-over-capital", "sell-over-holdings", "sell-within-holdings"],
 )
-def test_reserve_refuses_what_the_wallet_cannot_cover(side: Side, size: str, limit: str, message: str | None) -> None:
+def test_reserve_refuses_what_the_wallet_cannot_cover(
+    side: Side, size: str, limit: str, message: str | None
+) -> None:
     ledger = build_ledger_with_position("100", "0.40")
 
     if message is None:
-        ledger.reserve("x", asset=ASSET, condition_id=CONDITION_ID, side=side, size=D(size), limit_price=D(limit))
+        ledger.reserve(
+            "x", asset=ASSET, condition_id=CONDITION_ID, side=side, size=D(size), limit_price=D(limit)
+        )
         assert ledger.sellable_shares(ASSET) == D("99")
         return
     with pytest.raises(LedgerError, match=message):
-        ledger.reserve("x", asset=ASSET, condition_id=CONDITION_ID, side=side, size=D(size), limit_price=D(limit))
+        ledger.reserve(
+            "x", asset=ASSET, condition_id=CONDITION_ID, side=side, size=D(size), limit_price=D(limit)
+        )
     assert "x" not in ledger.reservations
 
 
 def test_reserving_the_same_intent_twice_is_refused() -> None:
     ledger = WalletLedger(D("100"))
-    ledger.reserve("a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("10"), limit_price=D("0.5"))
+    ledger.reserve(
+        "a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("10"), limit_price=D("0.5")
+    )
 
     with pytest.raises(LedgerError, match="already reserved"):
-        ledger.reserve("a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("10"), limit_price=D("0.5"))
+        ledger.reserve(
+            "a", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("10"), limit_price=D("0.5")
+        )
     assert ledger.reserved == D("5")
 
 
 def test_exposure_views_split_by_market() -> None:
     ledger = build_ledger_with_position("100", "0.40")  # 40 deployed in CONDITION_ID
-    ledger.reserve("o", asset=OTHER_ASSET, condition_id="0x" + "99" * 32, side=Side.BUY, size=D("10"),
-                   limit_price=D("0.5"))
+    ledger.reserve(
+        "o",
+        asset=OTHER_ASSET,
+        condition_id="0x" + "99" * 32,
+        side=Side.BUY,
+        size=D("10"),
+        limit_price=D("0.5"),
+    )
 
     assert ledger.market_exposure(CONDITION_ID) == D("40")
     assert ledger.market_exposure("0x" + "99" * 32) == D("5")
@@ -261,11 +320,23 @@ def test_recent_intents_forget_the_oldest_beyond_the_limit() -> None:
 
 def test_state_round_trip_keeps_every_field_and_is_plain_json() -> None:
     ledger = build_ledger_with_position("100", "0.40")
-    ledger.reserve("open-sell", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("30"),
-                   limit_price=D("0.45"))
+    ledger.reserve(
+        "open-sell",
+        asset=ASSET,
+        condition_id=CONDITION_ID,
+        side=Side.SELL,
+        size=D("30"),
+        limit_price=D("0.45"),
+    )
     ledger.apply_fill("open-sell", D("10"), D("0.45"), DAY)
-    ledger.reserve("open-buy", asset=OTHER_ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("12.34"),
-                   limit_price=D("0.555"))
+    ledger.reserve(
+        "open-buy",
+        asset=OTHER_ASSET,
+        condition_id=CONDITION_ID,
+        side=Side.BUY,
+        size=D("12.34"),
+        limit_price=D("0.555"),
+    )
     ledger.observe_leader_trade("0x" + "11" * 20, ASSET, Side.BUY, D("42.5"))
 
     text = json.dumps(ledger.to_state())

@@ -1,0 +1,90 @@
+"""Per-wallet processor state in Faust tables, split so that each event reads and writes little.
+
+`wallet-state` holds the ledger's money (reservations, positions, daily PnL) and the open orders;
+`leader-positions` holds one (wallet, leader, token) position per key; `decided-intents` marks each
+(wallet, trade) already evaluated. All three are keyed by strings that start with the wallet id and are
+written only from events keyed by that wallet, so they stay co-partitioned with the wallet's topics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from decimal import Decimal
+from typing import Any
+
+from processors.core.ids import build_intent_id
+from processors.core.ledger import WalletLedger
+from processors.core.orders import TERMINAL, OrderRecord
+from schemas.trades import RawTrade
+
+CLOSED_ORDERS_KEPT = 2000
+
+
+class WalletState:
+    """A wallet's ledger and open orders, as loaded for one event."""
+
+    def __init__(self, ledger: WalletLedger, orders: dict[str, OrderRecord], closed: list[str]) -> None:
+        self.ledger, self.orders, self.closed = ledger, orders, closed
+
+    @classmethod
+    def load(cls, value: dict[str, Any] | None, capital: Decimal) -> WalletState:
+        if not value:
+            return cls(WalletLedger(capital_usdc=capital), {}, [])
+        return cls(WalletLedger.from_state(value["ledger"]),
+                   {k: OrderRecord.from_state(v) for k, v in value["orders"].items()}, list(value["closed"]))
+
+    def dump(self) -> dict[str, Any]:
+        return {"ledger": self.ledger.to_state(), "orders": {k: v.to_state() for k, v in self.orders.items()},
+                "closed": self.closed[-CLOSED_ORDERS_KEPT:]}
+
+    def record_order(self, record: OrderRecord) -> None:
+        """Keep an open order; forget a finished one but remember its id (late reports are ignored)."""
+        if record.status in TERMINAL:
+            self.orders.pop(record.order_id, None)
+            self.closed.append(record.order_id)
+        else:
+            self.orders[record.order_id] = record
+
+
+class WalletStateStore:
+    """Loads the state one event needs into a WalletLedger and writes back what changed."""
+
+    def __init__(self, wallets: MutableMapping[str, Any], leader_positions: MutableMapping[str, Any],
+                 decided: MutableMapping[str, Any]) -> None:
+        self._wallets, self._leader_positions, self._decided = wallets, leader_positions, decided
+
+    def load(self, wallet_id: str, capital: Decimal) -> WalletState:
+        return WalletState.load(self._wallets.get(wallet_id), capital)
+
+    def save(self, wallet_id: str, state: WalletState) -> None:
+        self._wallets[wallet_id] = state.dump()
+
+    def load_for_trade(self, wallet_id: str, capital: Decimal, trade: RawTrade) -> WalletState:
+        """The wallet's state plus this trade's leader position and whether it was already decided."""
+        state = self.load(wallet_id, capital)
+        position = self._leader_positions.get(_leader_key(wallet_id, trade))
+        if position is not None:
+            state.ledger.leader_positions[f"{trade.proxy_wallet}|{trade.asset}"] = Decimal(position)
+        intent_id = build_intent_id(wallet_id, trade.dedup_key)
+        if self._decided.get(intent_id) is not None:
+            state.ledger.remember_intent(intent_id)
+        return state
+
+    def save_for_trade(self, wallet_id: str, state: WalletState, trade: RawTrade) -> None:
+        """Write the leader position and the decided mark to their tables, the rest to the wallet's value."""
+        ledger = state.ledger
+        key = _leader_key(wallet_id, trade)
+        position = ledger.leader_position(trade.proxy_wallet, trade.asset)
+        if position > 0:
+            self._leader_positions[key] = str(position)
+        elif self._leader_positions.get(key) is not None:
+            del self._leader_positions[key]
+        for intent_id in ledger.recent_intents:
+            self._decided[intent_id] = 1
+        ledger.leader_positions.clear()
+        ledger.recent_intents.clear()
+        self.save(wallet_id, state)
+
+
+def _leader_key(wallet_id: str, trade: RawTrade) -> str:
+    return f"{wallet_id}|{trade.proxy_wallet}|{trade.asset}"

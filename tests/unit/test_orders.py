@@ -1,0 +1,402 @@
+"""Order lifecycle: the transition table over every pair, and executor reports turned into order events."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processors.core.ids import build_event_id
+from processors.core.ledger import WalletLedger
+from processors.core.orders import (
+    LOST_AFTER_NOT_FOUND,
+    TERMINAL,
+    TRANSITIONS,
+    IllegalTransitionError,
+    OrderRecord,
+    OrderTransition,
+    apply_report,
+    transition,
+)
+from processors.core.policy import day_of
+from schemas.base import Side
+from schemas.orders import ExecutionReport, OrderEvent, OrderIntent, OrderStatus, OrderType, ReportKind
+from sinks.paper import execute_on_paper
+from tests.builders import ASSET, CONDITION_ID, NOW_MS, build_book, build_intent, build_report
+
+D = Decimal
+S, T = OrderStatus, OrderTransition
+
+# The lifecycle as specified, written out independently of the implementation's table.
+EXPECTED_EDGES = {
+    (S.PENDING, T.ACCEPT): S.PLACED,
+    (S.PENDING, T.REJECT): S.REJECTED,
+    (S.PENDING, T.LOSE): S.LOST,
+    (S.PLACED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PLACED, T.FILL): S.FILLED,
+    (S.PLACED, T.CANCEL): S.CANCELLED,
+    (S.PLACED, T.LOSE): S.LOST,
+    (S.PARTIALLY_FILLED, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, T.FILL): S.FILLED,
+    (S.PARTIALLY_FILLED, T.CANCEL): S.CANCELLED,
+    (S.PARTIALLY_FILLED, T.LOSE): S.LOST,
+}
+ALL_PAIRS = list(itertools.product(OrderStatus, OrderTransition))
+
+
+@pytest.mark.parametrize(("status", "move"), ALL_PAIRS, ids=lambda v: v.value)
+def test_every_status_and_transition_pair_follows_the_table_or_raises(
+    status: OrderStatus, move: OrderTransition
+) -> None:
+    if (status, move) in EXPECTED_EDGES:
+        assert transition(status, move) is EXPECTED_EDGES[(status, move)] is TRANSITIONS[(status, move)]
+    else:
+        assert (status, move) not in TRANSITIONS
+        with pytest.raises(IllegalTransitionError, match=f"{move.value} is not allowed from {status.value}"):
+            transition(status, move)
+
+
+def test_the_table_has_exactly_the_specified_edges_and_terminal_states_have_none() -> None:
+    assert TRANSITIONS == EXPECTED_EDGES
+    assert {S.FILLED, S.CANCELLED, S.REJECTED, S.LOST} == TERMINAL
+    assert not [pair for pair in TRANSITIONS if pair[0] in TERMINAL]
+
+
+# --- apply_report ---------------------------------------------------------------------------------------
+def reserve(intent: OrderIntent, capital: str = "1000") -> WalletLedger:
+    ledger = WalletLedger(D(capital))
+    if intent.side is Side.SELL:
+        ledger.reserve(
+            "setup",
+            asset=intent.asset,
+            condition_id=CONDITION_ID,
+            side=Side.BUY,
+            size=D("100"),
+            limit_price=D("0.40"),
+        )
+        ledger.apply_fill("setup", D("100"), D("0.40"), day_of(NOW_MS))
+    ledger.reserve(
+        intent.intent_id,
+        asset=intent.asset,
+        condition_id=intent.condition_id,
+        side=intent.side,
+        size=intent.size,
+        limit_price=intent.limit_price,
+    )
+    return ledger
+
+
+def apply_all(
+    ledger: WalletLedger, reports: list[ExecutionReport], record: OrderRecord | None = None
+) -> tuple[OrderRecord | None, list[OrderEvent]]:
+    events: list[OrderEvent] = []
+    for number, report in enumerate(reports):
+        record, new = apply_report(ledger, record, report, NOW_MS + 10 + number)
+        events.extend(new)
+    return record, events
+
+
+def types_of(events: list[OrderEvent]) -> list[str]:
+    return [event.event_type.value for event in events]
+
+
+def test_fak_partial_fill_then_cancel_places_fills_and_cancels_releasing_the_rest() -> None:
+    intent = build_intent(size=D("20"), limit_price=D("0.52"))
+    ledger = reserve(intent)
+    reports = execute_on_paper(
+        intent, build_book(asks=[("0.50", "8")]), "paper-1", sent_at_ms=NOW_MS, reported_at_ms=NOW_MS + 1
+    )
+
+    record, events = apply_all(ledger, reports)
+
+    assert types_of(events) == ["OrderPlaced", "OrderPartialFill", "OrderCancelled"]
+    assert [e.status for e in events] == [S.PLACED, S.PARTIALLY_FILLED, S.CANCELLED]
+    assert [e.matched_size for e in events] == [D(0), D("8"), D("8")]
+    assert [e.released_usdc for e in events] == [None, None, D("12") * D("0.52")]
+    assert record is not None and record.status is S.CANCELLED
+    assert ledger.reserved == 0
+    assert ledger.positions[ASSET].shares == D("8")
+    assert ledger.deployed == D("4.00")
+    assert ledger.available == D("996")
+
+
+def test_full_fill_places_and_fills_with_nothing_to_release() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+
+    record, events = apply_all(
+        ledger, [build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.51"))]
+    )
+
+    assert types_of(events) == ["OrderPlaced", "OrderFilled"]
+    assert events[-1].average_price == D("0.51")
+    assert events[-1].released_usdc is None
+    assert record is not None and record.status is S.FILLED
+    assert ledger.open_orders == 0
+    assert ledger.deployed == D("10.20")
+    assert ledger.available == D("989.80")
+
+
+def test_two_partial_fills_then_the_rest_ends_filled() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    reports = [build_report(ReportKind.ACCEPTED, intent=intent)] + [
+        build_report(ReportKind.FILL, intent=intent, matched_size=D(m), average_price=D("0.52"))
+        for m in ("5", "12.5", "20")
+    ]
+
+    record, events = apply_all(ledger, reports)
+
+    assert types_of(events) == ["OrderPlaced", "OrderPartialFill", "OrderPartialFill", "OrderFilled"]
+    assert [e.matched_size for e in events] == [D(0), D("5"), D("12.5"), D("20")]
+    assert record is not None and record.matched == D("20")
+    assert ledger.positions[ASSET].shares == D("20")
+
+
+def test_reject_releases_the_reserved_capital() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+
+    record, events = apply_all(
+        ledger, [build_report(ReportKind.REJECTED, intent=intent, detail="not enough balance")]
+    )
+
+    assert types_of(events) == ["OrderRejected"]
+    assert events[0].released_usdc == D("10.40")
+    assert events[0].detail == "not enough balance"
+    assert record is not None and record.status is S.REJECTED
+    assert ledger.available == D("1000")
+
+
+def test_three_not_found_in_a_row_lose_the_order_and_release_its_capital() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    accepted = build_report(ReportKind.ACCEPTED, intent=intent)
+    not_found = build_report(ReportKind.NOT_FOUND, intent=intent)
+
+    record, events = apply_all(ledger, [accepted] + [not_found] * (LOST_AFTER_NOT_FOUND - 1))
+    assert types_of(events) == ["OrderPlaced"]
+    assert ledger.reserved == D("10.40")
+
+    record, events = apply_all(ledger, [not_found], record)
+
+    assert types_of(events) == ["OrderLost"]
+    assert events[0].released_usdc == D("10.40")
+    assert events[0].detail == "not found 3 times in a row"
+    assert record is not None and record.status is S.LOST
+    assert ledger.reserved == 0 and ledger.available == D("1000")
+
+
+@pytest.mark.parametrize("between", [ReportKind.ACCEPTED, ReportKind.UNKNOWN, ReportKind.FILL])
+def test_a_found_report_between_not_founds_resets_the_count(between: ReportKind) -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    not_found = build_report(ReportKind.NOT_FOUND, intent=intent)
+    found = build_report(between, intent=intent, matched_size=D("5") if between is ReportKind.FILL else D(0))
+
+    record, events = apply_all(
+        ledger,
+        [build_report(ReportKind.ACCEPTED, intent=intent), not_found, not_found, found, not_found, not_found],
+    )
+
+    assert "OrderLost" not in types_of(events)
+    assert record is not None and record.not_found_count == 2
+    _, more = apply_all(ledger, [not_found], record)
+    assert types_of(more) == ["OrderLost"]
+
+
+def test_a_pending_order_never_seen_by_the_venue_can_be_lost() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+
+    record, events = apply_all(ledger, [build_report(ReportKind.NOT_FOUND, intent=intent)] * 3)
+
+    assert types_of(events) == ["OrderLost"]
+    assert record is not None and record.status is S.LOST
+
+
+def test_an_ambiguous_submit_keeps_the_capital_reserved_and_emits_nothing() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+
+    record, events = apply_all(ledger, [build_report(ReportKind.UNKNOWN, intent=intent, detail="timeout")])
+
+    assert events == []
+    assert record is not None and record.status is S.PENDING
+    assert ledger.reserved == D("10.40")
+
+
+def test_a_sell_cancel_frees_the_shares_and_releases_no_usdc() -> None:
+    intent = build_intent(side=Side.SELL, size=D("50"), limit_price=D("0.48"))
+    ledger = reserve(intent)
+
+    _, events = apply_all(
+        ledger,
+        [
+            build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50")),
+            build_report(ReportKind.CANCELLED, intent=intent, matched_size=D("20")),
+        ],
+    )
+
+    assert types_of(events) == ["OrderPlaced", "OrderPartialFill", "OrderCancelled"]
+    assert events[-1].released_usdc == D(0)
+    assert ledger.sellable_shares(ASSET) == D("80")
+    assert ledger.realised_pnl == D("20") * (D("0.50") - D("0.40"))
+
+
+PAPER_SCENARIOS = {
+    "fak-partial": (OrderType.FAK, [("0.50", "8")]),
+    "fak-full": (OrderType.FAK, [("0.50", "100")]),
+    "fak-none": (OrderType.FAK, [("0.60", "100")]),
+    "fok-partial": (OrderType.FOK, [("0.50", "8")]),
+    "gtc-partial": (OrderType.GTC, [("0.50", "8")]),
+    "gtc-none": (OrderType.GTC, []),
+    "no-book": (OrderType.FAK, None),
+}
+
+
+def paper_reports(order_type: OrderType, asks: list[tuple[str, str]] | None) -> tuple[OrderIntent, list]:
+    intent = build_intent(order_type=order_type)
+    book = None if asks is None else build_book(asks=asks)
+    return intent, execute_on_paper(intent, book, "paper-x", sent_at_ms=NOW_MS, reported_at_ms=NOW_MS + 1)
+
+
+@pytest.mark.parametrize("scenario", PAPER_SCENARIOS)
+def test_reapplying_the_same_reports_yields_no_new_events_and_no_ledger_change(scenario: str) -> None:
+    intent, reports = paper_reports(*PAPER_SCENARIOS[scenario])
+    ledger = reserve(intent)
+    record, events = apply_all(ledger, reports)
+    assert events
+    state, record_state = ledger.to_state(), record.to_state() if record else None
+
+    record, again = apply_all(ledger, reports + list(reversed(reports)), record)
+
+    assert again == []
+    assert ledger.to_state() == state
+    assert record is not None and record.to_state() == record_state
+
+
+@pytest.mark.parametrize("scenario", PAPER_SCENARIOS)
+def test_event_ids_are_deterministic_and_follow_the_order_and_sequence(scenario: str) -> None:
+    runs = []
+    for _ in range(2):
+        intent, reports = paper_reports(*PAPER_SCENARIOS[scenario])
+        runs.append(apply_all(reserve(intent), reports)[1])
+
+    first, second = runs
+    assert [e.event_id for e in first] == [e.event_id for e in second]
+    assert [e.sequence for e in first] == list(range(1, len(first) + 1))
+    assert [e.event_id for e in first] == [build_event_id("paper-x", e.sequence) for e in first]
+    assert len({e.event_id for e in first}) == len(first)
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected"),
+    [
+        ("fak-partial", ["OrderPlaced", "OrderPartialFill", "OrderCancelled"]),
+        ("fak-full", ["OrderPlaced", "OrderFilled"]),
+        ("fak-none", ["OrderPlaced", "OrderCancelled"]),
+        ("fok-partial", ["OrderPlaced", "OrderCancelled"]),
+        ("gtc-partial", ["OrderPlaced", "OrderPartialFill"]),
+        ("gtc-none", ["OrderPlaced"]),
+        ("no-book", ["OrderRejected"]),
+    ],
+)
+def test_paper_reports_drive_the_expected_lifecycle(scenario: str, expected: list[str]) -> None:
+    intent, reports = paper_reports(*PAPER_SCENARIOS[scenario])
+    ledger = reserve(intent)
+
+    record, events = apply_all(ledger, reports)
+
+    assert types_of(events) == expected
+    assert record is not None
+    if record.status in TERMINAL:
+        assert ledger.open_orders == 0  # nothing stays reserved once an order is over
+    else:
+        assert ledger.reserved == (intent.size - record.matched) * intent.limit_price
+
+
+def test_a_terminal_order_ignores_later_reports() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    record, _ = apply_all(ledger, [build_report(ReportKind.REJECTED, intent=intent)])
+
+    record, events = apply_all(
+        ledger,
+        [
+            build_report(ReportKind.FILL, intent=intent, matched_size=D("20")),
+            build_report(ReportKind.NOT_FOUND, intent=intent),
+        ]
+        * 3,
+        record,
+    )
+
+    assert events == []
+    assert record is not None and record.status is S.REJECTED
+    assert ledger.deployed == 0
+
+
+def test_event_carries_the_report_times_and_the_processing_time() -> None:
+    intent = build_intent()
+    report = build_report(ReportKind.ACCEPTED, intent=intent, sent_at_ms=NOW_MS + 5)
+
+    _, events = apply_report(reserve(intent), None, report, 123_456)
+
+    assert (events[0].received_at_ms, events[0].sent_at_ms, events[0].occurred_at_ms) == (
+        intent.received_at_ms,
+        NOW_MS + 5,
+        123_456,
+    )
+    assert (events[0].order_id, events[0].intent_id, events[0].wallet_id) == (
+        report.order_id,
+        intent.intent_id,
+        intent.wallet_id,
+    )
+
+
+def test_order_record_state_round_trips() -> None:
+    record = OrderRecord("paper-1", S.PARTIALLY_FILLED, D("12.5"), 2, 1)
+
+    assert OrderRecord.from_state(record.to_state()) == record
+
+
+# --- property: any report sequence is handled without an illegal move -----------------------------------
+REPORTS = st.lists(
+    st.tuples(st.sampled_from(ReportKind), st.sampled_from(["0", "3", "7.5", "12", "20", "25"])),
+    min_size=1,
+    max_size=15,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(REPORTS)
+def test_any_report_sequence_moves_legally_and_keeps_the_ledger_whole(
+    steps: list[tuple[ReportKind, str]],
+) -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    record: OrderRecord | None = None
+    events: list[OrderEvent] = []
+    matched = D(0)
+    for number, (kind, size) in enumerate(steps):
+        matched = max(matched, D(size))  # venue reports cumulative fills
+        report = build_report(kind, intent=intent, matched_size=matched, average_price=D("0.50"))
+        record, new = apply_report(ledger, record, report, NOW_MS + number)
+        events.extend(new)
+
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    statuses = [S.PENDING] + [e.status for e in events]
+    for before, after in zip(statuses, statuses[1:], strict=False):
+        assert after in {target for (source, _), target in TRANSITIONS.items() if source is before}
+    assert sum(1 for e in events if e.status in TERMINAL) <= 1
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
+    assert ledger.available >= 0 and ledger.reserved >= 0
+    assert record is not None
+    held = ledger.positions[ASSET].shares if ASSET in ledger.positions else D(0)
+    assert held == record.matched <= intent.size
+    if record.status in TERMINAL:
+        assert ledger.reserved == 0

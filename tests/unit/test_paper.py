@@ -1,0 +1,142 @@
+"""Paper execution: what FAK, FOK, GTC and GTD orders get against the current book, as executor reports."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.core.books import parse_book
+from processors.core.ids import build_report_id
+from schemas.base import Side
+from schemas.orders import ExecutionMode, OrderType, ReportKind
+from sinks.paper import execute_on_paper
+from tests.builders import NOW_MS, build_book, build_intent, load_shared_json
+
+D = Decimal
+ORDER_ID = "paper-test-order"
+THIN = [("0.50", "8")]  # 8 of the intent's 20 shares at or under its 0.52 limit
+DEEP = [("0.50", "12"), ("0.51", "100")]
+NONE_CROSSING = [("0.53", "100")]
+
+
+def run(order_type: OrderType, asks: list[tuple[str, str]] | None, **intent_fields: object) -> list:
+    intent = build_intent(
+        order_type=order_type, expiry_secs=60 if order_type is OrderType.GTD else None, **intent_fields
+    )
+    book = None if asks is None else build_book(asks=asks)
+    return execute_on_paper(intent, book, ORDER_ID, sent_at_ms=NOW_MS + 1, reported_at_ms=NOW_MS + 2)
+
+
+def outcome(reports: list) -> list[tuple[str, Decimal, Decimal | None, str]]:
+    return [(r.kind.value, r.matched_size, r.average_price, r.detail) for r in reports]
+
+
+@pytest.mark.parametrize(
+    ("order_type", "asks", "expected"),
+    [
+        (OrderType.FAK, DEEP, [("fill", D("20"), D("0.504"), "")]),
+        (
+            OrderType.FAK,
+            THIN,
+            [("fill", D("8"), D("0.5"), ""), ("cancelled", D("8"), D("0.5"), "FAK remainder killed")],
+        ),
+        (OrderType.FAK, NONE_CROSSING, [("cancelled", D(0), None, "FAK remainder killed")]),
+        (OrderType.FOK, DEEP, [("fill", D("20"), D("0.504"), "")]),
+        (OrderType.FOK, THIN, [("cancelled", D(0), None, "FOK could not be fully filled")]),
+        (OrderType.FOK, NONE_CROSSING, [("cancelled", D(0), None, "FOK could not be fully filled")]),
+        (OrderType.GTC, DEEP, [("fill", D("20"), D("0.504"), "")]),
+        (OrderType.GTC, THIN, [("fill", D("8"), D("0.5"), "")]),  # the rest rests on the book
+        (OrderType.GTC, NONE_CROSSING, [("accepted", D(0), None, "resting")]),
+        (OrderType.GTD, THIN, [("fill", D("8"), D("0.5"), "")]),
+        (OrderType.GTD, NONE_CROSSING, [("accepted", D(0), None, "resting")]),
+    ],
+    ids=lambda v: v.value if isinstance(v, OrderType) else None,
+)
+def test_each_time_in_force_gets_its_outcome_against_the_book(
+    order_type: OrderType,
+    asks: list[tuple[str, str]],
+    expected: list[tuple[str, Decimal, Decimal | None, str]],
+) -> None:
+    assert outcome(run(order_type, asks)) == expected
+
+
+@pytest.mark.parametrize("order_type", list(OrderType))
+def test_no_book_means_the_venue_would_reject_the_order(order_type: OrderType) -> None:
+    assert outcome(run(order_type, None)) == [("rejected", D(0), None, "no order book for this token")]
+
+
+def test_a_sell_takes_the_bids_down_to_its_limit() -> None:
+    intent = build_intent(side=Side.SELL, size=D("30"), limit_price=D("0.48"))
+    book = build_book(asks=[("0.10", "1000")], bids=[("0.49", "10"), ("0.48", "10"), ("0.47", "1000")])
+
+    reports = execute_on_paper(intent, book, ORDER_ID, sent_at_ms=1, reported_at_ms=2)
+
+    assert outcome(reports) == [
+        ("fill", D("20"), D("0.485"), ""),
+        ("cancelled", D("20"), D("0.485"), "FAK remainder killed"),
+    ]
+
+
+def test_a_buy_on_the_real_book_fills_at_its_cheapest_ask() -> None:
+    book = parse_book(load_shared_json("ra1nty__polymarket-cli/book.json"))
+    intent = build_intent(asset=book.asset, size=D("100"), limit_price=D("0.5"), tick_size=D("0.001"))
+
+    reports = execute_on_paper(intent, book, ORDER_ID, sent_at_ms=1, reported_at_ms=2)
+
+    assert outcome(reports) == [("fill", D("100"), D("0.001"), "")]
+
+
+def test_reports_describe_the_intent_and_carry_both_times() -> None:
+    intent = build_intent(order_type=OrderType.FAK)
+
+    reports = execute_on_paper(intent, build_book(asks=THIN), ORDER_ID, sent_at_ms=111, reported_at_ms=222)
+
+    for report in reports:
+        assert (report.intent_id, report.wallet_id, report.order_id, report.mode) == (
+            intent.intent_id,
+            intent.wallet_id,
+            ORDER_ID,
+            ExecutionMode.PAPER,
+        )
+        assert (report.side, report.asset, report.size, report.limit_price) == (
+            intent.side,
+            intent.asset,
+            intent.size,
+            intent.limit_price,
+        )
+        assert (report.received_at_ms, report.sent_at_ms, report.reported_at_ms) == (
+            intent.received_at_ms,
+            111,
+            222,
+        )
+        assert report.report_id == build_report_id(
+            ORDER_ID, report.kind.value, report.matched_size, report.detail
+        )
+    assert len({report.report_id for report in reports}) == len(reports)
+
+
+def test_the_same_intent_and_book_give_identical_reports() -> None:
+    assert run(OrderType.FAK, THIN) == run(OrderType.FAK, THIN)
+
+
+@given(
+    order_type=st.sampled_from(OrderType),
+    depth=st.decimals("0", "40", places=2),
+    size=st.decimals("0.01", "30", places=2),
+)
+def test_paper_never_fills_more_than_ordered_or_than_the_book_holds_at_the_limit(
+    order_type: OrderType, depth: Decimal, size: Decimal
+) -> None:
+    reports = run(order_type, [("0.51", str(depth)), ("0.60", "1000")], size=size)
+
+    fills = [r for r in reports if r.kind is ReportKind.FILL]
+    matched = fills[-1].matched_size if fills else D(0)
+    assert matched == (min(size, depth) if order_type is not OrderType.FOK or depth >= size else D(0))
+    if order_type in (OrderType.FAK, OrderType.FOK):
+        assert (reports[-1].kind is ReportKind.CANCELLED) is (matched < size)
+    else:
+        assert all(r.kind is not ReportKind.CANCELLED for r in reports)
+    assert all(r.average_price in (None, D("0.51")) for r in reports)

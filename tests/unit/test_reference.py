@@ -1,0 +1,254 @@
+"""Tests of reference-data mapping on real venue responses (Gamma markets, leaderboards) and file imports."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers.reference import (
+    ReferenceParseError,
+    build_market_reference,
+    build_trader_file,
+    build_trader_reference,
+    read_trader_rows,
+    sync_markets,
+    sync_traders,
+)
+from schemas.reference import MarketReference, TraderReference
+from schemas.topics import MARKETS, TRADERS
+from tests.builders import SHARED_DATA, load_shared_json
+
+UPDATED_AT_MS = 1_790_000_000_000
+GAMMA_MARKETS = "borat14011-sudo__wom-polymarket-strategy/markets.json"
+LEADERBOARD = "edulabrador__polymarket-smart-money/leaderboard.json"
+OLD_LEADERBOARD = "jm709__pscanner/leaderboard.json"
+BTC_MARKET = "ra1nty__polymarket-cli/market_detail.json"  # the one market whose trades and book we also have
+SNAPSHOTS = "thesaddestlandscape__polymarket-research/leaderboard_2026-07-02.csv"
+
+
+class RecordingPublisher:
+    """Stands in for MessagePublisher: keeps (topic, key, message) in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None, Any]] = []
+
+    def publish(self, spec: Any, key: str | None, message: Any, *, timestamp_ms: int = 0) -> None:
+        self.sent.append((spec.name, key, message))
+
+
+# --- Gamma markets ------------------------------------------------------------------------------------------
+def test_the_real_btc_market_maps_field_by_field() -> None:
+    market = build_market_reference(load_shared_json(BTC_MARKET), UPDATED_AT_MS)
+
+    assert market == MarketReference(
+        condition_id="0xba3509c3c29a52bb2f8cf8204755314a38461825e61e77e6350f5abd4b848e05",
+        question="Bitcoin Up or Down - March 22, 3:50AM-3:55AM ET", slug="btc-updown-5m-1774165800",
+        end_date_ms=1_774_166_100_000, closed=False, accepting_orders=True, neg_risk=False,
+        tick_size=Decimal("0.001"), min_order_size=Decimal("5"),
+        token_ids=("94242206871221370391055736153305071391564432448684801902267396130896523340261",
+                   "22943400237250229318795315882775337816951160275867284205243766113690886285726"),
+        outcomes=("Up", "Down"), updated_at_ms=UPDATED_AT_MS)
+
+
+def test_every_real_gamma_market_maps_with_decoded_token_ids_and_outcomes() -> None:
+    rows = load_shared_json(GAMMA_MARKETS)
+
+    markets = [build_market_reference(row, UPDATED_AT_MS) for row in rows]
+
+    assert len(markets) == 600 and len({market.condition_id for market in markets}) == 596  # real duplicates
+    for row, market in zip(rows, markets, strict=True):
+        assert market.token_ids == tuple(json.loads(row["clobTokenIds"]))  # decoded from the JSON text
+        assert market.outcomes == tuple(json.loads(row["outcomes"])) and len(market.outcomes) == 2
+        assert market.condition_id == row["conditionId"].lower()
+        assert market.closed is row["closed"] and market.neg_risk is row.get("negRisk", False)
+        assert market.tick_size in (Decimal("0.01"), Decimal("0.001"), None)
+        if row.get("acceptingOrders") is not None:
+            assert market.accepting_orders is row["acceptingOrders"]
+    assert sum(market.closed for market in markets) == 300
+    assert sum(market.neg_risk for market in markets) == 236
+    assert sum(market.end_date_ms is not None for market in markets) == 594
+    # category is mostly empty on Gamma markets; where the event carries one, it is used
+    assert {market.category for market in markets} == {None, "Sports", "US-current-affairs", "NFTs"}
+
+
+def test_a_market_already_decoded_maps_the_same_as_the_raw_one() -> None:
+    raw = load_shared_json(BTC_MARKET)
+    decoded = raw | {name: json.loads(raw[name]) for name in ("outcomes", "clobTokenIds", "outcomePrices")}
+    assert build_market_reference(decoded, 1) == build_market_reference(raw, 1)
+
+
+def test_market_tags_come_from_labels_and_category_from_the_event_when_missing() -> None:
+    raw = load_shared_json(BTC_MARKET)
+    tags = [{"label": "Crypto"}, {"slug": "bitcoin"}, {"label": "Crypto"}]
+    market = build_market_reference(raw | {"tags": tags, "events": [{"category": "Crypto"}]}, 1)
+    assert market.tags == ("Crypto", "bitcoin") and market.category == "Crypto"
+
+
+def test_a_protocol_v2_market_trades_its_position_ids() -> None:
+    raw = load_shared_json(BTC_MARKET)
+    v2 = {"clobTokenIds": "", "positionIds": ["11", "22"], "version": "v2"}
+    market = build_market_reference(raw | v2, 1)
+    assert market.token_ids == ("11", "22")
+
+
+def test_a_market_without_accepting_orders_is_open_only_when_active_and_not_closed() -> None:
+    raw = load_shared_json(BTC_MARKET)
+    del raw["acceptingOrders"]
+    assert build_market_reference(raw, 1).accepting_orders is True
+    assert build_market_reference(raw | {"closed": True}, 1).accepting_orders is False
+
+
+@pytest.mark.parametrize(("end_date", "expected"), [
+    ("2026-01-23T18:30:00Z", 1_769_193_000_000), ("2026-01-22T00:03:11.698284Z", 1_769_040_191_698),
+    ("2026-03-22", 1_774_137_600_000), ("", None), ("next week", None),
+])
+def test_end_dates_in_the_venues_forms_become_epoch_ms(end_date: str, expected: int | None) -> None:
+    raw = load_shared_json(BTC_MARKET) | {"endDate": end_date, "endDateIso": None}
+    assert build_market_reference(raw, 1).end_date_ms == expected
+
+
+@pytest.mark.parametrize("override", [{"conditionId": ""}, {"conditionId": None}, {"orderMinSize": "lots"}])
+def test_a_market_without_a_condition_id_or_with_bad_numbers_is_refused(override: dict[str, Any]) -> None:
+    raw = load_shared_json(BTC_MARKET) | override
+    with pytest.raises(ReferenceParseError):
+        build_market_reference(raw, 1)
+
+
+# --- leaderboard traders ------------------------------------------------------------------------------------
+def test_the_real_leaderboard_maps_every_row_with_exact_figures() -> None:
+    rows = load_shared_json(LEADERBOARD)
+
+    traders = [build_trader_reference(row, source="leaderboard", updated_at_ms=UPDATED_AT_MS) for row in rows]
+
+    assert len(traders) == 50 and [trader.rank for trader in traders] == list(range(1, 51))
+    assert traders[0] == TraderReference(
+        wallet="0x09b428f7c2b469786286214aa5c90dd9015f7320", name="DEEDDIT", rank=1,
+        pnl_usdc=Decimal("8052184.542897382"), volume_usdc=Decimal("72132442.51951"), win_rate=None,
+        source="leaderboard", updated_at_ms=UPDATED_AT_MS)
+    for row, trader in zip(rows, traders, strict=True):
+        assert trader.wallet == row["proxyWallet"].lower() and trader.name == (row["userName"] or None)
+        assert trader.pnl_usdc == Decimal(str(row["pnl"])) and trader.volume_usdc == Decimal(str(row["vol"]))
+        assert trader.win_rate is None  # the leaderboard publishes no win rate
+
+
+def test_the_older_profit_leaderboard_maps_amount_to_pnl() -> None:
+    rows = load_shared_json(OLD_LEADERBOARD)
+    trader = build_trader_reference(rows[0], source="import", updated_at_ms=1)
+    assert trader.wallet == "0x56687bf447db6ffa42ffe2204a05edaa20f55839" and trader.name == "Theo4"
+    assert trader.pnl_usdc == Decimal("22053933.752321757")
+    assert trader.volume_usdc is None and trader.rank is None
+
+
+def test_a_csv_with_win_rates_imports_them_and_later_rows_win(tmp_path: Path) -> None:
+    path = tmp_path / "traders.csv"
+    path.write_text("address,username,pnl,vol,win_rate\n"
+                    "0xB6D6E99D3BFE055874A04279F659F009FD57BE17,JPMorgan101,846963.01,2223966.42,0.95\n"
+                    "0xc8075693f48668a264b9fa313b47f52712fcc12b,texaskid,,,\n"
+                    "0xb6d6e99d3bfe055874a04279f659f009fd57be17,JPMorgan101,900000,2300000,0.9\n")
+
+    result = build_trader_file(read_trader_rows(path), UPDATED_AT_MS)
+
+    assert result.refused == []
+    by_wallet = {trader.wallet: trader for trader in result.traders}
+    assert by_wallet["0xb6d6e99d3bfe055874a04279f659f009fd57be17"].win_rate == Decimal("0.9")
+    assert by_wallet["0xb6d6e99d3bfe055874a04279f659f009fd57be17"].pnl_usdc == Decimal("900000")
+    texaskid = by_wallet["0xc8075693f48668a264b9fa313b47f52712fcc12b"]
+    assert texaskid.pnl_usdc is None and texaskid.win_rate is None and texaskid.source == "import"
+
+
+def test_the_real_leaderboard_snapshot_csv_keeps_one_row_per_wallet() -> None:
+    rows = read_trader_rows(SHARED_DATA / SNAPSHOTS)
+    result = build_trader_file(rows, UPDATED_AT_MS)
+    assert len(rows) == 8100 and result.refused == []
+    assert len(result.traders) == 123  # 108 snapshots of the same wallets
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    ({"userName": "nobody", "pnl": 1}, "no wallet"),
+    ({"proxyWallet": "0x1234", "pnl": 1}, "wallet"),
+    ({"address": "0x" + "ab" * 20, "win_rate": "63.3"}, "win_rate"),
+    ({"address": "0x" + "ab" * 20, "pnl": "a lot"}, "not a number"),
+    ({"address": "0x" + "ab" * 20, "rank": "1.5"}, "whole number"),
+])
+def test_bad_trader_rows_are_refused_with_the_reason(row: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ReferenceParseError, match=reason):
+        build_trader_reference(row, source="import", updated_at_ms=1)
+
+
+def test_a_file_with_bad_rows_lists_them_by_number(tmp_path: Path) -> None:
+    path = tmp_path / "traders.json"
+    path.write_text(json.dumps({"data": [{"proxyWallet": "0x" + "ab" * 20}, {"proxyWallet": "nope"}]}))
+    result = build_trader_file(read_trader_rows(path), 1)
+    assert len(result.traders) == 1 and [number for number, _ in result.refused] == [2]
+
+
+def test_an_unreadable_file_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "traders.json"
+    path.write_text("{not json")
+    with pytest.raises(ReferenceParseError, match="cannot read"):
+        read_trader_rows(path)
+
+
+# --- syncs with a fake venue --------------------------------------------------------------------------------
+class FakeVenue:
+    """Serves the real Gamma rows and leaderboard in pages; records requests."""
+
+    def __init__(self) -> None:
+        self.markets = load_shared_json(GAMMA_MARKETS)
+        self.leaderboard = load_shared_json(LEADERBOARD)
+        self.requests: list[dict[str, Any]] = []
+
+    def fetch_markets(self, condition_ids: Any = (), *, active_only: bool = False, limit: int = 500,
+                      offset: int = 0) -> list[dict[str, Any]]:
+        self.requests.append({"condition_ids": tuple(condition_ids), "active_only": active_only,
+                              "limit": limit, "offset": offset})
+        rows = [m for m in self.markets if (not condition_ids or m["conditionId"] in condition_ids)
+                and (not active_only or not m["closed"])]
+        return rows[offset : offset + limit]
+
+    def fetch_leaderboard(self, *, limit: int = 50, offset: int = 0, **filters: str) -> list[dict[str, Any]]:
+        self.requests.append({"limit": limit, "offset": offset} | filters)
+        return self.leaderboard[offset : offset + limit]
+
+
+def test_market_sync_pages_through_active_markets_until_a_short_page() -> None:
+    venue, publisher = FakeVenue(), RecordingPublisher()
+
+    summary = sync_markets(venue, publisher, page_size=120, max_pages=10, clock_ms=lambda: UPDATED_AT_MS)  # type: ignore[arg-type]
+
+    assert summary.published == 300 and summary.pages == 3 and summary.refused == 0
+    assert [request["offset"] for request in venue.requests] == [0, 120, 240]
+    assert all(topic == MARKETS.name and key == message.condition_id and not message.closed
+               for topic, key, message in publisher.sent)
+
+
+def test_market_sync_stops_at_max_pages() -> None:
+    venue, publisher = FakeVenue(), RecordingPublisher()
+    summary = sync_markets(venue, publisher, page_size=50, max_pages=2)  # type: ignore[arg-type]
+    assert summary.published == 100 and summary.pages == 2
+
+
+def test_market_sync_of_explicit_ids_asks_in_chunks_of_fifty() -> None:
+    venue, publisher = FakeVenue(), RecordingPublisher()
+    wanted = tuple(dict.fromkeys(market["conditionId"] for market in venue.markets))[:120]
+
+    summary = sync_markets(venue, publisher, condition_ids=wanted)  # type: ignore[arg-type]
+
+    assert summary.published == 120 and [len(r["condition_ids"]) for r in venue.requests] == [50, 50, 20]
+    assert [key for _, key, _ in publisher.sent] == [condition_id.lower() for condition_id in wanted]
+
+
+def test_trader_sync_reads_the_leaderboard_in_pages_of_fifty_up_to_the_limit() -> None:
+    venue, publisher = FakeVenue(), RecordingPublisher()
+
+    summary = sync_traders(venue, publisher, limit=70, time_period="ALL", clock_ms=lambda: 5)  # type: ignore[arg-type]
+
+    assert [(r["limit"], r["offset"]) for r in venue.requests] == [(50, 0), (20, 50)]
+    assert venue.requests[0]["time_period"] == "ALL"
+    assert summary.published == 50 and summary.pages == 2  # the venue had only 50
+    assert all(topic == TRADERS.name and key == message.wallet and message.source == "leaderboard"
+               for topic, key, message in publisher.sent)
