@@ -7,6 +7,7 @@ raised and never redelivers it, so every agent catches per event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -86,6 +87,13 @@ def create_app(
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("decided-intents", partitions=TARGETED_TRADES.partitions, key_type=str))
 
+    prefetches: set[asyncio.Future[object]] = set()
+
+    def _forget(task: asyncio.Future[object]) -> None:
+        prefetches.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            metrics.book_errors.inc()
+
     async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:
         metrics.dead_letters.labels(stage).inc()
         message = event.message
@@ -108,8 +116,12 @@ def create_app(
                     metrics.duplicates_dropped.labels(trade.source.value).inc()
                     continue
                 seen_fills[trade.dedup_key] = trade.received_at_ms
-                for wallet_id in select_followers(trade, reference.wallets().values(),
-                                                  reference.followed_traders()):
+                followers = select_followers(trade, reference.wallets().values(), reference.followed_traders())
+                if followers:
+                    # Warm the book cache now, so evaluation (one hop later) does not wait for the venue.
+                    prefetches.add(task := asyncio.ensure_future(books.get(trade.asset)))
+                    task.add_done_callback(_forget)
+                for wallet_id in followers:
                     out = TargetedTrade(wallet_id=wallet_id, trade=trade)
                     await targeted.send(key=wallet_id.encode(), value=out.to_bytes())
                     metrics.targeted.inc()

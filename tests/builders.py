@@ -87,7 +87,7 @@ def rtds_frame(
     payload: Any,
     type: str | None = "trades",
     *,
-    topic: str | None = "activity",  # noqa: A002 - wire name
+    topic: str | None = "activity",
     timestamp_ms: int = RECEIVED_AT_MS - 100,
     connection_id: str = "Xq1mZcQ2IAMCJ9g=",
 ) -> str:

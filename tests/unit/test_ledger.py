@@ -168,7 +168,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 TestLedgerSequences = LedgerMachine.TestCase
-TestLedgerSequences.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+TestLedgerSequences.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 
 
 # --- examples ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from tests.builders import (
     TRADE_TIMESTAMP,
     TRADER,
     TX_HASH,
+    build_trade,
     build_trade_payload,
     load_shared_csv_rows,
     load_shared_json,
@@ -444,3 +445,17 @@ def test_dedup_key_is_stable_across_releases() -> None:
         proxy_wallet=TRADER.upper(),
     )
     assert len(key) == 32 and int(key, 16) >= 0
+
+
+def test_the_payload_builder_and_the_trade_builder_describe_the_same_fill() -> None:
+    payload = build_trade_payload()
+
+    trade = parse_one(rtds_frame(payload))
+
+    assert trade == build_trade(
+        slug=payload["slug"],
+        event_slug=payload["eventSlug"],
+        title=payload["title"],
+        name=payload["name"],
+        pseudonym=payload["pseudonym"],
+    )

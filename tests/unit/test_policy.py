@@ -117,7 +117,7 @@ def _one_open_order(ledger: WalletLedger) -> None:
     reserve_open_order(ledger, "0.50")
 
 
-# In evaluation order. Each breaker alone fails its rule and nothing else (checked below).
+# In evaluation order. Each breaker alone fails its own rule (checked below).
 BREAKERS_IN_ORDER = [
     Breaker("not_target", trade={"proxy_wallet": OTHER_TRADER}),
     Breaker("side_disabled", wallet={"sides": (Side.SELL,)}),
