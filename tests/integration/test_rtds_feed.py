@@ -11,6 +11,7 @@ import pytest
 from polycopy.kafka import MessagePublisher
 from polycopy.metrics import PipelineMetrics
 from polycopy.settings import PolycopySettings
+from producers.parsing import build_raw_trade
 from producers.publisher import TradePublisher
 from producers.rtds import BackoffPolicy, RtdsFeed
 from schemas.deadletter import DeadLetter
@@ -105,3 +106,49 @@ async def test_malformed_frames_are_dead_lettered_and_the_feed_goes_on(settings,
     assert [letter.payload for letter in letters] == bad
     assert "lacks field" in letters[0].reason and "invalid JSON" in letters[1].reason
     assert all(Decimal(0) < t.price < 1 for t in read_all(settings, RAW_TRADES, RawTrade))
+
+
+async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
+        settings_factory, simulator_factory) -> None:  # type: ignore[no-untyped-def]
+    from polycopy.venue_http import VenueHttpClient
+    from producers.poller import SafetyNetPoller
+    from schemas.topics import WALLET_CONFIG
+    from schemas.wallets import WalletConfig
+    from tests.integration.helpers import publish
+
+    venue = simulator_factory(seed=24, auto_trades=False)
+    settings = settings_factory(data_api_url=venue.server.clob_url)
+    metrics = PipelineMetrics()
+    feed = start_feed(settings, venue.server.rtds_url, metrics, watchdog_secs=60)
+    await wait_for(lambda: venue.server.subscribed_clients == 1)
+    before, during = venue_payloads(venue, 20), venue_payloads(venue, 20)
+    leaders = sorted({p["proxyWallet"].lower() for p in before + during})
+    publish(settings, WALLET_CONFIG, [("copier", WalletConfig(id="copier", capital_usdc=Decimal("100"),
+                                                              targets=tuple(leaders)))])
+
+    def send(payloads: list[dict], **options: object) -> None:  # type: ignore[type-arg]
+        asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads, **options), venue.loop).result()
+
+    send(before)
+    await wait_for(lambda: feed[1].trades == 2 * len(before))
+    venue.server.stall(2.0)  # the venue goes silent and loses frames; the Data API still records the fills
+    send(during)
+    await stop(feed)
+    assert feed[1].trades == 2 * len(before)  # nothing of `during` reached the socket
+
+    poller = SafetyNetPoller(settings, VenueHttpClient(settings.data_api_url, settings.gamma_url,
+                                                       requests_per_sec=50), MessagePublisher(settings),
+                             PipelineMetrics(), clock_ms=lambda: 1_790_000_060_000).start()
+    try:
+        await asyncio.to_thread(poller.run_once)
+    finally:
+        poller.stop()
+    PostgresSink(settings, PipelineMetrics()).run(max_idle_secs=3)
+
+    def keys(payloads: list[dict]) -> set[str]:  # type: ignore[type-arg]
+        return {build_raw_trade(p, source=TradeSource.RTDS, received_at_ms=1).dedup_key for p in payloads}
+
+    raw = read_all(settings, RAW_TRADES, RawTrade)
+    assert {t.dedup_key for t in raw if t.source is TradeSource.RTDS} == keys(before)
+    assert {t.dedup_key for t in raw if t.source is TradeSource.POLL} >= keys(during)  # the missed ones
+    assert count_rows(settings, "trades") == len(keys(before) | keys(during))  # and each stored once
