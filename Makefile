@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DURATION ?= 60
 CAPTURE ?=
+WALLETS ?=
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,8 +30,8 @@ down: ## stop local Kafka and PostgreSQL (data is kept in .data/)
 status: ## show whether Kafka and PostgreSQL are running
 	@bash infra/local.sh status
 
-run: install up ## run the simulator and the whole pipeline for a bounded demo (CAPTURE=file to replay)
-	@$(BIN)/polycopy demo --duration-secs $(DURATION) $(if $(CAPTURE),--capture $(CAPTURE))
+run: install up ## run the simulator and the whole pipeline for a bounded demo (CAPTURE=file, WALLETS=file)
+	@$(BIN)/polycopy demo --duration-secs $(DURATION) $(if $(CAPTURE),--capture $(CAPTURE)) $(if $(WALLETS),--wallets $(WALLETS))
 
 test: install up ## run lint contracts, unit, agent, integration and end-to-end tests
 	@$(BIN)/lint-imports --no-cache

@@ -47,6 +47,7 @@ class DemoOptions:
     seed: int = 7
     trades_per_sec: float = 20.0
     drain_secs: float = 30.0
+    wallets: Path | None = None  # a wallet file to use instead of the three demo wallets
 
 
 @dataclass
@@ -144,14 +145,15 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
         targets = capture_top_traders(options.capture, 10)
     else:
         targets = MarketSimulator(options.seed).top_wallets(10)
-    wallet_file = data_dir / "wallets.yaml"
-    wallet_file.write_text(yaml.safe_dump(build_demo_wallets(targets), sort_keys=False))
+    wallet_file = options.wallets or data_dir / "wallets.yaml"
+    if options.wallets is None:
+        wallet_file.write_text(yaml.safe_dump(build_demo_wallets(targets), sort_keys=False))
     config = WalletConfigFile.model_validate(yaml.safe_load(wallet_file.read_text()))
     publisher = MessagePublisher(settings, client_id="polycopy-demo")
     for wallet in config.wallets:
         publisher.publish(WALLET_CONFIG, wallet.id, wallet)
     publisher.flush(30)
-    out(f"  {len(config.wallets)} paper wallets applied from {wallet_file}")
+    out(f"  {len(config.wallets)} wallets applied from {wallet_file}")
 
     starts = {spec.name: end_offsets(settings, spec) for spec in (RAW_TRADES, DECISIONS, ORDER_EVENTS, DEAD_LETTERS)}
     baseline = table_counts(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import json
 import logging
 import signal
@@ -83,6 +84,8 @@ async def run_simulator(args: argparse.Namespace) -> None:
         args.clob_port,
         args.trades_per_sec,
         auto_trades=args.capture is None,
+        # A replay must see the same books every time, so a capture's books never drift.
+        drift_interval_secs=math.inf if args.capture is not None else 1.0,
     ) as server:
         print(
             f"simulator seed={args.seed} rtds={server.rtds_url} clob={server.clob_url} "

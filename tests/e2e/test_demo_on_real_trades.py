@@ -76,3 +76,38 @@ def test_demo_on_real_trades_places_orders_and_its_summary_matches_postgres(sett
     assert "invalid JSON" in letters[0].reason
     latest = max(json.loads(line)["received_at_ms"] for line in path.read_text().splitlines())
     assert query(db, "SELECT max(received_at_ms) FROM trades")[0][0] == latest
+
+
+def test_replaying_the_same_capture_twice_yields_identical_decisions(settings_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Same ids, sizes, limits and reasons. BUY-only wallets with ample capital: SELL mirroring and capital
+    limits also depend on when fills are reported, which a live pipeline does not fix."""
+    from collections import Counter
+
+    import yaml
+
+    from schemas.decisions import Decision
+    from schemas.topics import DECISIONS
+
+    frames = frames_from_trade_rows(load_trade_rows(TRADES_CSV))[:1500]
+    path = tmp_path / "capture.jsonl"
+    write_capture(path, frames)
+    leaders = Counter(parse_rtds_frame(f.frame, 1).trades[0].proxy_wallet for f in frames)
+    wallets = tmp_path / "wallets.yaml"
+    wallets.write_text(yaml.safe_dump({"wallets": [
+        {"id": "fixed", "capital_usdc": "1000000", "targets": [w for w, _ in leaders.most_common(15)],
+         "sizing": {"mode": "fixed_usdc", "value": "10"}, "max_slippage": "0.02"},
+        {"id": "ratio", "capital_usdc": "1000000", "targets": [w for w, _ in leaders.most_common(5)],
+         "sizing": {"mode": "ratio", "value": "0.1"}, "max_slippage": "0.01", "min_leader_usdc": "5"},
+    ]}))
+
+    def replay() -> set[tuple[object, ...]]:
+        settings = settings_factory(rtds_url=f"ws://127.0.0.1:{free_port()}",
+                                    clob_url=f"http://127.0.0.1:{free_port()}")
+        run_demo(settings, DemoOptions(capture=path, wallets=wallets, duration_secs=120), out=lambda _: None)
+        return {(d.decision_id, d.wallet_id, d.reason, d.size, d.limit_price)
+                for d in read_all(settings, DECISIONS, Decision)}
+
+    first, second = replay(), replay()
+    assert len(first) > 100
+    assert {reason for _, _, reason, _, _ in first} >= {"copy"}
+    assert first == second
