@@ -49,7 +49,7 @@ class WalletConfig(Message):
     categories_allow: tuple[str, ...] = ()
     categories_deny: tuple[str, ...] = ()
     min_edge: Amount | None = None
-    max_signal_age_secs: int | None = Field(default=None, gt=0)
+    max_signal_age_secs: int | None = Field(default=600, gt=0)  # a fill found 10 min late is rarely wanted
     min_days_to_end: Amount | None = None
     order_type: OrderType = OrderType.FAK
     expiry_secs: int | None = Field(default=None, gt=0)
