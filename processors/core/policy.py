@@ -69,9 +69,11 @@ class Evaluation:
 class _Skip(Exception):
     """Internal control flow: a rule failed. Never escapes `evaluate_trade`."""
 
-    def __init__(self, reason: SkipReason, detail: str = "", **values: Decimal | None) -> None:
+    def __init__(self, reason: SkipReason, detail: str = "", *, size: Decimal | None = None,
+                 limit_price: Decimal | None = None, available_size: Decimal | None = None) -> None:
         super().__init__(reason.value)
-        self.reason, self.detail, self.values = reason, detail, values
+        self.reason, self.detail = reason, detail
+        self.size, self.limit_price, self.available_size = size, limit_price, available_size
 
 
 def compute_limit_price(side: Side, leader_price: Decimal, slippage: Decimal, tick: Decimal) -> Decimal:
@@ -134,7 +136,8 @@ def evaluate_trade(
         if not duplicate:
             ledger.remember_intent(intent_id)
         return Evaluation(_decision(trade, wallet, intent_id, now_ms, skip.reason.value, skip.detail,
-                                    **skip.values))
+                                    size=skip.size, limit_price=skip.limit_price,
+                                    available_size=skip.available_size))
     assert market is not None  # _apply_rules skips when the market is unknown
     ledger.capital_usdc = wallet.capital_usdc
     ledger.reserve(intent_id, asset=trade.asset, condition_id=trade.condition_id, side=trade.side, size=size,
