@@ -23,7 +23,6 @@ from polycopy.settings import PolycopySettings
 from schemas.topics import ALL_TOPICS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 def _local_servers() -> tuple[str, str]:

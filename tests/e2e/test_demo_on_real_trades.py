@@ -18,7 +18,7 @@ from producers.parsing import parse_rtds_frame
 from producers.replay import CapturedFrame, frames_from_trade_rows, load_trade_rows, write_capture
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS
-from tests.conftest import SHARED_DATA
+from tests.builders import SHARED_DATA
 from tests.integration.helpers import read_all
 
 pytestmark = pytest.mark.e2e

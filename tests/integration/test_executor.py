@@ -13,7 +13,8 @@ from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionReport, OrderType, ReportKind
 from schemas.topics import DEAD_LETTERS, EXECUTION_REPORTS, ORDER_INTENTS
 from sinks.executor import Executor
-from tests.integration.helpers import build_intent, publish, read_all
+from tests.builders import build_intent
+from tests.integration.helpers import publish, read_all
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from polycopy.postgres import query
 from polycopy.settings import PolycopySettings
 from schemas.topics import DEAD_LETTERS, DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
 from sinks.postgres_sink import PostgresSink
-from tests.integration.helpers import build_decision, build_intent, build_order_event, build_trade
+from tests.builders import build_decision, build_intent, build_order_event, build_trade
 from tests.integration.helpers import count_rows, publish, read_all
 from schemas.deadletter import DeadLetter
 from schemas.orders import OrderStatus

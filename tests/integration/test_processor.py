@@ -16,7 +16,8 @@ from schemas.orders import ExecutionMode, ExecutionReport, OrderEvent, OrderInte
 from schemas.topics import DEAD_LETTERS, DECISIONS, EXECUTION_REPORTS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, \
     WALLET_CONFIG
 from schemas.wallets import WalletConfig
-from tests.integration.helpers import WorkerProcess, build_trade, publish, read_all, wait_until
+from tests.builders import build_trade
+from tests.integration.helpers import WorkerProcess, publish, read_all, wait_until
 
 pytestmark = pytest.mark.integration
 
