@@ -1,0 +1,96 @@
+"""Operator commands as a user types them: wallet files, what-if replays, topic dumps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from polycopy.kafka import MessagePublisher
+from polycopy.settings import PolycopySettings
+from polycopy.whatif import run_whatif
+from schemas.decisions import Decision
+from schemas.topics import DECISIONS, RAW_TRADES
+from schemas.wallets import WalletConfig
+from tests.builders import TRADER, build_trade
+from tests.integration.helpers import publish, read_all
+
+pytestmark = pytest.mark.integration
+
+GOOD = """
+wallets:
+  - id: alice
+    capital_usdc: "500"
+    targets: ["0x{trader}"]
+    sizing: {{mode: ratio, value: "0.2"}}
+"""
+BAD = """
+wallets:
+  - id: alice
+    capital_usdc: "-5"
+    sizing: {mode: martingale}
+  - id: bob
+    capital_usdc: "100"
+    order_type: GTD
+"""
+
+
+def polycopy(settings: PolycopySettings, *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "polycopy.cli", *args], capture_output=True, text=True,
+                          env=os.environ | settings.to_env(), timeout=120)
+
+
+def test_a_bad_wallet_file_is_refused_whole_with_one_line_per_problem(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    result = polycopy(settings, "wallets", "apply", str(path))
+    assert result.returncode == 2
+    problems = result.stderr.strip().splitlines()
+    assert any("wallets.0.capital_usdc" in line for line in problems)
+    assert any("wallets.0.sizing.mode" in line for line in problems)
+    assert any("wallets.1" in line and "expiry_secs" in line for line in problems)
+    assert problems[-1].endswith("refused, nothing applied")
+    assert "no wallet" in polycopy(settings, "wallets", "show", "bob").stderr
+
+
+def test_a_good_wallet_file_is_applied_and_read_back(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD.format(trader=TRADER[2:].upper()))
+    assert polycopy(settings, "wallets", "apply", str(path)).returncode == 0
+    listed = polycopy(settings, "wallets", "list").stdout
+    assert "alice" in listed and "ratio:0.2" in listed
+    shown = json.loads(polycopy(settings, "wallets", "show", "alice").stdout)
+    assert shown["targets"] == [TRADER] and shown["capital_usdc"] == "500"
+
+
+def test_topics_dump_prints_json_lines(settings) -> None:  # type: ignore[no-untyped-def]
+    trade = build_trade()
+    publish(settings, RAW_TRADES, [(trade.proxy_wallet, trade)])
+    lines = polycopy(settings, "topics", "dump", "trades.raw", "--from-beginning").stdout.splitlines()
+    assert [json.loads(line)["value"]["dedup_key"] for line in lines] == [trade.dedup_key]
+
+
+def test_whatif_replays_the_log_into_sandbox_topics_only(settings) -> None:  # type: ignore[no-untyped-def]
+    trades = [build_trade(transaction_hash="0x" + f"{n:064x}", received_at_ms=1_790_000_000_000 + n * 1000,
+                          timestamp=1_790_000_000 + n) for n in range(6)]
+    publisher = MessagePublisher(settings)
+    for trade in trades:  # as the producers do: the record time is our receive time
+        publisher.publish(RAW_TRADES, trade.proxy_wallet, trade, timestamp_ms=trade.received_at_ms)
+    assert publisher.flush() == 0
+    wallets = [WalletConfig(id="tryout", capital_usdc=Decimal("25"), targets=(TRADER,))]
+    lines: list[str] = []
+    result = run_whatif(settings, wallets, from_ms=1_790_000_002_000, sandbox="wi1", out=lines.append)
+    assert result.trades == 4  # the window starts at the third trade
+    report = result.reports[0]
+    # 10 USDC a copy from 25: two full copies, a third with the 5 left, then nothing
+    assert (report.considered, report.copied, dict(report.skipped)) == (4, 3, {"capital_exhausted": 1})
+    sandbox = settings.model_copy(update={"topic_prefix": result.sandbox_prefix})
+    assert len(read_all(sandbox, DECISIONS, Decision)) == 4
+    assert read_all(settings, DECISIONS, Decision) == []  # the live topics are untouched
+    assert any("tryout" in line and "capital_exhausted 1" in line for line in lines)
