@@ -148,3 +148,23 @@ def test_market_metadata_and_synced_traders_reach_the_policy(pipeline) -> None: 
         return {("w1", "market_closed"), (follower.id, "copy")} <= reasons
 
     wait_until(reference_data_is_applied, timeout_secs=30, what="decisions using reference data")
+
+
+def test_a_restarted_worker_keeps_each_wallets_ledger_and_seen_fills(settings_factory, simulator_factory,
+                                                                     tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    venue = simulator_factory(seed=10, auto_trades=False)
+    settings = settings_factory(clob_url=venue.server.clob_url)
+    wallet = WalletConfig(id="small", capital_usdc=Decimal("12"), targets=(LEADER,), max_slippage=Decimal("0.05"),
+                          liquidity_min_fill_ratio=Decimal("0"))
+    publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
+    first, second = trade_on(venue, 11), trade_on(venue, 12)
+    with WorkerProcess(settings, tmp_path / "worker-1.log"):
+        publish(settings, RAW_TRADES, [(first.proxy_wallet, first)])
+        wait_until(lambda: first.dedup_key in decisions_of(settings), what="the first decision")
+    with WorkerProcess(settings, tmp_path / "worker-2.log"):
+        # The same fill again (a producer retry) and a new one: one is known, the other finds no capital.
+        publish(settings, RAW_TRADES, [(first.proxy_wallet, first), (second.proxy_wallet, second)])
+        wait_until(lambda: second.dedup_key in decisions_of(settings), what="the second decision")
+    decisions = read_all(settings, DECISIONS, Decision)
+    assert [(d.dedup_key, d.reason) for d in decisions] == [
+        (first.dedup_key, "copy"), (second.dedup_key, "capital_exhausted")]
