@@ -148,7 +148,8 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
         "topic_prefix": f"bench{stamp}.", "consumer_group_prefix": f"bench{stamp}", "metrics_enabled": False,
         "database_url": create_database(settings.database_url, database),
         "data_dir": settings.data_dir / "bench",
-        "rtds_url": f"ws://127.0.0.1:{rtds_port}", "clob_url": f"http://127.0.0.1:{clob_port}"})
+        "rtds_url": f"ws://127.0.0.1:{rtds_port}", "clob_url": f"http://127.0.0.1:{clob_port}",
+        "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market"})
     out(f"polycopy bench: {_machine()}")
     out(f"  options: rate {options.rate:g} trades/s, {options.duration_secs:g} s, seed {options.seed}; "
         f"topics {bench.topic_prefix}*, database {database}, simulator ports {rtds_port}/{clob_port}")

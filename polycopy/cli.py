@@ -344,6 +344,7 @@ def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.clob import ClobGateway
     from processors.app import create_app
     from processors.book_cache import BookCache
+    from processors.market_channel import MarketBookFeed
     from processors.reference import LiveReferenceData
 
     metrics = _metrics(settings, "worker")
@@ -351,8 +352,11 @@ def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
         settings, on_wallet_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
             "wallet %s %s", key, "removed" if value is None else "updated")).start()
     metrics.wallets.set_function(lambda: len(reference.wallets()))
-    books = BookCache(ClobGateway(settings.clob_url, settings.chain_id).fetch_book, settings.book_max_age_ms)
-    app = create_app(settings, reference=reference, books=books, metrics=metrics)
+    # Books stream from the market channel (run by the Faust app on its loop); GET /book fills the gaps.
+    feed = MarketBookFeed(settings.clob_market_ws_url, metrics) if settings.clob_market_ws_url else None
+    books = BookCache(ClobGateway(settings.clob_url, settings.chain_id).fetch_book, settings.book_max_age_ms,
+                      channel=feed, channel_max_age_ms=settings.market_book_max_age_ms, metrics=metrics)
+    app = create_app(settings, reference=reference, books=books, metrics=metrics, book_feed=feed)
     worker = faust.Worker(app, loglevel=settings.log_level.lower().replace("warning", "warn"), quiet=True,
                           redirect_stdouts=False)
     worker.execute_from_commandline()
@@ -383,7 +387,10 @@ def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.demo import DemoOptions, run_demo
 
     options = DemoOptions(duration_secs=args.duration_secs, capture=Path(args.capture) if args.capture else None,
-                          seed=args.seed, trades_per_sec=args.trades_per_sec)
+                          seed=args.seed, trades_per_sec=args.trades_per_sec,
+                          wallets=Path(args.wallets) if args.wallets else None)
+    if options.wallets is not None:
+        load_wallet_file(options.wallets)  # refuse a bad file before anything starts
     run_demo(settings, options)
     return 0
 
@@ -496,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--capture", help="replay this capture file instead of the simulated feed")
     demo.add_argument("--seed", type=int, default=7, help="simulator seed")
     demo.add_argument("--trades-per-sec", type=float, default=20, help="simulated feed rate")
+    demo.add_argument("--wallets", help="wallet YAML file (default: three demo wallets following the top traders)")
     whatif = add("whatif", cmd_whatif, "replay the raw-trade log from a time through a wallet file, into sandbox "
                  "topics no executor reads, and print a per-wallet report")
     whatif.add_argument("--from", dest="from_time", required=True,

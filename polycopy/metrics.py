@@ -36,6 +36,9 @@ class PipelineMetrics:
         self.book_fetch = Histogram("polycopy_book_fetch_seconds", "Order book fetch time",
                                     buckets=LATENCY_BUCKETS, registry=r)
         self.book_errors = Counter("polycopy_book_errors_total", "Failed order book fetches", registry=r)
+        self.book_source = Counter("polycopy_book_source_total",
+                                   "Order books served, by source: the market channel or REST GET /book",
+                                   ["source"], registry=r)
         self.intents = Counter("polycopy_order_intents_total", "Order intents emitted", ["side"], registry=r)
         self.reports = Counter("polycopy_execution_reports_total", "Executor reports", ["kind"], registry=r)
         self.duplicate_intents = Counter("polycopy_duplicate_intents_total",

@@ -45,7 +45,14 @@ class PolycopySettings(BaseSettings):
     consumer_group_prefix: str = Field(default="polycopy", description="prefix of every consumer group")
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$",
                               description="namespace prepended to every topic name (tests, tenants)")
-    book_max_age_ms: int = Field(default=500, ge=0, description="reuse a fetched order book for this long")
+    clob_market_ws_url: str = Field(
+        default="ws://127.0.0.1:18080/ws/market", pattern=r"^(wss?://\S+)?$",
+        description="CLOB market-channel WebSocket for streamed books "
+                    "(wss://ws-subscriptions-clob.polymarket.com/ws/market live); empty = REST books only")
+    market_book_max_age_ms: int = Field(
+        default=30_000, ge=0,
+        description="use a streamed book only if it changed this recently, else fetch GET /book")
+    book_max_age_ms: int = Field(default=500, ge=0, description="reuse a REST-fetched order book for this long")
     rtds_ping_secs: float = Field(default=5.0, gt=0, description="text PING interval on the RTDS socket")
     rtds_watchdog_secs: float = Field(default=20.0, gt=0, description="reconnect when no frame arrives this long")
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")

@@ -8,6 +8,7 @@ attempts, re-sends its subscription frames on every connect, and stops cleanly w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -30,7 +31,10 @@ class BackoffPolicy:
     cap_secs: float = 30.0
 
     def delay(self, attempt: int, random_fn: Callable[[], float] = random.random) -> float:
-        return min(self.cap_secs, self.base_secs * 2 ** min(attempt, 16)) * (0.5 + random_fn() / 2)
+        return min(self.cap_secs, self.base_secs * float(2 ** min(attempt, 16))) * (0.5 + random_fn() / 2)
+
+
+DEFAULT_BACKOFF = BackoffPolicy()
 
 
 def is_keepalive(frame: str | bytes) -> bool:
@@ -66,7 +70,7 @@ class WebSocketSession:
         ping_secs: float = 5.0,
         watchdog_secs: float = 20.0,
         watchdog_counts_keepalive: bool = False,
-        backoff: BackoffPolicy = BackoffPolicy(),
+        backoff: BackoffPolicy = DEFAULT_BACKOFF,
         on_open: Callable[[], object] = _ignore,
         on_close: Callable[[str], object] = _ignore,
         open_timeout_secs: float = 10.0,
@@ -95,7 +99,7 @@ class WebSocketSession:
         self._stopping.set()
 
     def send(self, frame: str) -> bool:
-        """Queue a frame for the live socket; False when not connected (`subscribe_frames` covers the next one)."""
+        """Queue a frame for the live socket; False when not connected (the next connect's frames do)."""
         if self._outbox is None:
             return False
         self._outbox.put_nowait(frame)
@@ -123,10 +127,8 @@ class WebSocketSession:
             if self._stopping.is_set():
                 break
             delay = self._backoff.delay(attempt, self._random_fn)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def _session(self) -> str:
         async with websockets.connect(self.url, ping_interval=None, max_size=self._max_frame_bytes,

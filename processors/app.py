@@ -14,11 +14,13 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import faust
+from mode import Service
 from pydantic import ValidationError
 
 from polycopy.metrics import PipelineMetrics
 from polycopy.settings import PolycopySettings
 from processors.book_cache import BookCache
+from processors.market_channel import MarketBookFeed
 from processors.reference import ReferenceView
 from processors.state import WalletStateStore
 from processors.core.orders import apply_report
@@ -52,10 +54,12 @@ def create_app(
     reference: ReferenceView,
     books: BookCache,
     metrics: PipelineMetrics,
+    book_feed: MarketBookFeed | None = None,
     app_id: str | None = None,
     clock_ms: Callable[[], int] = _now_ms,
 ) -> faust.App:
-    """Build the Faust app. `reference` gives the current wallet configs, markets and followed traders."""
+    """Build the Faust app. `reference` gives the current wallet configs, markets and followed traders;
+    `book_feed` (the market channel behind `books`) runs on the worker's loop, started and stopped with it."""
     app_id = app_id or settings.consumer_group("processor")
     datadir = settings.data_dir / "faust" / app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +90,9 @@ def create_app(
         app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("decided-intents", partitions=TARGETED_TRADES.partitions, key_type=str))
+
+    if book_feed is not None:
+        app.service(_book_feed_service(book_feed))
 
     prefetches: set[asyncio.Future[object]] = set()
 
@@ -199,3 +206,30 @@ def create_app(
                 await dead_letter("order-lifecycle", error, event)
 
     return app
+
+
+def _book_feed_service(feed: MarketBookFeed) -> type[Service]:
+    """A Faust-managed service running the market channel: it starts with the app and closes its socket first
+    on shutdown, rather than being cancelled mid-frame."""
+
+    class MarketChannelService(Service):
+        _task: asyncio.Task[None] | None = None
+
+        async def on_start(self) -> None:
+            self._task = asyncio.ensure_future(feed.run())
+            self._task.add_done_callback(_log_failure)
+
+        async def on_stop(self) -> None:
+            feed.stop()
+            if self._task is not None:
+                try:
+                    await asyncio.wait_for(self._task, timeout=15)
+                except Exception:  # noqa: BLE001 - shutting down: a feed that fails to close is only logged
+                    log.exception("market channel did not stop cleanly")
+
+    return MarketChannelService
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("market channel stopped; books now come from GET /book only", exc_info=task.exception())

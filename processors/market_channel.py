@@ -12,11 +12,11 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Container, Iterable
+from dataclasses import replace
 
 from polycopy.metrics import PipelineMetrics
-from polycopy.ws import STOPPED, BackoffPolicy, WebSocketSession
+from polycopy.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSession
 from processors.core.books import (
     BookSnapshot,
     MarketEvent,
@@ -41,15 +41,8 @@ def build_initial_subscription(token_ids: Iterable[str]) -> str:
 
 def build_subscription_change(operation: str, token_ids: Iterable[str]) -> str:
     """A later `subscribe`/`unsubscribe` frame on the live socket."""
-    return json.dumps({"operation": operation, "assets_ids": list(token_ids), "custom_feature_enabled": False},
-                      separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class _TradingParameters:
-    tick_size: object
-    min_order_size: object
-    neg_risk: bool
+    frame = {"operation": operation, "assets_ids": list(token_ids), "custom_feature_enabled": False}
+    return json.dumps(frame, separators=(",", ":"))
 
 
 class ChannelBooks:
@@ -73,7 +66,7 @@ class ChannelBooks:
         self._books.pop(token_id, None)
         self._parameters.pop(token_id, None)
 
-    def apply(self, event: MarketEvent, tokens: Iterable[str] | None = None) -> None:
+    def apply(self, event: MarketEvent, tokens: Container[str] | None = None) -> None:
         """Apply one event; snapshots of tokens outside `tokens` (when given) are ignored."""
         now = self._clock()
         if isinstance(event, BookSnapshot):
@@ -90,7 +83,8 @@ class ChannelBooks:
             for asset in {change.asset for change in event.changes}:
                 # A change with no snapshot on this connection has nothing to apply to; its snapshot follows.
                 if (entry := self._books.get(asset)) is not None:
-                    self._books[asset] = (now, apply_price_changes(entry[1], event.changes, event.timestamp_ms))
+                    changed = apply_price_changes(entry[1], event.changes, event.timestamp_ms)
+                    self._books[asset] = (now, changed)
         elif isinstance(event, TickSizeChange):
             if (entry := self._books.get(event.asset)) is not None:
                 self._books[event.asset] = (now, apply_tick_size_change(entry[1], event))
@@ -123,7 +117,7 @@ class MarketBookFeed:
     """
 
     def __init__(self, url: str, metrics: PipelineMetrics, *, max_tokens: int = 2000, ping_secs: float = 10.0,
-                 watchdog_secs: float = 30.0, backoff: BackoffPolicy = BackoffPolicy(),
+                 watchdog_secs: float = 30.0, backoff: BackoffPolicy = DEFAULT_BACKOFF,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._metrics, self._max_tokens = metrics, max_tokens
         self._tokens: OrderedDict[str, None] = OrderedDict()
@@ -177,7 +171,8 @@ class MarketBookFeed:
 
     async def run(self) -> None:
         """Wait for the first token, then stay connected until stopped."""
-        wanted, stopping = asyncio.ensure_future(self._wanted.wait()), asyncio.ensure_future(self._stopping.wait())
+        wanted = asyncio.ensure_future(self._wanted.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait({wanted, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -196,7 +191,8 @@ class MarketBookFeed:
             self.books.apply(event, self._tokens)
         if message.errors:
             self._metrics.parse_errors.labels(FEED_NAME).inc(len(message.errors))
-            log.warning("market channel: %d malformed event(s), first: %s", len(message.errors), message.errors[0])
+            log.warning("market channel: %d malformed event(s), first: %s", len(message.errors),
+                        message.errors[0])
 
     def _on_close(self, reason: str) -> None:
         self.books.clear()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from polycopy.metrics import PipelineMetrics
-from polycopy.ws import STOPPED, BackoffPolicy, WebSocketSession
+from polycopy.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSession
 
 __all__ = ["SUBSCRIBE", "BackoffPolicy", "FrameHandler", "RtdsFeed"]
 
@@ -29,7 +29,7 @@ class RtdsFeed:
     """Connects, subscribes, keeps the socket alive, and hands every data frame to `on_frame(frame, ms)`."""
 
     def __init__(self, url: str, on_frame: FrameHandler, metrics: PipelineMetrics, *, ping_secs: float = 5.0,
-                 watchdog_secs: float = 20.0, backoff: BackoffPolicy = BackoffPolicy(),
+                 watchdog_secs: float = 20.0, backoff: BackoffPolicy = DEFAULT_BACKOFF,
                  clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
         self._on_frame, self._metrics, self._clock_ms = on_frame, metrics, clock_ms
         self._session = WebSocketSession(url, self._handle_frame, subscribe_frames=lambda: (SUBSCRIBE,),

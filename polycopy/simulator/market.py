@@ -94,6 +94,7 @@ class _BookState:
     bids: dict[Decimal, Decimal] = field(default_factory=dict)
     asks: dict[Decimal, Decimal] = field(default_factory=dict)
     last_trade: dict[str, Decimal] = field(default_factory=dict)
+    revision: int = 0
 
 
 def _round_to_tick(value: Decimal, tick: Decimal) -> Decimal:
@@ -120,6 +121,7 @@ class MarketSimulator:
         self._rng = random.Random(seed)
         self._now_ms = now_ms
         self._clock_ms = 0
+        self._revision = 0
         self._drift_ms: int | None = None
         self._states: dict[str, _BookState] = {}
         self._by_token: dict[str, _BookState] = {}
@@ -134,6 +136,11 @@ class MarketSimulator:
     def markets(self) -> list[SimulatedMarket]:
         """All markets, generated and registered, in creation order."""
         return [state.market for state in self._states.values()]
+
+    @property
+    def revision(self) -> int:
+        """Grows whenever some book may have changed (drift, trades, new markets): a cheap "anything new?"."""
+        return self._revision
 
     def market_for_token(self, token_id: str) -> SimulatedMarket | None:
         """The market that owns an outcome token, or None if the token is unknown."""
@@ -267,6 +274,19 @@ class MarketSimulator:
             "last_trade_price": format_decimal(self._last_trade_price(state, token_id)),
         }
 
+    def book_revision(self, token_id: str) -> int | None:
+        """Grows whenever the token's book may have changed; None if the token is unknown."""
+        state = self._by_token.get(token_id)
+        return state.revision if state else None
+
+    def book_levels(self, token_id: str) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] | None:
+        """The token's (bids, asks) as price -> size maps (no formatting, no order), or None if unknown."""
+        state = self._by_token.get(token_id)
+        if state is None:
+            return None
+        bids, asks = self._token_levels(state, token_id)
+        return dict(bids), dict(asks)
+
     def midpoint(self, token_id: str) -> Decimal | None:
         """Mid of the token's best bid and ask (last trade price if a side is empty); None if unknown."""
         state = self._by_token.get(token_id)
@@ -335,6 +355,9 @@ class MarketSimulator:
                 break
         if state.bids and state.asks:
             state.mid = (max(state.bids) + min(state.asks)) / 2
+        # After the change, so a reader (on another thread) that sees the new revision sees the new book.
+        state.revision += 1
+        self._revision += 1
         return taker_fills + maker_fills
 
     def _build_payload(
@@ -403,6 +426,8 @@ class MarketSimulator:
             for levels in (state.bids, state.asks):
                 if rng.random() < 0.5:
                     levels[rng.choice(sorted(levels))] = self._draw_level_size(state)
+        state.revision += 1
+        self._revision += 1
 
     def _rebuild_book(self, state: _BookState) -> None:
         tick = state.market.tick_size
@@ -412,6 +437,8 @@ class MarketSimulator:
         state.bids = self._draw_levels(state, best_bid, -tick)
         state.asks = self._draw_levels(state, best_ask, tick)
         state.mid = (best_bid + best_ask) / 2
+        state.revision += 1
+        self._revision += 1
 
     def _draw_levels(self, state: _BookState, best: Decimal, step: Decimal) -> dict[Decimal, Decimal]:
         tick = state.market.tick_size

@@ -1,10 +1,12 @@
-"""aiohttp server faking Polymarket's RTDS activity socket, CLOB REST, Data API trades/leaderboard, Gamma."""
+"""aiohttp server faking Polymarket's RTDS activity socket, CLOB REST and market channel, Data API
+trades/leaderboard, Gamma."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import random
 import time
@@ -22,6 +24,7 @@ from polycopy.simulator.market import TAKER_FEED_TYPES, MarketSimulator, Simulat
 _NO_BOOK = {"error": "No orderbook exists for the requested token id"}
 _FEED_TYPES = frozenset(TAKER_FEED_TYPES)
 _MAX_PAGE = 10_000
+_MARKET_PUSH_SECS = 0.05  # how often the market channel looks for book changes made outside its own loops
 
 
 @dataclass
@@ -34,6 +37,8 @@ class SimulatorStats:
     connections_total: int = 0
     books_served: int = 0
     trades_generated: int = 0
+    market_connections_total: int = 0
+    market_frames_sent: int = 0
 
 
 @dataclass(eq=False)
@@ -41,6 +46,18 @@ class _RtdsClient:
     socket: web.WebSocketResponse
     connection_id: str
     feed_types: set[str] = field(default_factory=set)
+
+
+Levels = dict[Decimal, Decimal]
+
+
+@dataclass(eq=False)
+class _MarketClient:
+    socket: web.WebSocketResponse
+    # Per subscribed asset: the book revision and the (bids, asks) levels last sent, to diff against.
+    sent: dict[str, tuple[int, Levels, Levels]] = field(default_factory=dict)
+    # Held while a snapshot or a diff is computed and sent, so a change never overtakes its snapshot.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _json_error(status: int, message: str) -> web.Response:
@@ -77,6 +94,8 @@ class SimulatorServer:
         self._clock_ms = clock_ms
         self._rng = random.Random(f"server-{simulator.seed}")
         self._clients: set[_RtdsClient] = set()
+        self._market_clients: set[_MarketClient] = set()
+        self._pushed_revision = -1
         self._history: deque[tuple[dict[str, Any], bool]] = deque(maxlen=history_size)
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,6 +107,11 @@ class SimulatorServer:
         return sum(1 for client in self._clients if client.feed_types)
 
     @property
+    def subscribed_assets(self) -> set[str]:
+        """Tokens some market-channel socket is subscribed to."""
+        return {asset for client in self._market_clients for asset in client.sent}
+
+    @property
     def rtds_url(self) -> str:
         """WebSocket URL of the fake RTDS."""
         return f"ws://{self.host}:{self.rtds_port}/"
@@ -97,6 +121,11 @@ class SimulatorServer:
         """Base URL of the fake CLOB, which also answers the Data API and Gamma routes."""
         return f"http://{self.host}:{self.clob_port}"
 
+    @property
+    def clob_market_ws_url(self) -> str:
+        """WebSocket URL of the fake CLOB market channel (on the CLOB port, as `/ws/market`)."""
+        return f"ws://{self.host}:{self.clob_port}/ws/market"
+
     async def start(self) -> None:
         """Bind both ports (0 picks a free one) and start the trade stream and book drift."""
         rtds_app = web.Application()
@@ -104,6 +133,7 @@ class SimulatorServer:
         self.rtds_port = await self._serve(rtds_app, self.rtds_port)
         self.clob_port = await self._serve(self._build_clob_app(), self.clob_port)
         self._tasks.append(asyncio.create_task(self._run_book_drift()))
+        self._tasks.append(asyncio.create_task(self._run_market_pusher()))
         if self.auto_trades and self.trades_per_sec > 0:
             self._tasks.append(asyncio.create_task(self._run_trade_stream()))
 
@@ -116,6 +146,7 @@ class SimulatorServer:
                 await task
         self._tasks.clear()
         await self.drop_connections()
+        await self.drop_market_connections()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
@@ -155,6 +186,26 @@ class SimulatorServer:
         self._clients.clear()
         self.stats.clients = 0
 
+    async def drop_market_connections(self) -> None:
+        """Close every market-channel socket from the server side."""
+        for client in list(self._market_clients):
+            await client.socket.close(code=WSCloseCode.GOING_AWAY, message=b"server restart")
+        self._market_clients.clear()
+
+    async def push_book_changes(self) -> None:
+        """Send a `price_change` for every subscribed book that changed since it was last sent.
+
+        Runs after the server's own drift and trades, and every few milliseconds for changes made by others.
+        """
+        revision = self.simulator.revision
+        if revision == self._pushed_revision:
+            return
+        self._pushed_revision = revision
+        for client in list(self._market_clients):
+            async with client.lock:
+                for event in self._book_changes(client):
+                    await self._send_market(client, json.dumps(event, separators=(",", ":")))
+
     async def _serve(self, app: web.Application, port: int) -> int:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -179,11 +230,18 @@ class SimulatorServer:
             self.stats.trades_generated += len(fills)
             self._history.extend((fill.payload, fill.is_taker) for fill in fills)
             await self._broadcast([(fill.payload, fill.feed_types) for fill in fills])
+            await self.push_book_changes()
 
     async def _run_book_drift(self) -> None:
         while True:
             self.simulator.advance(self._clock_ms())
+            await self.push_book_changes()
             await asyncio.sleep(self._drift_interval_secs)
+
+    async def _run_market_pusher(self) -> None:
+        while True:
+            await asyncio.sleep(_MARKET_PUSH_SECS)
+            await self.push_book_changes()
 
     async def _broadcast(self, batch: list[tuple[dict[str, Any], tuple[str, ...]]]) -> None:
         subscribed = [client for client in self._clients if client.feed_types]
@@ -251,8 +309,93 @@ class SimulatorServer:
         else:
             client.feed_types -= types
 
+    async def _handle_market(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        client = _MarketClient(socket)
+        self._market_clients.add(client)
+        self.stats.market_connections_total += 1
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    await self._on_market_text(client, message.data)
+        finally:
+            self._market_clients.discard(client)
+        return socket
+
+    async def _on_market_text(self, client: _MarketClient, text: str) -> None:
+        if text.strip().upper() == "PING":
+            await self._send_market(client, "PONG")
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return
+        if not isinstance(message, dict) or not isinstance(message.get("assets_ids"), list):
+            return
+        assets = [str(asset) for asset in message["assets_ids"]]
+        # The first frame names the channel (`type`); later ones carry an `operation`.
+        initial = str(message.get("type", "")).lower() == "market" and "operation" not in message
+        operation = "subscribe" if initial else str(message.get("operation", "")).lower()
+        if operation == "unsubscribe":
+            for asset in assets:
+                client.sent.pop(asset, None)
+            return
+        if operation != "subscribe":
+            return
+        async with client.lock:
+            snapshots = [event for asset in assets if (event := self._book_snapshot(client, asset))]
+            # The venue answers a new socket's subscription with one array of books, later ones book by book.
+            frames = [snapshots] if initial and snapshots else snapshots
+            for frame in frames:
+                await self._send_market(client, json.dumps(frame, separators=(",", ":")))
+
+    def _book_snapshot(self, client: _MarketClient, asset: str) -> dict[str, Any] | None:
+        revision = self.simulator.book_revision(asset)  # read first: a later change is then diffed again
+        book = self.simulator.book(asset)
+        if revision is None or book is None:
+            return None  # the venue sends nothing for a token it does not know
+        client.sent[asset] = (revision, _level_map(book["bids"]), _level_map(book["asks"]))
+        return book | {"event_type": "book"}
+
+    def _book_changes(self, client: _MarketClient) -> list[dict[str, Any]]:
+        """Diff every subscribed book against what the client was last sent; one event per market."""
+        by_market: dict[str, list[dict[str, str]]] = {}
+        for asset, (sent_revision, sent_bids, sent_asks) in list(client.sent.items()):
+            revision = self.simulator.book_revision(asset)
+            levels = self.simulator.book_levels(asset)
+            market = self.simulator.market_for_token(asset)
+            if revision is None or revision == sent_revision or levels is None or market is None:
+                continue
+            bids, asks = levels
+            client.sent[asset] = (revision, bids, asks)
+            changes = _diff_levels(sent_bids, bids, "BUY") + _diff_levels(sent_asks, asks, "SELL")
+            if not changes:
+                continue
+            state = f"{asset}|{sorted(bids.items())}|{sorted(asks.items())}"
+            digest = hashlib.sha1(state.encode()).hexdigest()
+            best_bid = format_decimal(max(bids)) if bids else "0"
+            best_ask = format_decimal(min(asks)) if asks else "1"
+            by_market.setdefault(market.condition_id, []).extend(
+                {"asset_id": asset, "price": format_decimal(price), "size": format_decimal(size),
+                 "side": side, "hash": digest, "best_bid": best_bid, "best_ask": best_ask}
+                for price, size, side in changes)
+        timestamp = str(self._clock_ms())
+        return [
+            {"market": market_id, "price_changes": rows, "timestamp": timestamp, "event_type": "price_change"}
+            for market_id, rows in by_market.items()
+        ]
+
+    async def _send_market(self, client: _MarketClient, text: str) -> None:
+        try:
+            await client.socket.send_str(text)
+            self.stats.market_frames_sent += 1
+        except (ConnectionError, RuntimeError):
+            self._market_clients.discard(client)
+
     def _build_clob_app(self) -> web.Application:
         app = web.Application()
+        app.router.add_get("/ws/market", self._handle_market)
         app.router.add_get("/book", self._handle_book)
         app.router.add_post("/books", self._handle_books)
         app.router.add_get(
@@ -423,6 +566,16 @@ class SimulatorServer:
             "events": [{"id": market.gamma_id, "slug": market.event_slug, "title": market.question}],
             "tags": [_to_gamma_tag(market.category)] if market.category else [],
         }
+
+
+def _level_map(rows: list[dict[str, str]]) -> Levels:
+    return {Decimal(row["price"]): Decimal(row["size"]) for row in rows}
+
+
+def _diff_levels(before: Levels, after: Levels, side: str) -> list[tuple[Decimal, Decimal, str]]:
+    """Venue-style level changes from `before` to `after`: the new size, or 0 for a level that is gone."""
+    return [(price, after.get(price, Decimal(0)), side) for price in sorted(before.keys() | after.keys())
+            if before.get(price) != after.get(price)]
 
 
 def _to_gamma_tag(category: str) -> dict[str, str]:

@@ -65,7 +65,7 @@ def _level(item: dict[str, Any]) -> Level:
     return Level(price=Decimal(str(item["price"])), size=Decimal(str(item["size"])))
 
 
-# --- the market channel: snapshots, level changes, tick size changes -----------------------------------------
+# --- the market channel: snapshots, level changes, tick size changes ----------------------------------------
 @dataclass(frozen=True)
 class PriceChange:
     """One level's new size on one side of a token's book; size 0 means the level is gone."""
@@ -116,7 +116,7 @@ class MarketMessage:
 
 
 def apply_price_changes(book: OrderBook, changes: Iterable[PriceChange], timestamp_ms: int) -> OrderBook:
-    """The book after `changes` (other tokens' changes ignored), levels best-first, zero-size levels removed."""
+    """The book after `changes` (other tokens' ignored): levels best-first, zero-size levels removed."""
     relevant = [change for change in changes if change.asset == book.asset]
     if not relevant:
         return book
@@ -128,8 +128,8 @@ def apply_price_changes(book: OrderBook, changes: Iterable[PriceChange], timesta
             levels[change.price] = change.size
         else:
             levels.pop(change.price, None)
-    return replace(book, bids=build_levels(bids, best_first_high=True), asks=build_levels(asks, best_first_high=False),
-                   timestamp_ms=timestamp_ms)
+    return replace(book, bids=build_levels(bids, best_first_high=True),
+                   asks=build_levels(asks, best_first_high=False), timestamp_ms=timestamp_ms)
 
 
 def apply_tick_size_change(book: OrderBook, change: TickSizeChange) -> OrderBook:
@@ -140,7 +140,7 @@ def apply_tick_size_change(book: OrderBook, change: TickSizeChange) -> OrderBook
 
 
 def build_levels(levels: Mapping[Decimal, Decimal], *, best_first_high: bool) -> tuple[Level, ...]:
-    """Levels from a price -> size map, best first (highest first for bids), zero and negative sizes dropped."""
+    """Levels from a price -> size map, best first (highest first for bids), sizes <= 0 dropped."""
     ordered = sorted(levels.items(), reverse=best_first_high)
     return tuple(Level(price, size) for price, size in ordered if size > 0)
 

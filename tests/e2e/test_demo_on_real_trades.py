@@ -33,6 +33,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def simulator_urls() -> dict[str, str]:
+    """Settings that point the demo's simulator (and the worker's market channel) at free ports."""
+    clob_port = free_port()
+    return {"rtds_url": f"ws://127.0.0.1:{free_port()}", "clob_url": f"http://127.0.0.1:{clob_port}",
+            "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market"}
+
+
 @pytest.fixture
 def capture(tmp_path: Path) -> tuple[Path, set[str]]:
     """The real trades as a capture, with one truncated frame in the middle; and their unique dedup keys."""
@@ -47,7 +54,7 @@ def capture(tmp_path: Path) -> tuple[Path, set[str]]:
 
 def test_demo_on_real_trades_places_orders_and_its_summary_matches_postgres(settings_factory, capture) -> None:  # type: ignore[no-untyped-def]
     path, unique_fills = capture
-    settings = settings_factory(rtds_url=f"ws://127.0.0.1:{free_port()}", clob_url=f"http://127.0.0.1:{free_port()}")
+    settings = settings_factory(**simulator_urls())
     lines: list[str] = []
     result = run_demo(settings, DemoOptions(capture=path, duration_secs=120, drain_secs=30), out=lines.append)
     summary = result.summary
@@ -101,8 +108,7 @@ def test_replaying_the_same_capture_twice_yields_identical_decisions(settings_fa
     ]}))
 
     def replay() -> set[tuple[object, ...]]:
-        settings = settings_factory(rtds_url=f"ws://127.0.0.1:{free_port()}",
-                                    clob_url=f"http://127.0.0.1:{free_port()}")
+        settings = settings_factory(**simulator_urls())
         run_demo(settings, DemoOptions(capture=path, wallets=wallets, duration_secs=120), out=lambda _: None)
         return {(d.decision_id, d.wallet_id, d.reason, d.size, d.limit_price)
                 for d in read_all(settings, DECISIONS, Decision)}

@@ -1,5 +1,6 @@
-"""Books from the CLOB market channel against the simulated venue: the streamed books equal `GET /book` through
-drift and trades, a missing or stale book falls back to REST, and the worker decides copies with the channel on."""
+"""Books from the CLOB market channel against the simulated venue: the streamed books equal `GET /book`
+through drift and trades, a missing or stale book falls back to REST, and the worker decides copies with the
+channel on."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def served(metrics: PipelineMetrics, source: str) -> float:
 
 @pytest.fixture
 async def channel(simulator_factory, request) -> AsyncIterator[tuple[object, MarketBookFeed, ClobGateway]]:  # type: ignore[no-untyped-def]
-    """A quiet simulated venue (no background drift or trades) and a running feed; the test may set the backoff."""
+    """A quiet venue (no background drift or trades) and a running feed; a test may set its backoff."""
     venue = simulator_factory(seed=31, auto_trades=False, drift_interval_secs=3600.0)
     backoff = getattr(request, "param", FAST)
     feed = MarketBookFeed(venue.server.clob_market_ws_url, PipelineMetrics(), ping_secs=0.5, watchdog_secs=5,
@@ -136,7 +137,8 @@ def test_the_worker_decides_copies_with_books_from_the_market_channel(
         settings_factory, simulator_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=32, auto_trades=False)
     port = free_port()
-    settings = settings_factory(clob_url=venue.server.clob_url, clob_market_ws_url=venue.server.clob_market_ws_url,
+    settings = settings_factory(clob_url=venue.server.clob_url,
+                                clob_market_ws_url=venue.server.clob_market_ws_url,
                                 metrics_enabled=True, metrics_port=port)
     wallet = WalletConfig(id="w1", capital_usdc=Decimal("1000"), targets=(LEADER,), sides=("BUY",),
                           price_min=Decimal("0.05"), price_max=Decimal("0.95"), max_slippage=Decimal("0.05"),
@@ -160,14 +162,15 @@ def test_the_worker_decides_copies_with_books_from_the_market_channel(
         first = trade()
         publish(settings, RAW_TRADES, [(first.proxy_wallet, first)])
         wait_until(lambda: copies() >= 1, what="the first copy decision")
-        wait_until(lambda: token in venue.server.subscribed_assets, what="the worker subscribing to the token")
+        wait_until(lambda: token in venue.server.subscribed_assets, what="the worker's subscription")
 
         def a_later_trade_is_decided_on_the_streamed_book() -> bool:
             later = trade()
             publish(settings, RAW_TRADES, [(later.proxy_wallet, later)])
             return scrape_book_sources(port).get("channel", 0) >= 1
 
-        wait_until(a_later_trade_is_decided_on_the_streamed_book, timeout_secs=30, what="a book from the channel")
+        wait_until(a_later_trade_is_decided_on_the_streamed_book, timeout_secs=30,
+                   what="a book from the channel")
         wait_until(lambda: copies() >= 2, what="copy decisions on streamed books")
         assert scrape_book_sources(port).get("rest", 0) >= 1  # the first trade's book came from REST
     log = log_path.read_text()
