@@ -29,6 +29,9 @@ class PipelineMetrics:
                                   buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300), registry=r)
         self.duplicates_dropped = Counter("polycopy_duplicate_trades_total", "Fills dropped as already seen",
                                           ["source"], registry=r)
+        self.first_seen = Counter("polycopy_trades_first_seen_total",
+                                  "Fills by the source that delivered them first; source=poll: the feed missed them",
+                                  ["source"], registry=r)
         self.targeted = Counter("polycopy_targeted_trades_total", "(trade, copy wallet) pairs fanned out",
                                 registry=r)
         self.decisions = Counter("polycopy_decisions_total", "Evaluation outcomes", ["action", "reason"],

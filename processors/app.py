@@ -39,7 +39,7 @@ from schemas.topics import (
     TARGETED_TRADES,
     TopicSpec,
 )
-from schemas.trades import RawTrade, TargetedTrade
+from schemas.trades import RawTrade, TargetedTrade, TradeSource
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,10 @@ def create_app(
                     metrics.duplicates_dropped.labels(trade.source.value).inc()
                     continue
                 seen_fills[trade.dedup_key] = trade.received_at_ms
+                metrics.first_seen.labels(trade.source.value).inc()
+                if trade.source is TradeSource.POLL:
+                    log.info("the feed missed a fill of %s in tx %s; the safety net found it",
+                             trade.proxy_wallet, trade.transaction_hash)
                 followers = select_followers(trade, reference.wallets().values(), reference.followed_traders())
                 if followers:
                     # Warm the book cache now, so evaluation (one hop later) does not wait for the venue.
