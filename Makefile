@@ -33,15 +33,16 @@ status: ## show whether Kafka and PostgreSQL are running
 run: install up ## run the simulator and the whole pipeline for a bounded demo (CAPTURE=file, WALLETS=file)
 	@$(BIN)/polycopy demo --duration-secs $(DURATION) $(if $(CAPTURE),--capture $(CAPTURE)) $(if $(WALLETS),--wallets $(WALLETS))
 
-test: install up ## run lint contracts, unit, agent, integration and end-to-end tests
-	@$(BIN)/lint-imports --no-cache
+test: install up ## lint (ruff, mypy, import contracts), then unit, integration and end-to-end tests
+	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m pytest -q
 
 bench: install up ## benchmark latency and throughput over the real broker; prints figures
 	@$(BIN)/polycopy bench
 
-lint: install ## ruff, mypy (pure core and schemas) and import contracts
-	@$(BIN)/ruff check .
+lint: install ## ruff (lint and format), mypy strict (pure core, schemas) and import contracts
+	@$(BIN)/ruff check -q .
+	@$(BIN)/ruff format --check -q .
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache
 

@@ -96,12 +96,25 @@ def build_bench_wallets(targets: list[str]) -> list[WalletConfig]:
     common = {"capital_usdc": "1000000", "order_type": "FAK", "liquidity_min_fill_ratio": "0.5"}
     specs = [
         {"id": "bench-fixed", "targets": targets[:5], "sizing": {"mode": "fixed_usdc", "value": "10"}},
-        {"id": "bench-ratio", "targets": targets[:10], "sides": ["BUY", "SELL"],
-         "sizing": {"mode": "ratio", "value": "0.25"}, "max_order_usdc": "50", "max_slippage": "0.03"},
-        {"id": "bench-percent", "targets": targets[:8],
-         "sizing": {"mode": "percent_of_capital", "value": "0.01"}},
-        {"id": "bench-wide", "targets": targets[:20], "sides": ["BUY", "SELL"],
-         "sizing": {"mode": "fixed_usdc", "value": "5"}},
+        {
+            "id": "bench-ratio",
+            "targets": targets[:10],
+            "sides": ["BUY", "SELL"],
+            "sizing": {"mode": "ratio", "value": "0.25"},
+            "max_order_usdc": "50",
+            "max_slippage": "0.03",
+        },
+        {
+            "id": "bench-percent",
+            "targets": targets[:8],
+            "sizing": {"mode": "percent_of_capital", "value": "0.01"},
+        },
+        {
+            "id": "bench-wide",
+            "targets": targets[:20],
+            "sides": ["BUY", "SELL"],
+            "sizing": {"mode": "fixed_usdc", "value": "5"},
+        },
     ]
     return [WalletConfig.model_validate(common | spec) for spec in specs]
 
@@ -135,8 +148,10 @@ def split_by_receive_time(samples: list[tuple[int, float]], window_ms: int) -> t
     if not samples:
         return None, None
     first, last = min(t for t, _ in samples), max(t for t, _ in samples)
-    return (percentile([v for t, v in samples if t < first + window_ms], 0.5),
-            percentile([v for t, v in samples if t > last - window_ms], 0.5))
+    return (
+        percentile([v for t, v in samples if t < first + window_ms], 0.5),
+        percentile([v for t, v in samples if t > last - window_ms], 0.5),
+    )
 
 
 def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = print) -> BenchResult:
@@ -144,15 +159,23 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
     stamp = int(time.time())
     rtds_port, clob_port = (_free_port(port) for port in options.ports)
     database = f"polycopy_bench{stamp}"
-    bench = settings.model_copy(update={
-        "topic_prefix": f"bench{stamp}.", "consumer_group_prefix": f"bench{stamp}", "metrics_enabled": False,
-        "database_url": create_database(settings.database_url, database),
-        "data_dir": settings.data_dir / "bench",
-        "rtds_url": f"ws://127.0.0.1:{rtds_port}", "clob_url": f"http://127.0.0.1:{clob_port}",
-        "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market"})
+    bench = settings.model_copy(
+        update={
+            "topic_prefix": f"bench{stamp}.",
+            "consumer_group_prefix": f"bench{stamp}",
+            "metrics_enabled": False,
+            "database_url": create_database(settings.database_url, database),
+            "data_dir": settings.data_dir / "bench",
+            "rtds_url": f"ws://127.0.0.1:{rtds_port}",
+            "clob_url": f"http://127.0.0.1:{clob_port}",
+            "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market",
+        }
+    )
     out(f"polycopy bench: {_machine()}")
-    out(f"  options: rate {options.rate:g} trades/s, {options.duration_secs:g} s, seed {options.seed}; "
-        f"topics {bench.topic_prefix}*, database {database}, simulator ports {rtds_port}/{clob_port}")
+    out(
+        f"  options: rate {options.rate:g} trades/s, {options.duration_secs:g} s, seed {options.seed}; "
+        f"topics {bench.topic_prefix}*, database {database}, simulator ports {rtds_port}/{clob_port}"
+    )
     result = BenchResult()
     try:
         migrate(bench.database_url)
@@ -164,14 +187,17 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
     finally:
         drop_database(settings.database_url, database)
         shutil.rmtree(bench.data_dir / "faust" / bench.consumer_group("processor"), ignore_errors=True)
-    out(f"\n  bench topics are left on the broker under the prefix {bench.topic_prefix!r}; "
-        f"database {database} dropped")
+    out(
+        f"\n  bench topics are left on the broker under the prefix {bench.topic_prefix!r}; "
+        f"database {database} dropped"
+    )
     _print_table(result, options, out)
     return result
 
 
-def _run_pipeline(bench: PolycopySettings, options: BenchOptions, wallets: list[WalletConfig],
-                  result: BenchResult, out: Out) -> list[RawTrade]:
+def _run_pipeline(
+    bench: PolycopySettings, options: BenchOptions, wallets: list[WalletConfig], result: BenchResult, out: Out
+) -> list[RawTrade]:
     out("\n== 1. pipeline over the real broker " + "=" * 40)
     wait_for_broker(bench)
     create_topics(bench, ALL_TOPICS)
@@ -223,35 +249,52 @@ def _run_pipeline(bench: PolycopySettings, options: BenchOptions, wallets: list[
     result.decide_secs = (decided_ms[-1] - decided_ms[0]) / 1000
     result.order_latency_ms = LatencyStats.of([float(r.sent_at_ms - r.received_at_ms) for r in reports])
     result.decision_latency_ms = LatencyStats.of(
-        [float(d.decided_at_ms - d.received_at_ms) for d in decided.values()])
+        [float(d.decided_at_ms - d.received_at_ms) for d in decided.values()]
+    )
     copies = sum(1 for d in decided.values() if d.action is DecisionAction.COPY)
-    out(f"  counts: {len(raw)} raw messages, {len(trades)} unique trades, {len(decided)} decisions "
-        f"({copies} copies), {len(reports)} orders sent")
-    out(f"  fed {ratio(len(trades), result.feed_secs):.1f} trades/s over {result.feed_secs:.1f} s "
+    out(
+        f"  counts: {len(raw)} raw messages, {len(trades)} unique trades, {len(decided)} decisions "
+        f"({copies} copies), {len(reports)} orders sent"
+    )
+    out(
+        f"  fed {ratio(len(trades), result.feed_secs):.1f} trades/s over {result.feed_secs:.1f} s "
         f"({ratio(len(decided), result.feed_secs):.1f} decisions/s due); decided "
-        f"{ratio(len(decided), result.decide_secs):.1f} decisions/s over {result.decide_secs:.1f} s")
+        f"{ratio(len(decided), result.decide_secs):.1f} decisions/s over {result.decide_secs:.1f} s"
+    )
     out("  receive -> order sent     " + _format_ms(result.order_latency_ms))
     out("  receive -> decision       " + _format_ms(result.decision_latency_ms))
     # Where the time goes: the worker's part, the intents hop + executor claim, the executor's book + fill.
-    stages = {"decision -> order sent": [float(r.sent_at_ms - decided[r.intent_id].decided_at_ms)
-                                         for r in reports if r.intent_id in decided],
-              "order sent -> reported": [float(r.reported_at_ms - r.sent_at_ms) for r in reports]}
+    stages = {
+        "decision -> order sent": [
+            float(r.sent_at_ms - decided[r.intent_id].decided_at_ms)
+            for r in reports
+            if r.intent_id in decided
+        ],
+        "order sent -> reported": [float(r.reported_at_ms - r.sent_at_ms) for r in reports],
+    }
     for name, values in stages.items():
         out(f"    {name:24}{_format_ms(LatencyStats.of(values))}")
-    early, late = split_by_receive_time([(d.received_at_ms, float(d.decided_at_ms - d.received_at_ms))
-                                         for d in decided.values()], int(PROGRESS_SECS * 1000))
+    early, late = split_by_receive_time(
+        [(d.received_at_ms, float(d.decided_at_ms - d.received_at_ms)) for d in decided.values()],
+        int(PROGRESS_SECS * 1000),
+    )
     if early is not None and late is not None:
         verdict = "the worker fell behind (a backlog)" if late > 2 * early + 100 else "the worker kept up"
-        out(f"  receive -> decision p50: {early:.0f} ms in the first {PROGRESS_SECS:.0f} s of feed, "
-            f"{late:.0f} ms in the last: {verdict}")
+        out(
+            f"  receive -> decision p50: {early:.0f} ms in the first {PROGRESS_SECS:.0f} s of feed, "
+            f"{late:.0f} ms in the last: {verdict}"
+        )
     return trades
 
 
 def _progress(bench: PolycopySettings) -> str:
-    counts = {spec: sum(end_offsets(bench, spec).values())
-              for spec in (RAW_TRADES, DECISIONS, EXECUTION_REPORTS)}
-    return (f"raw trades {counts[RAW_TRADES]:6} | decisions {counts[DECISIONS]:5} | "
-            f"reports {counts[EXECUTION_REPORTS]:5}")
+    counts = {
+        spec: sum(end_offsets(bench, spec).values()) for spec in (RAW_TRADES, DECISIONS, EXECUTION_REPORTS)
+    }
+    return (
+        f"raw trades {counts[RAW_TRADES]:6} | decisions {counts[DECISIONS]:5} | "
+        f"reports {counts[EXECUTION_REPORTS]:5}"
+    )
 
 
 def _drain(bench: PolycopySettings, out: Out) -> None:
@@ -268,8 +311,9 @@ def _drain(bench: PolycopySettings, out: Out) -> None:
     out(f"  drained: {previous}")
 
 
-def _run_in_process(trades: list[RawTrade], wallets: list[WalletConfig], seed: int, result: BenchResult,
-                    out: Out) -> None:
+def _run_in_process(
+    trades: list[RawTrade], wallets: list[WalletConfig], seed: int, result: BenchResult, out: Out
+) -> None:
     out("\n== 2. the same decision code in-process, without Kafka " + "=" * 21)
     # Books come from a fresh simulator with the same seed, so they are the live books before any drift or
     # fills: the decisions may differ a little from the pipeline's, which does not matter for timing.
@@ -279,16 +323,21 @@ def _run_in_process(trades: list[RawTrade], wallets: list[WalletConfig], seed: i
     result.inprocess_ms = LatencyStats.of([ns / 1e6 for ns in elapsed_ns])
     result.inprocess_followed_ms = LatencyStats.of([ns / 1e6 for ns in followed_ns])
     result.inprocess_trades_per_sec = ratio(len(trades), sum(elapsed_ns) / 1e9)
-    out(f"  {len(trades)} trades read back from the bench raw topic ({len(followed_ns)} with followers), "
-        f"the same {len(wallets)} wallets, books parsed from an in-process simulator")
+    out(
+        f"  {len(trades)} trades read back from the bench raw topic ({len(followed_ns)} with followers), "
+        f"the same {len(wallets)} wallets, books parsed from an in-process simulator"
+    )
     out("  per trade (all)          " + _format_ms(result.inprocess_ms, digits=3))
     out("  per trade (followed)     " + _format_ms(result.inprocess_followed_ms, digits=3))
-    out(f"  throughput               {result.inprocess_trades_per_sec:,.0f} trades/s (one core, one process, "
-        "timed part only)")
+    out(
+        f"  throughput               {result.inprocess_trades_per_sec:,.0f} trades/s (one core, one process, "
+        "timed part only)"
+    )
 
 
-def _decide_all(trades: list[RawTrade], wallets: list[WalletConfig],
-                simulator: MarketSimulator) -> tuple[list[float], list[float]]:
+def _decide_all(
+    trades: list[RawTrade], wallets: list[WalletConfig], simulator: MarketSimulator
+) -> tuple[list[float], list[float]]:
     """Per-trade decision times in ns, for all trades and for those with followers; fresh ledgers."""
     ledgers = {wallet.id: WalletLedger(capital_usdc=wallet.capital_usdc) for wallet in wallets}
     by_id = {wallet.id: wallet for wallet in wallets}
@@ -304,8 +353,17 @@ def _decide_all(trades: list[RawTrade], wallets: list[WalletConfig],
         if followers:
             book = parse_book(payload) if payload else None
             market = MarketInfo.combine(None, book)  # the bench namespace has no reference-market data
-            evaluations = [evaluate_trade(trade, by_id[wallet_id], ledgers[wallet_id], market=market,
-                                          book=book, now_ms=trade.received_at_ms) for wallet_id in followers]
+            evaluations = [
+                evaluate_trade(
+                    trade,
+                    by_id[wallet_id],
+                    ledgers[wallet_id],
+                    market=market,
+                    book=book,
+                    now_ms=trade.received_at_ms,
+                )
+                for wallet_id in followers
+            ]
         elapsed_ns.append(float(time.perf_counter_ns() - started))
         if followers:
             followed_ns.append(elapsed_ns[-1])
@@ -355,11 +413,15 @@ def _run_producer(bench: PolycopySettings, options: BenchOptions, result: BenchR
     result.publish_frames_per_sec = ratio(len(frames), time.perf_counter() - started)
     out(f"  {len(frames)} RTDS frames ({parsed} trades) from a seeded simulator")
     venue = f"x the venue's ~{VENUE_TRADES_PER_SEC:.0f} trades/s"
-    out(f"  parse only               {result.parse_frames_per_sec:,.0f} frames/s "
-        f"({result.parse_frames_per_sec / VENUE_TRADES_PER_SEC:,.0f}{venue})")
-    out(f"  parse + publish + flush  {result.publish_frames_per_sec:,.0f} frames/s "
+    out(
+        f"  parse only               {result.parse_frames_per_sec:,.0f} frames/s "
+        f"({result.parse_frames_per_sec / VENUE_TRADES_PER_SEC:,.0f}{venue})"
+    )
+    out(
+        f"  parse + publish + flush  {result.publish_frames_per_sec:,.0f} frames/s "
         f"({result.publish_frames_per_sec / VENUE_TRADES_PER_SEC:,.0f}{venue})"
-        + (f"; {undelivered} NOT delivered" if undelivered else f" to {bench.topic_name(RAW_TRADES)}"))
+        + (f"; {undelivered} NOT delivered" if undelivered else f" to {bench.topic_name(RAW_TRADES)}")
+    )
 
 
 def _print_table(result: BenchResult, options: BenchOptions, out: Out) -> None:
@@ -367,21 +429,31 @@ def _print_table(result: BenchResult, options: BenchOptions, out: Out) -> None:
         parts = ((stats.p50, stats.p99, stats.max) if with_max else (stats.p50, stats.p99)) if stats else ()
         return " / ".join(f"{value:.{digits}f}" for value in parts) + " ms" if parts else "n/a"
 
-    tax = ("n/a" if result.order_latency_ms is None or result.inprocess_followed_ms is None else
-           f"{ratio(result.order_latency_ms.p50, result.inprocess_followed_ms.p50):,.0f}x / "
-           f"{ratio(result.order_latency_ms.p99, result.inprocess_followed_ms.p99):,.0f}x")
+    tax = (
+        "n/a"
+        if result.order_latency_ms is None or result.inprocess_followed_ms is None
+        else f"{ratio(result.order_latency_ms.p50, result.inprocess_followed_ms.p50):,.0f}x / "
+        f"{ratio(result.order_latency_ms.p99, result.inprocess_followed_ms.p99):,.0f}x"
+    )
     rows = [
-        (f"receive -> order sent, p50 / p99 / max ({result.orders} orders)",
-         cell(result.order_latency_ms, 0, True)),
+        (
+            f"receive -> order sent, p50 / p99 / max ({result.orders} orders)",
+            cell(result.order_latency_ms, 0, True),
+        ),
         ("receive -> decision, p50 / p99", cell(result.decision_latency_ms)),
-        (f"throughput at {options.rate:g} trades/s offered",
-         f"{ratio(result.unique_trades, result.feed_secs):.1f} trades/s fed, "
-         f"{ratio(result.decisions, result.decide_secs):.1f} decisions/s decided"),
+        (
+            f"throughput at {options.rate:g} trades/s offered",
+            f"{ratio(result.unique_trades, result.feed_secs):.1f} trades/s fed, "
+            f"{ratio(result.decisions, result.decide_secs):.1f} decisions/s decided",
+        ),
         ("in-process decision per followed trade, p50 / p99", cell(result.inprocess_followed_ms, 3)),
         ("in-process decision throughput", f"{result.inprocess_trades_per_sec:,.0f} trades/s"),
         ("Kafka tax, p50 / p99", tax),
-        ("producer parse + publish", f"{result.publish_frames_per_sec:,.0f} frames/s "
-         f"({result.publish_frames_per_sec / VENUE_TRADES_PER_SEC:,.0f}x venue)"),
+        (
+            "producer parse + publish",
+            f"{result.publish_frames_per_sec:,.0f} frames/s "
+            f"({result.publish_frames_per_sec / VENUE_TRADES_PER_SEC:,.0f}x venue)",
+        ),
         ("producer parse only", f"{result.parse_frames_per_sec:,.0f} frames/s"),
     ]
     width = max(len(name) for name, _ in rows)
@@ -394,16 +466,24 @@ def _print_table(result: BenchResult, options: BenchOptions, out: Out) -> None:
 def _format_ms(stats: LatencyStats | None, digits: int = 0) -> str:
     if stats is None:
         return "n/a (no samples)"
-    return (f"p50 {stats.p50:.{digits}f} ms, p99 {stats.p99:.{digits}f} ms, max {stats.max:.{digits}f} ms "
-            f"(n={stats.count})")
+    return (
+        f"p50 {stats.p50:.{digits}f} ms, p99 {stats.p99:.{digits}f} ms, max {stats.max:.{digits}f} ms "
+        f"(n={stats.count})"
+    )
 
 
 def _machine() -> str:
     model = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("model name")), model)
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            model,
+        )
     load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
     return f"{os.cpu_count()} CPUs ({model or 'unknown CPU'}), Python {platform.python_version()}{load}"
 

@@ -25,13 +25,17 @@ def load_settings() -> PolycopySettings:
     try:
         return PolycopySettings()
     except ValidationError as error:
-        raise UsageError("\n".join(
-            f"bad setting POLYCOPY_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors())) from None
+        raise UsageError(
+            "\n".join(f"bad setting POLYCOPY_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors())
+        ) from None
 
 
 def _setup_logging(settings: PolycopySettings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per book request otherwise
 
 
@@ -53,8 +57,10 @@ def cmd_topics_create(args: argparse.Namespace, settings: PolycopySettings) -> i
     created = create_topics(settings, ALL_TOPICS)
     for spec in ALL_TOPICS:
         state = "created" if settings.topic_name(spec) in created else "exists"
-        print(f"{state:8} {settings.topic_name(spec)}  ({spec.partitions} partitions, "
-              f"{'compacted' if spec.compacted else 'delete'})")
+        print(
+            f"{state:8} {settings.topic_name(spec)}  ({spec.partitions} partitions, "
+            f"{'compacted' if spec.compacted else 'delete'})"
+        )
     return 0
 
 
@@ -75,11 +81,21 @@ def cmd_topics_dump(args: argparse.Namespace, settings: PolycopySettings) -> int
     except KeyError as error:
         raise UsageError(str(error.args[0])) from None
     limit = args.limit if args.limit is not None else (None if args.from_beginning else 10)
-    for record in read_topic(settings, spec, from_beginning=args.from_beginning, limit=limit,
-                             idle_secs=args.idle_secs):
+    for record in read_topic(
+        settings, spec, from_beginning=args.from_beginning, limit=limit, idle_secs=args.idle_secs
+    ):
         value = json.loads(record.value) if record.value else None
-        print(json.dumps({"partition": record.partition, "offset": record.offset, "timestamp_ms": record.timestamp_ms,
-                          "key": record.key.decode() if record.key else None, "value": value}))
+        print(
+            json.dumps(
+                {
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "timestamp_ms": record.timestamp_ms,
+                    "key": record.key.decode() if record.key else None,
+                    "value": value,
+                }
+            )
+        )
     return 0
 
 
@@ -147,8 +163,11 @@ def _current_wallets(settings: PolycopySettings):  # type: ignore[no-untyped-def
 
 def cmd_wallets_list(args: argparse.Namespace, settings: PolycopySettings) -> int:
     for wallet_id, wallet in sorted(_current_wallets(settings).items()):
-        print(f"{wallet_id:20} {wallet.mode.value:6} capital={wallet.capital_usdc} targets={len(wallet.targets)} "
-              f"sizing={wallet.sizing.mode.value}:{wallet.sizing.value}")
+        print(
+            f"{wallet_id:20} {wallet.mode.value:6} capital={wallet.capital_usdc} "
+            f"targets={len(wallet.targets)} "
+            f"sizing={wallet.sizing.mode.value}:{wallet.sizing.value}"
+        )
     return 0
 
 
@@ -172,11 +191,17 @@ def cmd_replay(args: argparse.Namespace, settings: PolycopySettings) -> int:
     metrics = _metrics(settings, "producer")
     publisher = TradePublisher(MessagePublisher(settings, client_id="polycopy-replay"), metrics)
     speed = None if args.speed == "max" else float(args.speed)
-    frames, trades = replay_capture(read_capture(path), publisher, speed=speed,
-                                    on_progress=lambda f, t: print(f"replayed {f} frames, {t} trades", flush=True))
+    frames, trades = replay_capture(
+        read_capture(path),
+        publisher,
+        speed=speed,
+        on_progress=lambda f, t: print(f"replayed {f} frames, {t} trades", flush=True),
+    )
     undelivered = publisher.flush(60)
-    print(f"replayed {frames} frames: {trades} trades, {publisher.dead_letters} dead letters"
-          + (f", {undelivered} NOT delivered" if undelivered else ""))
+    print(
+        f"replayed {frames} frames: {trades} trades, {publisher.dead_letters} dead letters"
+        + (f", {undelivered} NOT delivered" if undelivered else "")
+    )
     return 1 if undelivered else 0
 
 
@@ -192,8 +217,13 @@ def cmd_capture(args: argparse.Namespace, settings: PolycopySettings) -> int:
         print(f"wrote {count} frames to {args.out}")
         return 0
     with CaptureWriter(Path(args.out)) as writer:
-        _run_feed(args.url or settings.rtds_url, settings, PipelineMetrics(), writer.write,
-                  duration_secs=args.duration_secs)
+        _run_feed(
+            args.url or settings.rtds_url,
+            settings,
+            PipelineMetrics(),
+            writer.write,
+            duration_secs=args.duration_secs,
+        )
     print(f"captured {writer.count} frames to {args.out}")
     return 0
 
@@ -205,21 +235,33 @@ def cmd_rtds(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
     metrics = _metrics(settings, "producer")
     publisher = TradePublisher(MessagePublisher(settings, client_id="polycopy-rtds"), metrics)
-    _run_feed(args.url or settings.rtds_url, settings, metrics,
-              lambda frame, received_at_ms: publisher.publish_frame(frame, received_at_ms, TradeSource.RTDS))
+    _run_feed(
+        args.url or settings.rtds_url,
+        settings,
+        metrics,
+        lambda frame, received_at_ms: publisher.publish_frame(frame, received_at_ms, TradeSource.RTDS),
+    )
     undelivered = publisher.flush(30)
-    print(f"rtds producer stopped: {publisher.trades} trades published, {publisher.dead_letters} dead letters"
-          + (f", {undelivered} NOT delivered" if undelivered else ""))
+    print(
+        f"rtds producer stopped: {publisher.trades} trades published, {publisher.dead_letters} dead letters"
+        + (f", {undelivered} NOT delivered" if undelivered else "")
+    )
     return 1 if undelivered else 0
 
 
-def _run_feed(url: str, settings: PolycopySettings, metrics, on_frame,  # type: ignore[no-untyped-def]
-              duration_secs: float | None = None) -> None:
+def _run_feed(
+    url: str,
+    settings: PolycopySettings,
+    metrics,
+    on_frame,  # type: ignore[no-untyped-def]
+    duration_secs: float | None = None,
+) -> None:
     """Run the RTDS feed until SIGTERM/SIGINT (or `duration_secs`)."""
     from producers.rtds import RtdsFeed
 
-    feed = RtdsFeed(url, on_frame, metrics, ping_secs=settings.rtds_ping_secs,
-                    watchdog_secs=settings.rtds_watchdog_secs)
+    feed = RtdsFeed(
+        url, on_frame, metrics, ping_secs=settings.rtds_ping_secs, watchdog_secs=settings.rtds_watchdog_secs
+    )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -236,8 +278,9 @@ def _run_feed(url: str, settings: PolycopySettings, metrics, on_frame,  # type: 
 def _venue_client(settings: PolycopySettings, on_response=None):  # type: ignore[no-untyped-def]
     from polycopy.venue_http import VenueHttpClient
 
-    return VenueHttpClient(settings.data_api_url, settings.gamma_url, settings.poll_requests_per_sec,
-                           on_response=on_response)
+    return VenueHttpClient(
+        settings.data_api_url, settings.gamma_url, settings.poll_requests_per_sec, on_response=on_response
+    )
 
 
 def _flush_or_fail(publisher, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -272,8 +315,10 @@ def cmd_poll(args: argparse.Namespace, settings: PolycopySettings) -> int:
     finally:
         poller.stop()
         client.close()
-    print(f"polled {summary.wallets} wallets: {summary.fetched} trades fetched, {summary.published} published"
-          + (f", {summary.failed_wallets} wallets FAILED" if summary.failed_wallets else ""))
+    print(
+        f"polled {summary.wallets} wallets: {summary.fetched} trades fetched, {summary.published} published"
+        + (f", {summary.failed_wallets} wallets FAILED" if summary.failed_wallets else "")
+    )
     return 1 if summary.failed_wallets else 0
 
 
@@ -285,14 +330,21 @@ def cmd_markets_sync(args: argparse.Namespace, settings: PolycopySettings) -> in
     publisher = MessagePublisher(settings, client_id="polycopy-reference")
     with _venue_client(settings) as client:
         try:
-            summary = sync_markets(client, publisher, condition_ids=tuple(args.condition_id or ()),
-                                   page_size=args.page_size, max_pages=args.max_pages)
+            summary = sync_markets(
+                client,
+                publisher,
+                condition_ids=tuple(args.condition_id or ()),
+                page_size=args.page_size,
+                max_pages=args.max_pages,
+            )
         except VenueHttpError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     _flush_or_fail(publisher, "markets")
-    print(f"synced {summary.published} markets from {summary.pages} Gamma pages"
-          + (f", {summary.refused} skipped (no condition id or bad fields)" if summary.refused else ""))
+    print(
+        f"synced {summary.published} markets from {summary.pages} Gamma pages"
+        + (f", {summary.refused} skipped (no condition id or bad fields)" if summary.refused else "")
+    )
     return 0
 
 
@@ -304,14 +356,22 @@ def cmd_traders_sync(args: argparse.Namespace, settings: PolycopySettings) -> in
     publisher = MessagePublisher(settings, client_id="polycopy-reference")
     with _venue_client(settings) as client:
         try:
-            summary = sync_traders(client, publisher, limit=args.limit, time_period=args.time_period,
-                                   order_by=args.order_by, category=args.category)
+            summary = sync_traders(
+                client,
+                publisher,
+                limit=args.limit,
+                time_period=args.time_period,
+                order_by=args.order_by,
+                category=args.category,
+            )
         except VenueHttpError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     _flush_or_fail(publisher, "traders")
-    print(f"synced {summary.published} traders ({args.time_period} {args.order_by} leaderboard)"
-          + (f", {summary.refused} rows skipped" if summary.refused else ""))
+    print(
+        f"synced {summary.published} traders ({args.time_period} {args.order_by} leaderboard)"
+        + (f", {summary.refused} rows skipped" if summary.refused else "")
+    )
     return 0
 
 
@@ -349,16 +409,28 @@ def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
     metrics = _metrics(settings, "worker")
     reference = LiveReferenceData(
-        settings, on_wallet_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
-            "wallet %s %s", key, "removed" if value is None else "updated")).start()
+        settings,
+        on_wallet_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
+            "wallet %s %s", key, "removed" if value is None else "updated"
+        ),
+    ).start()
     metrics.wallets.set_function(lambda: len(reference.wallets()))
     # Books stream from the market channel (run by the Faust app on its loop); GET /book fills the gaps.
     feed = MarketBookFeed(settings.clob_market_ws_url, metrics) if settings.clob_market_ws_url else None
-    books = BookCache(ClobGateway(settings.clob_url, settings.chain_id).fetch_book, settings.book_max_age_ms,
-                      channel=feed, channel_max_age_ms=settings.market_book_max_age_ms, metrics=metrics)
+    books = BookCache(
+        ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
+        settings.book_max_age_ms,
+        channel=feed,
+        channel_max_age_ms=settings.market_book_max_age_ms,
+        metrics=metrics,
+    )
     app = create_app(settings, reference=reference, books=books, metrics=metrics, book_feed=feed)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower().replace("warning", "warn"), quiet=True,
-                          redirect_stdouts=False)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.lower().replace("warning", "warn"),
+        quiet=True,
+        redirect_stdouts=False,
+    )
     worker.execute_from_commandline()
     return 0
 
@@ -386,9 +458,13 @@ def cmd_simulate(args: argparse.Namespace, settings: PolycopySettings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.demo import DemoOptions, run_demo
 
-    options = DemoOptions(duration_secs=args.duration_secs, capture=Path(args.capture) if args.capture else None,
-                          seed=args.seed, trades_per_sec=args.trades_per_sec,
-                          wallets=Path(args.wallets) if args.wallets else None)
+    options = DemoOptions(
+        duration_secs=args.duration_secs,
+        capture=Path(args.capture) if args.capture else None,
+        seed=args.seed,
+        trades_per_sec=args.trades_per_sec,
+        wallets=Path(args.wallets) if args.wallets else None,
+    )
     if options.wallets is not None:
         load_wallet_file(options.wallets)  # refuse a bad file before anything starts
     run_demo(settings, options)
@@ -420,9 +496,11 @@ def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="polycopy", description="polycopy-stream: copy-trading pipeline for Polymarket on Kafka.",
+        prog="polycopy",
+        description="polycopy-stream: copy-trading pipeline for Polymarket on Kafka.",
         epilog="Settings come from the environment (POLYCOPY_*, KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL); "
-               "see README.md.")
+        "see README.md.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler, help_text: str, parent=commands):  # type: ignore[no-untyped-def]
@@ -431,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     topics = commands.add_parser("topics", help="create, list or dump topics").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     create = add("create", cmd_topics_create, "create every topic (idempotent)", topics)
     create.add_argument("--wait-secs", type=float, default=60, help="wait this long for the broker")
     add("list", cmd_topics_list, "list topics with key, value model and purpose", topics)
@@ -442,15 +521,19 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--idle-secs", type=float, default=2.0, help="stop when nothing arrives this long")
 
     schemas = commands.add_parser("schemas", help="JSON Schema files").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     export = add("export", cmd_schemas_export, "write every topic's JSON Schema", schemas)
     export.add_argument("--out", help="folder (default: schemas/json)")
 
-    db = commands.add_parser("db", help="database").add_subparsers(dest="action", required=True, metavar="ACTION")
+    db = commands.add_parser("db", help="database").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
     add("migrate", cmd_db_migrate, "create or upgrade the PostgreSQL schema", db)
 
     wallets = commands.add_parser("wallets", help="copy-wallet configuration").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     apply = add("apply", cmd_wallets_apply, "validate a wallet YAML file and publish it", wallets)
     apply.add_argument("file")
     add("list", cmd_wallets_list, "list the configured wallets", wallets)
@@ -459,43 +542,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = add("replay", cmd_replay, "publish a capture file of RTDS frames onto the raw-trades topic")
     replay.add_argument("file")
-    replay.add_argument("--speed", default="max", choices=["1", "10", "max"],
-                        help="1 = recorded pace, 10 = ten times faster, max = as fast as possible")
+    replay.add_argument(
+        "--speed",
+        default="max",
+        choices=["1", "10", "max"],
+        help="1 = recorded pace, 10 = ten times faster, max = as fast as possible",
+    )
     capture = add("capture", cmd_capture, "record raw RTDS frames with their receive times to a capture file")
     capture.add_argument("--out", required=True, help="capture file to write (JSON lines)")
     capture.add_argument("--url", help="WebSocket URL (default POLYCOPY_RTDS_URL)")
     capture.add_argument("--duration-secs", type=float, help="stop after this long (default: until Ctrl-C)")
-    capture.add_argument("--from-rows", metavar="ROWS",
-                         help="instead of recording, convert recorded Data API trade rows (.csv/.json)")
+    capture.add_argument(
+        "--from-rows",
+        metavar="ROWS",
+        help="instead of recording, convert recorded Data API trade rows (.csv/.json)",
+    )
     rtds = add("rtds", cmd_rtds, "run the RTDS producer (venue trade stream -> raw-trades topic)")
     rtds.add_argument("--url", help="WebSocket URL (default POLYCOPY_RTDS_URL)")
     poll = add("poll", cmd_poll, "safety net: poll followed wallets' recent trades (Data API -> raw-trades)")
     poll.add_argument("--loop", action="store_true", help="keep polling until SIGTERM (default: one run)")
     poll.add_argument("--interval-secs", type=float, help="with --loop (default POLYCOPY_POLL_INTERVAL_SECS)")
     markets = commands.add_parser("markets", help="market reference data").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
-    markets_sync = add("sync", cmd_markets_sync, "publish Gamma market metadata to the markets topic",
-                       markets)
-    markets_sync.add_argument("--condition-id", action="append", metavar="ID",
-                              help="only this market (repeatable; default: every active market)")
+        dest="action", required=True, metavar="ACTION"
+    )
+    markets_sync = add(
+        "sync", cmd_markets_sync, "publish Gamma market metadata to the markets topic", markets
+    )
+    markets_sync.add_argument(
+        "--condition-id",
+        action="append",
+        metavar="ID",
+        help="only this market (repeatable; default: every active market)",
+    )
     markets_sync.add_argument("--max-pages", type=int, default=20, help="pages of active markets at most")
     markets_sync.add_argument("--page-size", type=int, default=500, help="markets per Gamma request")
-    traders = commands.add_parser("traders", help="leaderboard traders (followed by wallets without "
-                                  "targets)").add_subparsers(dest="action", required=True, metavar="ACTION")
-    traders_sync = add("sync", cmd_traders_sync, "publish the Data API leaderboard to the traders topic",
-                       traders)
+    traders = commands.add_parser(
+        "traders", help="leaderboard traders (followed by wallets without targets)"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    traders_sync = add(
+        "sync", cmd_traders_sync, "publish the Data API leaderboard to the traders topic", traders
+    )
     traders_sync.add_argument("--limit", type=int, default=50, help="top N traders (default 50)")
     traders_sync.add_argument("--time-period", default="MONTH", choices=["DAY", "WEEK", "MONTH", "ALL"])
     traders_sync.add_argument("--order-by", default="PNL", choices=["PNL", "VOL"])
     traders_sync.add_argument("--category", default="OVERALL", help="leaderboard category, e.g. POLITICS")
-    traders_import = add("import", cmd_traders_import,
-                         "publish traders from a leaderboard JSON or a CSV (address,name,pnl,vol,win_rate)",
-                         traders)
+    traders_import = add(
+        "import",
+        cmd_traders_import,
+        "publish traders from a leaderboard JSON or a CSV (address,name,pnl,vol,win_rate)",
+        traders,
+    )
     traders_import.add_argument("file")
     add("worker", cmd_worker, "run the Faust processors (target filter, evaluation, order lifecycle)")
     add("executor", cmd_executor, "run the executor sink (paper by default)")
     add("sink", cmd_sink, "run the PostgreSQL sink")
-    simulate = add("simulate", cmd_simulate, "run the market simulator (fake RTDS + CLOB); see --help after --")
+    simulate = add(
+        "simulate", cmd_simulate, "run the market simulator (fake RTDS + CLOB); see --help after --"
+    )
     simulate.add_argument("rest", nargs=argparse.REMAINDER)
 
     demo = add("demo", cmd_demo, "run simulator + pipeline for a bounded demo and print a summary")
@@ -503,11 +606,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--capture", help="replay this capture file instead of the simulated feed")
     demo.add_argument("--seed", type=int, default=7, help="simulator seed")
     demo.add_argument("--trades-per-sec", type=float, default=20, help="simulated feed rate")
-    demo.add_argument("--wallets", help="wallet YAML file (default: three demo wallets following the top traders)")
-    whatif = add("whatif", cmd_whatif, "replay the raw-trade log from a time through a wallet file, into sandbox "
-                 "topics no executor reads, and print a per-wallet report")
-    whatif.add_argument("--from", dest="from_time", required=True,
-                        help="start: ISO 8601, epoch seconds/ms, or an age such as 2h")
+    demo.add_argument(
+        "--wallets", help="wallet YAML file (default: three demo wallets following the top traders)"
+    )
+    whatif = add(
+        "whatif",
+        cmd_whatif,
+        "replay the raw-trade log from a time through a wallet file, into sandbox "
+        "topics no executor reads, and print a per-wallet report",
+    )
+    whatif.add_argument(
+        "--from",
+        dest="from_time",
+        required=True,
+        help="start: ISO 8601, epoch seconds/ms, or an age such as 2h",
+    )
     whatif.add_argument("--to", dest="to_time", help="end (default: now)")
     whatif.add_argument("--wallets", required=True, help="wallet YAML file to try")
     whatif.add_argument("--sandbox", help="sandbox topic namespace (default whatif-<unix time>)")

@@ -38,7 +38,9 @@ class ClobGateway:
         except PolyApiException as error:
             if is_not_found(error):
                 return None
-            raise ClobGatewayError(f"GET /book failed: {error}", getattr(error, "status_code", None)) from error
+            raise ClobGatewayError(
+                f"GET /book failed: {error}", getattr(error, "status_code", None)
+            ) from error
         except Exception as error:  # transport errors (httpx) surface here
             raise ClobGatewayError(f"GET /book failed: {error}") from error
         return book if isinstance(book, dict) and book else None

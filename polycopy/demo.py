@@ -1,4 +1,4 @@
-"""`make run`: the simulator and the whole pipeline as separate processes, for a bounded demo with a summary."""
+"""`make run`: the simulator and the pipeline as separate processes, for a bounded demo with a summary."""
 
 from __future__ import annotations
 
@@ -61,18 +61,45 @@ class DemoResult:
 
 def build_demo_wallets(targets: list[str]) -> dict[str, object]:
     """Three paper wallets with different styles, following the most active traders."""
-    return {"wallets": [
-        {"id": "demo-fixed", "capital_usdc": "1000", "targets": targets[:5], "sides": ["BUY"],
-         "sizing": {"mode": "fixed_usdc", "value": "10"}, "price_min": "0.05", "price_max": "0.95",
-         "max_slippage": "0.02", "order_type": "FAK"},
-        {"id": "demo-ratio", "capital_usdc": "2000", "targets": targets[:10], "sides": ["BUY", "SELL"],
-         "sizing": {"mode": "ratio", "value": "0.25"}, "max_order_usdc": "50",
-         "max_market_exposure_usdc": "200", "max_slippage": "0.03", "order_type": "FAK"},
-        {"id": "demo-cautious", "capital_usdc": "500", "targets": targets[:8], "sides": ["BUY"],
-         "sizing": {"mode": "percent_of_capital", "value": "2"}, "min_leader_usdc": "20",
-         "price_min": "0.2", "price_max": "0.8", "max_slippage": "0.01", "max_open_orders": 20,
-         "order_type": "GTC"},
-    ]}
+    return {
+        "wallets": [
+            {
+                "id": "demo-fixed",
+                "capital_usdc": "1000",
+                "targets": targets[:5],
+                "sides": ["BUY"],
+                "sizing": {"mode": "fixed_usdc", "value": "10"},
+                "price_min": "0.05",
+                "price_max": "0.95",
+                "max_slippage": "0.02",
+                "order_type": "FAK",
+            },
+            {
+                "id": "demo-ratio",
+                "capital_usdc": "2000",
+                "targets": targets[:10],
+                "sides": ["BUY", "SELL"],
+                "sizing": {"mode": "ratio", "value": "0.25"},
+                "max_order_usdc": "50",
+                "max_market_exposure_usdc": "200",
+                "max_slippage": "0.03",
+                "order_type": "FAK",
+            },
+            {
+                "id": "demo-cautious",
+                "capital_usdc": "500",
+                "targets": targets[:8],
+                "sides": ["BUY"],
+                "sizing": {"mode": "percent_of_capital", "value": "2"},
+                "min_leader_usdc": "20",
+                "price_min": "0.2",
+                "price_max": "0.8",
+                "max_slippage": "0.01",
+                "max_open_orders": 20,
+                "order_type": "GTC",
+            },
+        ]
+    }
 
 
 def capture_top_traders(capture: Path, count: int) -> list[str]:
@@ -97,16 +124,22 @@ class Processes:
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self._log_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
-                                   env=os.environ | (env or {}), start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ | (env or {}),
+            start_new_session=True,
+        )
         self.running[name] = process
         return process
 
     def check(self) -> None:
         for name, process in self.running.items():
             if process.poll() not in (None, 0):
-                raise RuntimeError(f"{name} exited with code {process.returncode}; see "
-                                   f"{self._log_dir / (name + '.log')}")
+                raise RuntimeError(
+                    f"{name} exited with code {process.returncode}; see {self._log_dir / (name + '.log')}"
+                )
 
     def stop(self, name: str, timeout: float = 20.0) -> None:
         process = self.running.pop(name, None)
@@ -126,13 +159,18 @@ class Processes:
 
 def table_counts(settings: PolycopySettings) -> dict[str, int]:
     tables = ("trades", "decisions", "order_intents", "orders", "order_events")
-    row = query(settings.database_url, "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables))[0]
+    row = query(settings.database_url, "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables))[
+        0
+    ]
     return dict(zip(tables, (int(v) for v in row), strict=True))
 
 
 def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> DemoResult:  # type: ignore[no-untyped-def]
     """Set up, run and summarise one demo. Returns the summary for tests to check against the tables."""
-    out(f"polycopy demo: Kafka {settings.kafka_bootstrap_servers}, PostgreSQL {settings.database_url.split('@')[-1]}")
+    out(
+        f"polycopy demo: Kafka {settings.kafka_bootstrap_servers}, "
+        f"PostgreSQL {settings.database_url.split('@')[-1]}"
+    )
     wait_for_broker(settings)
     created = create_topics(settings, ALL_TOPICS)
     out(f"  topics ready ({len(created)} created)")
@@ -155,14 +193,25 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     publisher.flush(30)
     out(f"  {len(config.wallets)} wallets applied from {wallet_file}")
 
-    starts = {spec.name: end_offsets(settings, spec) for spec in (RAW_TRADES, DECISIONS, ORDER_EVENTS, DEAD_LETTERS)}
+    starts = {
+        spec.name: end_offsets(settings, spec) for spec in (RAW_TRADES, DECISIONS, ORDER_EVENTS, DEAD_LETTERS)
+    }
     baseline = table_counts(settings)
     started_ms = time.time_ns() // 1_000_000
     processes = Processes(settings.data_dir / "logs")
     env = settings.to_env()
-    sim_args = ["-m", "polycopy.simulator", "--seed", str(options.seed), "--trades-per-sec",
-                str(options.trades_per_sec), "--rtds-port", str(urlsplit(settings.rtds_url).port or 18765),
-                "--clob-port", str(urlsplit(settings.clob_url).port or 18080)]
+    sim_args = [
+        "-m",
+        "polycopy.simulator",
+        "--seed",
+        str(options.seed),
+        "--trades-per-sec",
+        str(options.trades_per_sec),
+        "--rtds-port",
+        str(urlsplit(settings.rtds_url).port or 18765),
+        "--clob-port",
+        str(urlsplit(settings.clob_url).port or 18080),
+    ]
     if options.capture is not None:
         sim_args += ["--capture", str(options.capture)]
     try:
@@ -170,29 +219,46 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
         for component in ("worker", "executor", "sink"):
             processes.start(component, "-m", "polycopy.cli", component, env=env)
         out("  starting simulator, Faust worker, executor and PostgreSQL sink ...")
-        for group in (settings.consumer_group("processor"), settings.consumer_group("executor"),
-                      settings.consumer_group("postgres-sink")):
+        for group in (
+            settings.consumer_group("processor"),
+            settings.consumer_group("executor"),
+            settings.consumer_group("postgres-sink"),
+        ):
             if not wait_for_consumer_group(settings, group, timeout_secs=90):
                 processes.check()
-                raise RuntimeError(f"consumer group {group} did not become ready; see {settings.data_dir / 'logs'}")
+                raise RuntimeError(
+                    f"consumer group {group} did not become ready; see {settings.data_dir / 'logs'}"
+                )
         if options.capture is not None:
-            processes.start("producer", "-m", "polycopy.cli", "replay", str(options.capture), "--speed", "max",
-                            env=env)
+            processes.start(
+                "producer", "-m", "polycopy.cli", "replay", str(options.capture), "--speed", "max", env=env
+            )
             out(f"  replaying {options.capture}")
         else:
             processes.start("producer", "-m", "polycopy.cli", "rtds", env=env)
-            out(f"  RTDS producer connected to the simulator at {settings.rtds_url}; "
-                f"running for {options.duration_secs:.0f} s")
+            out(
+                f"  RTDS producer connected to the simulator at {settings.rtds_url}; "
+                f"running for {options.duration_secs:.0f} s"
+            )
         _watch(settings, processes, options, baseline, out)
     finally:
         processes.stop_all()
 
-    trades = [RawTrade.model_validate_json(r.value) for r in read_topic(
-        settings, RAW_TRADES, start_offsets=starts[RAW_TRADES.name]) if r.value]
-    decisions = [Decision.model_validate_json(r.value) for r in read_topic(
-        settings, DECISIONS, start_offsets=starts[DECISIONS.name]) if r.value]
-    events = [OrderEvent.model_validate_json(r.value) for r in read_topic(
-        settings, ORDER_EVENTS, start_offsets=starts[ORDER_EVENTS.name]) if r.value]
+    trades = [
+        RawTrade.model_validate_json(r.value)
+        for r in read_topic(settings, RAW_TRADES, start_offsets=starts[RAW_TRADES.name])
+        if r.value
+    ]
+    decisions = [
+        Decision.model_validate_json(r.value)
+        for r in read_topic(settings, DECISIONS, start_offsets=starts[DECISIONS.name])
+        if r.value
+    ]
+    events = [
+        OrderEvent.model_validate_json(r.value)
+        for r in read_topic(settings, ORDER_EVENTS, start_offsets=starts[ORDER_EVENTS.name])
+        if r.value
+    ]
     letters = sum(1 for _ in read_topic(settings, DEAD_LETTERS, start_offsets=starts[DEAD_LETTERS.name]))
     summary = RunSummary.build(trades, decisions, events, dead_letters=letters)
     out("\n== summary " + "=" * 60)
@@ -201,23 +267,29 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     out(f"  tables   psql {settings.database_url} -c 'SELECT reason, count(*) FROM decisions GROUP BY 1'")
     out("           (trades, decisions, order_intents, orders, order_events)")
     out("  topics   polycopy topics dump decisions --limit 5   (polycopy topics list for all)")
-    out(f"  metrics  http://127.0.0.1:{DEFAULT_PORTS['worker']}/metrics (worker), "
+    out(
+        f"  metrics  http://127.0.0.1:{DEFAULT_PORTS['worker']}/metrics (worker), "
         f":{DEFAULT_PORTS['executor']} executor, :{DEFAULT_PORTS['producer']} producer, "
-        f":{DEFAULT_PORTS['sink']} sink, while the components run")
+        f":{DEFAULT_PORTS['sink']} sink, while the components run"
+    )
     out(f"  logs     {settings.data_dir / 'logs'}/   wallets {wallet_file}")
     return DemoResult(summary, baseline, started_ms)
 
 
-def _watch(settings: PolycopySettings, processes: Processes, options: DemoOptions, baseline: dict[str, int],
-           out) -> None:  # type: ignore[no-untyped-def]
+def _watch(
+    settings: PolycopySettings, processes: Processes, options: DemoOptions, baseline: dict[str, int], out
+) -> None:  # type: ignore[no-untyped-def]
     """Progress lines while trades flow; then stop the producer and wait until the pipeline is drained."""
     started = time.monotonic()
     replaying = options.capture is not None
 
     def progress() -> dict[str, int]:
         now = {k: v - baseline[k] for k, v in table_counts(settings).items()}
-        out(f"  [{time.monotonic() - started:5.0f} s] trades {now['trades']:6} | decisions {now['decisions']:5} | "
-            f"intents {now['order_intents']:4} | orders {now['orders']:4} | events {now['order_events']:5}")
+        out(
+            f"  [{time.monotonic() - started:5.0f} s] trades {now['trades']:6} | "
+            f"decisions {now['decisions']:5} | "
+            f"intents {now['order_intents']:4} | orders {now['orders']:4} | events {now['order_events']:5}"
+        )
         return now
 
     while time.monotonic() - started < options.duration_secs:

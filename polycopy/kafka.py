@@ -1,4 +1,4 @@
-"""The one module that imports confluent-kafka: producers, consumers, topic admin and compacted-topic readers."""
+"""The one module that imports confluent-kafka: producers, consumers, topic admin, compacted-topic readers."""
 
 from __future__ import annotations
 
@@ -61,13 +61,20 @@ class MessagePublisher:
         else:
             self.delivered += 1
 
-    def publish(self, spec: TopicSpec, key: str | None, message: Message | None, *, timestamp_ms: int = 0) -> None:
+    def publish(
+        self, spec: TopicSpec, key: str | None, message: Message | None, *, timestamp_ms: int = 0
+    ) -> None:
         """Queue one message (None = tombstone on a compacted topic); blocks briefly if the queue is full."""
         value = message.to_bytes() if message is not None else None
         while True:
             try:
-                self._producer.produce(self._topic_name(spec), value=value, key=key.encode() if key is not None else None,
-                                       timestamp=timestamp_ms, on_delivery=self._on_delivery)
+                self._producer.produce(
+                    self._topic_name(spec),
+                    value=value,
+                    key=key.encode() if key is not None else None,
+                    timestamp=timestamp_ms,
+                    on_delivery=self._on_delivery,
+                )
                 break
             except BufferError:
                 self._producer.poll(0.05)
@@ -86,14 +93,17 @@ class MessagePublisher:
 
 def build_consumer(settings: PolycopySettings, group: str, **overrides: Any) -> Consumer:
     """A consumer that commits only what the caller says it has processed."""
-    return Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "group.id": group,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-        "fetch.wait.max.ms": 10,
-    } | overrides)
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "fetch.wait.max.ms": 10,
+        }
+        | overrides
+    )
 
 
 def consume_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[Any]:
@@ -105,7 +115,9 @@ def consume_batch(consumer: Consumer, max_messages: int, timeout: float) -> list
     first = consumer.poll(timeout)
     if first is None:
         return []
-    return [first, *consumer.consume(num_messages=max_messages - 1, timeout=0)] if max_messages > 1 else [first]
+    return (
+        [first, *consumer.consume(num_messages=max_messages - 1, timeout=0)] if max_messages > 1 else [first]
+    )
 
 
 def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
@@ -119,8 +131,17 @@ def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeou
     if not wanted:
         return []
     futures = admin.create_topics(
-        [NewTopic(settings.topic_name(s), num_partitions=s.partitions, replication_factor=1, config=s.broker_config())
-         for s in wanted], operation_timeout=timeout)
+        [
+            NewTopic(
+                settings.topic_name(s),
+                num_partitions=s.partitions,
+                replication_factor=1,
+                config=s.broker_config(),
+            )
+            for s in wanted
+        ],
+        operation_timeout=timeout,
+    )
     created = []
     for name, future in futures.items():
         try:
@@ -142,7 +163,9 @@ def wait_for_broker(settings: PolycopySettings, timeout_secs: float = 60.0) -> N
             return
         except KafkaException as error:
             if time.monotonic() > deadline:
-                raise KafkaSetupError(f"Kafka at {settings.kafka_bootstrap_servers} not ready: {error}") from error
+                raise KafkaSetupError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} not ready: {error}"
+                ) from error
             time.sleep(0.5)
 
 
@@ -160,26 +183,43 @@ class Record:
 
 def end_offsets(settings: PolycopySettings, spec: TopicSpec) -> dict[int, int]:
     """The next offset of every partition: where a reader that wants only newer records starts."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "polycopy-reader"})
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "polycopy-reader"}
+    )
     try:
         name = settings.topic_name(spec)
         metadata = consumer.list_topics(name, timeout=10).topics[name]
-        return {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
-                for p in metadata.partitions}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
+            for p in metadata.partitions
+        }
     finally:
         consumer.close()
 
 
-def read_topic(settings: PolycopySettings, spec: TopicSpec, *, from_beginning: bool = True,
-               limit: int | None = None, idle_secs: float = 10.0, since_ms: int | None = None,
-               start_offsets: dict[int, int] | None = None) -> Iterator[Record]:
+def read_topic(
+    settings: PolycopySettings,
+    spec: TopicSpec,
+    *,
+    from_beginning: bool = True,
+    limit: int | None = None,
+    idle_secs: float = 10.0,
+    since_ms: int | None = None,
+    start_offsets: dict[int, int] | None = None,
+) -> Iterator[Record]:
     """Read a topic, without a consumer group, up to its end as of the call (or `limit` records).
 
     Starts at `start_offsets`, else at the first record at or after `since_ms`, else at the beginning
     (`from_beginning`) or `limit` records before the end. Gives up after `idle_secs` without a record.
     """
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "polycopy-reader",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": "polycopy-reader",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        }
+    )
     try:
         name = settings.topic_name(spec)
         metadata = consumer.list_topics(name, timeout=10).topics[name]
@@ -199,8 +239,12 @@ def read_topic(settings: PolycopySettings, spec: TopicSpec, *, from_beginning: b
             for tp in partitions:
                 tp.offset = since_ms
             partitions = consumer.offsets_for_times(partitions, timeout=10)
-            partitions = [TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0
-                                         else bounds[tp.partition][1]) for tp in partitions]
+            partitions = [
+                TopicPartition(
+                    tp.topic, tp.partition, tp.offset if tp.offset >= 0 else bounds[tp.partition][1]
+                )
+                for tp in partitions
+            ]
         remaining = {tp.partition for tp in partitions if tp.offset < bounds[tp.partition][1]}
         consumer.assign(partitions)
         count, last_seen = 0, time.monotonic()
@@ -218,8 +262,14 @@ def read_topic(settings: PolycopySettings, spec: TopicSpec, *, from_beginning: b
             if message.offset() >= bounds[message.partition()][1]:
                 continue
             count += 1
-            yield Record(message.topic(), message.partition(), message.offset(), message.key(), message.value(),
-                         message.timestamp()[1])
+            yield Record(
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                message.key(),
+                message.value(),
+                message.timestamp()[1],
+            )
     finally:
         consumer.close()
 
@@ -230,8 +280,13 @@ class CompactedTopicReader:
     Every process that needs the whole table (e.g. all copy-wallet configs) runs one; no consumer group.
     """
 
-    def __init__(self, settings: PolycopySettings, spec: TopicSpec,
-                 decode: Callable[[bytes], Any], on_change: Callable[[str, Any | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: PolycopySettings,
+        spec: TopicSpec,
+        decode: Callable[[bytes], Any],
+        on_change: Callable[[str, Any | None], None] | None = None,
+    ) -> None:
         self._settings, self._spec, self._decode, self._on_change = settings, spec, decode, on_change
         self._values: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -257,9 +312,14 @@ class CompactedTopicReader:
             return dict(self._values)
 
     def _run(self) -> None:
-        consumer = Consumer({"bootstrap.servers": self._settings.kafka_bootstrap_servers,
-                             "group.id": "polycopy-compacted-reader", "enable.auto.commit": False,
-                             "fetch.wait.max.ms": 100})
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._settings.kafka_bootstrap_servers,
+                "group.id": "polycopy-compacted-reader",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 100,
+            }
+        )
         try:
             metadata = consumer.list_topics(self._name, timeout=10).topics[self._name]
             partitions = [TopicPartition(self._name, p, OFFSET_BEGINNING) for p in metadata.partitions]

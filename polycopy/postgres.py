@@ -45,15 +45,19 @@ def drop_database(admin_url: str, name: str) -> None:
 def migration_files() -> list[tuple[str, str]]:
     """(name, SQL) of every migration shipped in sinks/migrations, in order."""
     folder = resources.files("sinks") / "migrations"
-    return sorted((entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql"))
+    return sorted(
+        (entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql")
+    )
 
 
 def migrate(url: str) -> list[str]:
     """Apply migrations not yet applied, each in its own transaction; returns the names applied."""
     applied = []
     with connect(url) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                     "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         conn.execute("SELECT pg_advisory_xact_lock(7270)")  # two migrators never race
         done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
         for name, text in migration_files():
@@ -72,8 +76,11 @@ class BatchWriter:
     def __init__(self, url: str) -> None:
         self._conn = connect(url)
 
-    def write(self, inserts: dict[str, Sequence[dict[str, Any]]],
-              upserts: dict[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None) -> None:
+    def write(
+        self,
+        inserts: dict[str, Sequence[dict[str, Any]]],
+        upserts: dict[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
+    ) -> None:
         """Insert rows per table (`ON CONFLICT DO NOTHING`), then upsert rows that only move forward.
 
         `upserts[table] = (conflict_column, guard_column, rows)`: a row replaces the stored one only when its
@@ -96,18 +103,29 @@ class BatchWriter:
 
 def _insert_sql(table: str, columns: list[str]) -> sql.Composed:
     return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(sql.Placeholder(c) for c in columns))
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
+    )
 
 
 def _upsert_sql(table: str, columns: list[str], conflict: str, guard: str) -> sql.Composed:
     updates = sql.SQL(", ").join(
-        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns if c != conflict)
-    return sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {updates} "
-                   "WHERE {t}.{guard} < EXCLUDED.{guard}").format(
-        t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns), key=sql.Identifier(conflict),
-        updates=updates, guard=sql.Identifier(guard))
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+        for c in columns
+        if c != conflict
+    )
+    return sql.SQL(
+        "INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {updates} "
+        "WHERE {t}.{guard} < EXCLUDED.{guard}"
+    ).format(
+        t=sql.Identifier(table),
+        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
+        key=sql.Identifier(conflict),
+        updates=updates,
+        guard=sql.Identifier(guard),
+    )
 
 
 class ExecutionJournal:
@@ -120,16 +138,21 @@ class ExecutionJournal:
         """Claim an intent. Returns None when newly claimed, else the state of the earlier claim."""
         row = self._conn.execute(
             "INSERT INTO executor_journal (intent_id, order_id, mode, state) VALUES (%s, %s, %s, 'claimed') "
-            "ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id", (intent_id, order_id, mode)).fetchone()
+            "ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id",
+            (intent_id, order_id, mode),
+        ).fetchone()
         if row is not None:
             return None
-        existing = self._conn.execute("SELECT state FROM executor_journal WHERE intent_id = %s",
-                                      (intent_id,)).fetchone()
+        existing = self._conn.execute(
+            "SELECT state FROM executor_journal WHERE intent_id = %s", (intent_id,)
+        ).fetchone()
         return str(existing[0]) if existing else "claimed"
 
     def mark(self, intent_id: str, state: str) -> None:
-        self._conn.execute("UPDATE executor_journal SET state = %s, updated_at = now() WHERE intent_id = %s",
-                           (state, intent_id))
+        self._conn.execute(
+            "UPDATE executor_journal SET state = %s, updated_at = now() WHERE intent_id = %s",
+            (state, intent_id),
+        )
 
     def close(self) -> None:
         self._conn.close()

@@ -16,7 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class PolycopySettings(BaseSettings):
     """Every setting of every component. Unknown POLYCOPY_* variables are refused at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="POLYCOPY_", frozen=True, extra="forbid", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="POLYCOPY_", frozen=True, extra="forbid", populate_by_name=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092",
@@ -28,38 +30,63 @@ class PolycopySettings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "POLYCOPY_DATABASE_URL"),
         description="PostgreSQL connection URL",
     )
-    rtds_url: str = Field(default="ws://127.0.0.1:18765", description="RTDS WebSocket (wss://ws-live-data.polymarket.com live)")
-    clob_url: str = Field(default="http://127.0.0.1:18080", description="CLOB REST host (https://clob.polymarket.com live)")
-    data_api_url: str = Field(default="http://127.0.0.1:18080",
-                              description="Data API host (https://data-api.polymarket.com live)")
-    gamma_url: str = Field(default="http://127.0.0.1:18080",
-                           description="Gamma host (https://gamma-api.polymarket.com live)")
+    rtds_url: str = Field(
+        default="ws://127.0.0.1:18765", description="RTDS WebSocket (wss://ws-live-data.polymarket.com live)"
+    )
+    clob_url: str = Field(
+        default="http://127.0.0.1:18080", description="CLOB REST host (https://clob.polymarket.com live)"
+    )
+    data_api_url: str = Field(
+        default="http://127.0.0.1:18080", description="Data API host (https://data-api.polymarket.com live)"
+    )
+    gamma_url: str = Field(
+        default="http://127.0.0.1:18080", description="Gamma host (https://gamma-api.polymarket.com live)"
+    )
     poll_interval_secs: float = Field(default=300.0, gt=0, description="safety-net poller: time between runs")
-    poll_overlap_secs: int = Field(default=120, ge=0,
-                                   description="safety-net poller: re-read this far behind a watermark")
-    poll_requests_per_sec: float = Field(default=15.0, gt=0,
-                                         description="Data API and Gamma requests per second, at most")
-    execution_mode: ExecutionMode = Field(default=ExecutionMode.PAPER, description="paper or live; live also needs keys")
+    poll_overlap_secs: int = Field(
+        default=120, ge=0, description="safety-net poller: re-read this far behind a watermark"
+    )
+    poll_requests_per_sec: float = Field(
+        default=15.0, gt=0, description="Data API and Gamma requests per second, at most"
+    )
+    execution_mode: ExecutionMode = Field(
+        default=ExecutionMode.PAPER, description="paper or live; live also needs keys"
+    )
     private_key: SecretStr | None = Field(default=None, description="signer key for live trading")
     chain_id: int = Field(default=137, description="Polygon chain id for order signing")
     consumer_group_prefix: str = Field(default="polycopy", description="prefix of every consumer group")
-    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$",
-                              description="namespace prepended to every topic name (tests, tenants)")
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="namespace prepended to every topic name (tests, tenants)",
+    )
     clob_market_ws_url: str = Field(
-        default="ws://127.0.0.1:18080/ws/market", pattern=r"^(wss?://\S+)?$",
+        default="ws://127.0.0.1:18080/ws/market",
+        pattern=r"^(wss?://\S+)?$",
         description="CLOB market-channel WebSocket for streamed books "
-                    "(wss://ws-subscriptions-clob.polymarket.com/ws/market live); empty = REST books only")
+        "(wss://ws-subscriptions-clob.polymarket.com/ws/market live); empty = REST books only",
+    )
     market_book_max_age_ms: int = Field(
-        default=30_000, ge=0,
-        description="use a streamed book only if it changed this recently, else fetch GET /book")
-    book_max_age_ms: int = Field(default=500, ge=0, description="reuse a REST-fetched order book for this long")
+        default=30_000,
+        ge=0,
+        description="use a streamed book only if it changed this recently, else fetch GET /book",
+    )
+    book_max_age_ms: int = Field(
+        default=500, ge=0, description="reuse a REST-fetched order book for this long"
+    )
     rtds_ping_secs: float = Field(default=5.0, gt=0, description="text PING interval on the RTDS socket")
-    rtds_watchdog_secs: float = Field(default=20.0, gt=0, description="reconnect when no frame arrives this long")
+    rtds_watchdog_secs: float = Field(
+        default=20.0, gt=0, description="reconnect when no frame arrives this long"
+    )
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
     sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
-    metrics_port: int = Field(default=0, ge=0, description="Prometheus /metrics port; 0 picks the component default")
+    metrics_port: int = Field(
+        default=0, ge=0, description="Prometheus /metrics port; 0 picks the component default"
+    )
     metrics_enabled: bool = Field(default=True, description="serve /metrics from each component")
-    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="local state (Faust tables, infra data)")
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".data", description="local state (Faust tables, infra data)"
+    )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     def topic_name(self, spec: TopicSpec) -> str:

@@ -45,8 +45,13 @@ class RunSummary:
         return sum(self.orders_by_status.values())
 
     @classmethod
-    def build(cls, trades: Iterable[RawTrade], decisions: Iterable[Decision], events: Iterable[OrderEvent],
-              dead_letters: int = 0) -> RunSummary:
+    def build(
+        cls,
+        trades: Iterable[RawTrade],
+        decisions: Iterable[Decision],
+        events: Iterable[OrderEvent],
+        dead_letters: int = 0,
+    ) -> RunSummary:
         summary = cls(dead_letters=dead_letters)
         seen: set[str] = set()
         for trade in trades:
@@ -72,13 +77,14 @@ class RunSummary:
                 summary.latencies_ms.append(float(event.sent_at_ms - event.received_at_ms))
         summary.orders_by_status.update(event.status.value for event in latest.values())
         summary.filled_usdc = sum(
-            (e.matched_size * (e.average_price or e.limit_price) for e in latest.values()), Decimal(0))
+            (e.matched_size * (e.average_price or e.limit_price) for e in latest.values()), Decimal(0)
+        )
         return summary
 
     def render(self, replayed: bool = False) -> str:
         lines = [
-            f"trades seen              {self.trades_seen}" + (
-                f"  (+{self.duplicate_trades} duplicates dropped)" if self.duplicate_trades else ""),
+            f"trades seen              {self.trades_seen}"
+            + (f"  (+{self.duplicate_trades} duplicates dropped)" if self.duplicate_trades else ""),
             f"trades from targets      {self.targeted_trades}",
             f"decisions                {self.decisions}",
         ]
@@ -89,9 +95,14 @@ class RunSummary:
             lines.append("signal -> order latency  n/a (replayed trades keep their recorded receive times)")
         else:
             p50, p99 = percentile(self.latencies_ms, 0.5), percentile(self.latencies_ms, 0.99)
-            lines.append("signal -> order latency  " + (
-                f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(self.latencies_ms)} orders"
-                if p50 is not None and p99 is not None else "no orders placed"))
+            lines.append(
+                "signal -> order latency  "
+                + (
+                    f"p50 {p50:.0f} ms, p99 {p99:.0f} ms over {len(self.latencies_ms)} orders"
+                    if p50 is not None and p99 is not None
+                    else "no orders placed"
+                )
+            )
         lines.append(f"dead letters             {self.dead_letters}")
         return "\n".join(lines)
 

@@ -63,8 +63,9 @@ class TokenBucket:
     before sending; callers that reserve in turn are spaced 1/rate apart.
     """
 
-    def __init__(self, rate_per_sec: float, capacity: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate_per_sec: float, capacity: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if rate_per_sec <= 0:
             raise ValueError("rate_per_sec must be positive")
         self.rate_per_sec = rate_per_sec
@@ -125,16 +126,21 @@ class RetryPolicy:
     cap_secs: float = 30.0
     max_retry_after_secs: float = 120.0
 
-    def delay(self, attempt: int, retry_after_secs: float | None = None,
-              random_fn: Callable[[], float] = random.random) -> float:
+    def delay(
+        self,
+        attempt: int,
+        retry_after_secs: float | None = None,
+        random_fn: Callable[[], float] = random.random,
+    ) -> float:
         """Seconds to wait before retry number `attempt + 1` (attempt counts from 0)."""
         if retry_after_secs is not None:
             return min(retry_after_secs, self.max_retry_after_secs)
         return min(self.cap_secs, self.base_secs * 2.0 ** min(attempt, 16)) * (0.5 + random_fn() / 2)
 
 
-def decode_json_string_fields(market: Mapping[str, Any],
-                              fields: Sequence[str] = GAMMA_JSON_STRING_FIELDS) -> dict[str, Any]:
+def decode_json_string_fields(
+    market: Mapping[str, Any], fields: Sequence[str] = GAMMA_JSON_STRING_FIELDS
+) -> dict[str, Any]:
     """A copy of a Gamma market with its JSON-encoded string fields decoded into lists.
 
     Already-decoded lists pass through; an empty or undecodable string becomes an empty list.
@@ -156,8 +162,10 @@ def extract_rows(document: Any, what: str) -> list[dict[str, Any]]:
     if isinstance(document, dict) and "data" in document:
         document = document["data"] or []
     if not isinstance(document, list):
-        raise VenueHttpError(f"{what}: expected a JSON array or a {{data: [...]}} envelope, "
-                             f"got a JSON {type(document).__name__}")
+        raise VenueHttpError(
+            f"{what}: expected a JSON array or a {{data: [...]}} envelope, "
+            f"got a JSON {type(document).__name__}"
+        )
     return [row for row in document if isinstance(row, dict)]
 
 
@@ -169,21 +177,34 @@ class VenueHttpClient:
     """
 
     def __init__(
-        self, data_api_url: str, gamma_url: str, requests_per_sec: float = 15.0, *,
-        timeout_secs: float = 10.0, retry: RetryPolicy = RetryPolicy(),
-        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-        random_fn: Callable[[], float] = random.random, wall_clock_ns: Callable[[], int] = time.time_ns,
-        on_response: Callable[[str], None] | None = None, transport: httpx.BaseTransport | None = None,
+        self,
+        data_api_url: str,
+        gamma_url: str,
+        requests_per_sec: float = 15.0,
+        *,
+        timeout_secs: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        random_fn: Callable[[], float] = random.random,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+        on_response: Callable[[str], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._data_api_url, self._gamma_url = data_api_url.rstrip("/"), gamma_url.rstrip("/")
         self._retry, self._sleep, self._random_fn = retry, sleep, random_fn
         self._wall_clock_ns = wall_clock_ns
         self._on_response = on_response
         self._overall = TokenBucket(requests_per_sec, clock=clock)
-        self._routes = {path: TokenBucket(min(limit.per_sec, requests_per_sec), clock=clock)
-                        for path, limit in PUBLISHED_LIMITS.items()}
-        self._http = httpx.Client(timeout=timeout_secs, transport=transport,
-                                  headers={"Accept": "application/json", "User-Agent": "polycopy-stream"})
+        self._routes = {
+            path: TokenBucket(min(limit.per_sec, requests_per_sec), clock=clock)
+            for path, limit in PUBLISHED_LIMITS.items()
+        }
+        self._http = httpx.Client(
+            timeout=timeout_secs,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "polycopy-stream"},
+        )
         self.requests = 0
         self._last_buster = 0
 
@@ -196,28 +217,51 @@ class VenueHttpClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def fetch_user_trades(self, wallet: str, *, start_secs: int | None = None, limit: int = 500,
-                          offset: int = 0) -> list[dict[str, Any]]:
+    def fetch_user_trades(
+        self, wallet: str, *, start_secs: int | None = None, limit: int = 500, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """One page of a wallet's fills, newest first, maker fills included (`takerOnly=false`).
 
         A cache-busting `_` parameter forces a CDN miss: the venue caches identical URLs for up to 5 minutes.
         """
-        params: list[tuple[str, str]] = [("user", wallet), ("takerOnly", "false"), ("limit", str(limit)),
-                                         ("offset", str(offset))]
+        params: list[tuple[str, str]] = [
+            ("user", wallet),
+            ("takerOnly", "false"),
+            ("limit", str(limit)),
+            ("offset", str(offset)),
+        ]
         if start_secs is not None:
             params.append(("start", str(start_secs)))
         params.append(("_", self._cache_buster()))
         return extract_rows(self._get(self._data_api_url, TRADES_PATH, params), "GET /trades")
 
-    def fetch_leaderboard(self, *, limit: int = 50, offset: int = 0, time_period: str = "MONTH",
-                          order_by: str = "PNL", category: str = "OVERALL") -> list[dict[str, Any]]:
+    def fetch_leaderboard(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        time_period: str = "MONTH",
+        order_by: str = "PNL",
+        category: str = "OVERALL",
+    ) -> list[dict[str, Any]]:
         """One page of the trader leaderboard (`limit` at most 50 at the venue, `offset` at most 1000)."""
-        params = [("category", category), ("timePeriod", time_period), ("orderBy", order_by),
-                  ("limit", str(limit)), ("offset", str(offset))]
+        params = [
+            ("category", category),
+            ("timePeriod", time_period),
+            ("orderBy", order_by),
+            ("limit", str(limit)),
+            ("offset", str(offset)),
+        ]
         return extract_rows(self._get(self._data_api_url, LEADERBOARD_PATH, params), "GET /v1/leaderboard")
 
-    def fetch_markets(self, condition_ids: Sequence[str] = (), *, active_only: bool = False, limit: int = 500,
-                      offset: int = 0) -> list[dict[str, Any]]:
+    def fetch_markets(
+        self,
+        condition_ids: Sequence[str] = (),
+        *,
+        active_only: bool = False,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
         """Gamma markets by condition id (repeated `condition_ids` parameters), or one page of all markets
         (`active_only`: open ones only). JSON-encoded string fields come back decoded."""
         params: list[tuple[str, str]] = [("condition_ids", condition_id) for condition_id in condition_ids]
@@ -260,17 +304,22 @@ class VenueHttpClient:
                         # Decimals, not floats: prices, sizes and USDC figures are kept exactly as sent.
                         return json.loads(response.content, parse_float=Decimal)
                     except ValueError as error:
-                        raise VenueHttpError(f"GET {path} answered 200 with a body that is not JSON",
-                                             200) from error
+                        raise VenueHttpError(
+                            f"GET {path} answered 200 with a body that is not JSON", 200
+                        ) from error
                 if not should_retry(response.status_code):
-                    raise VenueHttpError(f"GET {path} answered {response.status_code}: {response.text[:200]}",
-                                         response.status_code)
+                    raise VenueHttpError(
+                        f"GET {path} answered {response.status_code}: {response.text[:200]}",
+                        response.status_code,
+                    )
                 last_error, last_status = f"status {response.status_code}", response.status_code
-                retry_after = parse_retry_after(response.headers.get("Retry-After"),
-                                                self._wall_clock_ns() / 1e9)
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), self._wall_clock_ns() / 1e9
+                )
             if attempt + 1 < self._retry.max_attempts:
                 delay = self._retry.delay(attempt, retry_after, self._random_fn)
                 log.warning("GET %s failed (%s); retry %d in %.1f s", path, last_error, attempt + 1, delay)
                 self._sleep(delay)
-        raise VenueHttpError(f"GET {path} failed after {self._retry.max_attempts} attempts: {last_error}",
-                             last_status)
+        raise VenueHttpError(
+            f"GET {path} failed after {self._retry.max_attempts} attempts: {last_error}", last_status
+        )

@@ -32,7 +32,9 @@ def parse_time_ms(text: str, now_ms: int) -> int:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"cannot read time {text!r}: use ISO 8601, epoch seconds/ms, or an age like 2h") from None
+        raise ValueError(
+            f"cannot read time {text!r}: use ISO 8601, epoch seconds/ms, or an age like 2h"
+        ) from None
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
@@ -45,18 +47,30 @@ class WhatIfResult:
     reports: list[WalletReport]
 
 
-def run_whatif(settings: PolycopySettings, wallets: list[WalletConfig], *, from_ms: int, to_ms: int | None = None,
-               sandbox: str | None = None, out: Callable[[str], None] = print) -> WhatIfResult:
+def run_whatif(
+    settings: PolycopySettings,
+    wallets: list[WalletConfig],
+    *,
+    from_ms: int,
+    to_ms: int | None = None,
+    sandbox: str | None = None,
+    out: Callable[[str], None] = print,
+) -> WhatIfResult:
     """Replay the raw-trade log in [from_ms, to_ms] through `wallets`; decisions and intents go to sandbox
     topics (`whatif-<run>.` + the usual names), never to the live ones."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
     create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
-    records = [r for r in read_topic(settings, RAW_TRADES, since_ms=from_ms)
-               if r.value and (to_ms is None or r.timestamp_ms <= to_ms)]
+    records = [
+        r
+        for r in read_topic(settings, RAW_TRADES, since_ms=from_ms)
+        if r.value and (to_ms is None or r.timestamp_ms <= to_ms)
+    ]
     records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))  # one log order across partitions
-    out(f"whatif: {len(records)} logged trades from {_iso(from_ms)} to {_iso(to_ms) if to_ms else 'now'}, "
-        f"{len(wallets)} wallets; sandbox topics {sandbox_prefix}*")
+    out(
+        f"whatif: {len(records)} logged trades from {_iso(from_ms)} to {_iso(to_ms) if to_ms else 'now'}, "
+        f"{len(wallets)} wallets; sandbox topics {sandbox_prefix}*"
+    )
     run = WhatIfRun(wallets)
     publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif")
     for number, record in enumerate(records, 1):
@@ -74,12 +88,16 @@ def run_whatif(settings: PolycopySettings, wallets: list[WalletConfig], *, from_
 
 def render_reports(reports: list[WalletReport]) -> str:
     """The per-wallet table."""
-    lines = [f"{'wallet':20} {'considered':>10} {'copied':>7} {'capital used':>13} {'realised':>10} "
-             f"{'mark-to-mkt':>12}  skipped by reason"]
+    lines = [
+        f"{'wallet':20} {'considered':>10} {'copied':>7} {'capital used':>13} {'realised':>10} "
+        f"{'mark-to-mkt':>12}  skipped by reason"
+    ]
     for r in reports:
         skipped = ", ".join(f"{reason} {count}" for reason, count in r.skipped.most_common()) or "-"
-        lines.append(f"{r.wallet_id:20} {r.considered:>10} {r.copied:>7} {r.capital_used_usdc:>13.2f} "
-                     f"{r.realised_pnl_usdc:>10.2f} {r.unrealised_pnl_usdc:>12.2f}  {skipped}")
+        lines.append(
+            f"{r.wallet_id:20} {r.considered:>10} {r.copied:>7} {r.capital_used_usdc:>13.2f} "
+            f"{r.realised_pnl_usdc:>10.2f} {r.unrealised_pnl_usdc:>12.2f}  {skipped}"
+        )
     return "\n".join(lines)
 
 

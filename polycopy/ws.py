@@ -131,8 +131,9 @@ class WebSocketSession:
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def _session(self) -> str:
-        async with websockets.connect(self.url, ping_interval=None, max_size=self._max_frame_bytes,
-                                      open_timeout=self._open_timeout_secs) as socket:
+        async with websockets.connect(
+            self.url, ping_interval=None, max_size=self._max_frame_bytes, open_timeout=self._open_timeout_secs
+        ) as socket:
             self.connections += 1
             # Frames are taken and the outbox opened with no await in between, so a concurrent `send()`
             # lands either in these frames' state or in the outbox, never in neither.
@@ -167,8 +168,9 @@ class WebSocketSession:
             while True:
                 remaining = self._watchdog_secs - (time.monotonic() - last_alive)
                 receive = asyncio.ensure_future(socket.recv())
-                done, _ = await asyncio.wait({receive, stop, writer}, timeout=max(remaining, 0),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {receive, stop, writer}, timeout=max(remaining, 0), return_when=asyncio.FIRST_COMPLETED
+                )
                 if receive not in done:
                     receive.cancel()
                     await asyncio.gather(receive, return_exceptions=True)

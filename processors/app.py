@@ -20,12 +20,12 @@ from pydantic import ValidationError
 from polycopy.metrics import PipelineMetrics
 from polycopy.settings import PolycopySettings
 from processors.book_cache import BookCache
-from processors.market_channel import MarketBookFeed
-from processors.reference import ReferenceView
-from processors.state import WalletStateStore
 from processors.core.orders import apply_report
 from processors.core.policy import MarketInfo, evaluate_trade
 from processors.core.targeting import select_followers
+from processors.market_channel import MarketBookFeed
+from processors.reference import ReferenceView
+from processors.state import WalletStateStore
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import DecisionAction
 from schemas.orders import ExecutionReport
@@ -78,18 +78,28 @@ def create_app(
     )
 
     def topic(spec: TopicSpec) -> faust.TopicT:
-        return app.topic(settings.topic_name(spec), key_serializer="raw", value_serializer="raw", partitions=spec.partitions,
-                         internal=False)
+        return app.topic(
+            settings.topic_name(spec),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=spec.partitions,
+            internal=False,
+        )
 
     raw_trades, targeted, decisions = topic(RAW_TRADES), topic(TARGETED_TRADES), topic(DECISIONS)
-    intents, reports, events, dead_letters = (topic(ORDER_INTENTS), topic(EXECUTION_REPORTS),
-                                              topic(ORDER_EVENTS), topic(DEAD_LETTERS))
+    intents, reports, events, dead_letters = (
+        topic(ORDER_INTENTS),
+        topic(EXECUTION_REPORTS),
+        topic(ORDER_EVENTS),
+        topic(DEAD_LETTERS),
+    )
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
     seen_fills = app.Table("seen-fills", partitions=RAW_TRADES.partitions, key_type=str)
     store = WalletStateStore(
         app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
-        app.Table("decided-intents", partitions=TARGETED_TRADES.partitions, key_type=str))
+        app.Table("decided-intents", partitions=TARGETED_TRADES.partitions, key_type=str),
+    )
 
     if book_feed is not None:
         app.service(_book_feed_service(book_feed))
@@ -104,9 +114,16 @@ def create_app(
     async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:
         metrics.dead_letters.labels(stage).inc()
         message = event.message
-        letter = build_dead_letter(stage, str(error), event.value, error_type=type(error).__name__,
-                                   occurred_at_ms=clock_ms(), topic=message.topic, partition=message.partition,
-                                   offset=message.offset)
+        letter = build_dead_letter(
+            stage,
+            str(error),
+            event.value,
+            error_type=type(error).__name__,
+            occurred_at_ms=clock_ms(),
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+        )
         await dead_letters.send(key=stage.encode(), value=letter.to_bytes())
 
     @app.agent(raw_trades, name="target-filter")
@@ -125,9 +142,14 @@ def create_app(
                 seen_fills[trade.dedup_key] = trade.received_at_ms
                 metrics.first_seen.labels(trade.source.value).inc()
                 if trade.source is TradeSource.POLL:
-                    log.info("the feed missed a fill of %s in tx %s; the safety net found it",
-                             trade.proxy_wallet, trade.transaction_hash)
-                followers = select_followers(trade, reference.wallets().values(), reference.followed_traders())
+                    log.info(
+                        "the feed missed a fill of %s in tx %s; the safety net found it",
+                        trade.proxy_wallet,
+                        trade.transaction_hash,
+                    )
+                followers = select_followers(
+                    trade, reference.wallets().values(), reference.followed_traders()
+                )
                 if followers:
                     # Warm the book cache now, so evaluation (one hop later) does not wait for the venue.
                     prefetches.add(task := asyncio.ensure_future(books.get(trade.asset)))
@@ -172,9 +194,16 @@ def create_app(
         key = wallet.id.encode()
         state = store.load_for_trade(wallet.id, wallet.capital_usdc, trade)
         market = MarketInfo.combine(reference.market_for_token(trade.asset), book)
-        result = evaluate_trade(trade, wallet, state.ledger, market=market, book=book,
-                                trader_stats=reference.trader_stats(trade.proxy_wallet),
-                                followed=reference.followed_traders(), now_ms=clock_ms())
+        result = evaluate_trade(
+            trade,
+            wallet,
+            state.ledger,
+            market=market,
+            book=book,
+            trader_stats=reference.trader_stats(trade.proxy_wallet),
+            followed=reference.followed_traders(),
+            now_ms=clock_ms(),
+        )
         store.save_for_trade(wallet.id, state, trade)
         decision = result.decision
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
@@ -198,8 +227,9 @@ def create_app(
                 state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
                 if report.order_id in state.closed:
                     continue
-                record, new_events = apply_report(state.ledger, state.orders.get(report.order_id), report,
-                                                  clock_ms())
+                record, new_events = apply_report(
+                    state.ledger, state.orders.get(report.order_id), report, clock_ms()
+                )
                 state.record_order(record)
                 store.save(report.wallet_id, state)
                 for order_event in new_events:

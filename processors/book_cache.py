@@ -30,9 +30,16 @@ class BookCache:
     `polycopy_book_source_total` counts each book served by where it came from.
     """
 
-    def __init__(self, fetch: BookFetcher, max_age_ms: int, clock: Callable[[], float] = time.monotonic, *,
-                 channel: BookChannel | None = None, channel_max_age_ms: int = 30_000,
-                 metrics: PipelineMetrics | None = None) -> None:
+    def __init__(
+        self,
+        fetch: BookFetcher,
+        max_age_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        channel: BookChannel | None = None,
+        channel_max_age_ms: int = 30_000,
+        metrics: PipelineMetrics | None = None,
+    ) -> None:
         self._fetch, self._max_age, self._clock = fetch, max_age_ms / 1000, clock
         self._channel, self._channel_max_age_ms, self._metrics = channel, channel_max_age_ms, metrics
         self._books: dict[str, tuple[float, OrderBook | None]] = {}

@@ -35,8 +35,10 @@ FEED_NAME = "market-channel"  # metric label and log name
 
 def build_initial_subscription(token_ids: Iterable[str]) -> str:
     """The first frame on a market-channel socket: every token to follow."""
-    return json.dumps({"type": "market", "assets_ids": list(token_ids), "custom_feature_enabled": False},
-                      separators=(",", ":"))
+    return json.dumps(
+        {"type": "market", "assets_ids": list(token_ids), "custom_feature_enabled": False},
+        separators=(",", ":"),
+    )
 
 
 def build_subscription_change(operation: str, token_ids: Iterable[str]) -> str:
@@ -75,8 +77,12 @@ class ChannelBooks:
                 return
             known = self._parameters.get(book.asset)
             if not event.has_trading_parameters and known is not None:
-                book = replace(book, tick_size=known.tick_size, min_order_size=known.min_order_size,
-                               neg_risk=known.neg_risk)
+                book = replace(
+                    book,
+                    tick_size=known.tick_size,
+                    min_order_size=known.min_order_size,
+                    neg_risk=known.neg_risk,
+                )
             self._parameters[book.asset] = book
             self._books[book.asset] = (now, book)
         elif isinstance(event, PriceChanges):
@@ -116,19 +122,35 @@ class MarketBookFeed:
     is unsubscribed once more than `max_tokens` are followed. `run()` connects at the first `watch`.
     """
 
-    def __init__(self, url: str, metrics: PipelineMetrics, *, max_tokens: int = 2000, ping_secs: float = 10.0,
-                 watchdog_secs: float = 30.0, backoff: BackoffPolicy = DEFAULT_BACKOFF,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        url: str,
+        metrics: PipelineMetrics,
+        *,
+        max_tokens: int = 2000,
+        ping_secs: float = 10.0,
+        watchdog_secs: float = 30.0,
+        backoff: BackoffPolicy = DEFAULT_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._metrics, self._max_tokens = metrics, max_tokens
         self._tokens: OrderedDict[str, None] = OrderedDict()
         self.books = ChannelBooks(clock)
         self._wanted = asyncio.Event()
         self._stopping = asyncio.Event()
         # PONGs count as signs of life: a quiet market sends no data for minutes and is still current.
-        self._session = WebSocketSession(url, self._handle_frame, subscribe_frames=self._subscription_frames,
-                                         name="CLOB market channel", ping_secs=ping_secs,
-                                         watchdog_secs=watchdog_secs, watchdog_counts_keepalive=True,
-                                         backoff=backoff, on_open=self.books.clear, on_close=self._on_close)
+        self._session = WebSocketSession(
+            url,
+            self._handle_frame,
+            subscribe_frames=self._subscription_frames,
+            name="CLOB market channel",
+            ping_secs=ping_secs,
+            watchdog_secs=watchdog_secs,
+            watchdog_counts_keepalive=True,
+            backoff=backoff,
+            on_open=self.books.clear,
+            on_close=self._on_close,
+        )
 
     @property
     def connected(self) -> bool:
@@ -191,8 +213,9 @@ class MarketBookFeed:
             self.books.apply(event, self._tokens)
         if message.errors:
             self._metrics.parse_errors.labels(FEED_NAME).inc(len(message.errors))
-            log.warning("market channel: %d malformed event(s), first: %s", len(message.errors),
-                        message.errors[0])
+            log.warning(
+                "market channel: %d malformed event(s), first: %s", len(message.errors), message.errors[0]
+            )
 
     def _on_close(self, reason: str) -> None:
         self.books.clear()

@@ -29,10 +29,12 @@ class LiveReferenceData:
     def __init__(self, settings: PolycopySettings, on_wallet_change=None) -> None:  # type: ignore[no-untyped-def]
         self._lock = threading.Lock()
         self._markets_by_token: dict[str, MarketReference] = {}
-        self._wallets = CompactedTopicReader(settings, WALLET_CONFIG, WalletConfig.model_validate_json,
-                                             on_change=on_wallet_change)
-        self._markets = CompactedTopicReader(settings, MARKETS, MarketReference.model_validate_json,
-                                             on_change=self._index_market)
+        self._wallets = CompactedTopicReader(
+            settings, WALLET_CONFIG, WalletConfig.model_validate_json, on_change=on_wallet_change
+        )
+        self._markets = CompactedTopicReader(
+            settings, MARKETS, MarketReference.model_validate_json, on_change=self._index_market
+        )
         self._traders = CompactedTopicReader(settings, TRADERS, TraderReference.model_validate_json)
 
     def start(self) -> LiveReferenceData:

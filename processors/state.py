@@ -30,12 +30,18 @@ class WalletState:
     def load(cls, value: dict[str, Any] | None, capital: Decimal) -> WalletState:
         if not value:
             return cls(WalletLedger(capital_usdc=capital), {}, [])
-        return cls(WalletLedger.from_state(value["ledger"]),
-                   {k: OrderRecord.from_state(v) for k, v in value["orders"].items()}, list(value["closed"]))
+        return cls(
+            WalletLedger.from_state(value["ledger"]),
+            {k: OrderRecord.from_state(v) for k, v in value["orders"].items()},
+            list(value["closed"]),
+        )
 
     def dump(self) -> dict[str, Any]:
-        return {"ledger": self.ledger.to_state(), "orders": {k: v.to_state() for k, v in self.orders.items()},
-                "closed": self.closed[-CLOSED_ORDERS_KEPT:]}
+        return {
+            "ledger": self.ledger.to_state(),
+            "orders": {k: v.to_state() for k, v in self.orders.items()},
+            "closed": self.closed[-CLOSED_ORDERS_KEPT:],
+        }
 
     def record_order(self, record: OrderRecord) -> None:
         """Keep an open order; forget a finished one but remember its id (late reports are ignored)."""
@@ -49,8 +55,12 @@ class WalletState:
 class WalletStateStore:
     """Loads the state one event needs into a WalletLedger and writes back what changed."""
 
-    def __init__(self, wallets: MutableMapping[str, Any], leader_positions: MutableMapping[str, Any],
-                 decided: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self,
+        wallets: MutableMapping[str, Any],
+        leader_positions: MutableMapping[str, Any],
+        decided: MutableMapping[str, Any],
+    ) -> None:
         self._wallets, self._leader_positions, self._decided = wallets, leader_positions, decided
 
     def load(self, wallet_id: str, capital: Decimal) -> WalletState:

@@ -29,7 +29,9 @@ class ParsedFrame:
     error: str | None = None
 
 
-def parse_rtds_frame(text: str | bytes, received_at_ms: int, source: TradeSource = TradeSource.RTDS) -> ParsedFrame:
+def parse_rtds_frame(
+    text: str | bytes, received_at_ms: int, source: TradeSource = TradeSource.RTDS
+) -> ParsedFrame:
     """Parse one RTDS text frame. Routes by topic/type, or by payload shape when they are missing."""
     if isinstance(text, bytes):
         try:
@@ -59,8 +61,9 @@ def parse_rtds_frame(text: str | bytes, received_at_ms: int, source: TradeSource
         if topic not in (None, "activity") or (feed_type is not None and feed_type not in ACTIVITY_TYPES):
             continue
         try:
-            trades.append(build_raw_trade(payload, source=source, received_at_ms=received_at_ms,
-                                          feed_type=feed_type))
+            trades.append(
+                build_raw_trade(payload, source=source, received_at_ms=received_at_ms, feed_type=feed_type)
+            )
         except TradeParseError as error:
             return ParsedFrame(error=str(error))
     return ParsedFrame(trades=trades)
@@ -73,7 +76,9 @@ def _is_trade_payload(payload: Any) -> bool:
 def _describe_missing(payload: Any) -> str:
     if not isinstance(payload, dict):
         return f": payload is a JSON {type(payload).__name__}"
-    return ": missing " + ", ".join(repr(key) for key in ("proxyWallet", "transactionHash") if key not in payload)
+    return ": missing " + ", ".join(
+        repr(key) for key in ("proxyWallet", "transactionHash") if key not in payload
+    )
 
 
 def build_raw_trade(
@@ -91,14 +96,27 @@ def build_raw_trade(
         asset = str(payload["asset"])
         outcome_index = payload.get("outcomeIndex")
         return RawTrade(
-            dedup_key=build_dedup_key(transaction_hash=tx_hash, asset=asset, side=side, price=price, size=size,
-                                      proxy_wallet=wallet),
-            source=source, feed_type=feed_type, received_at_ms=received_at_ms, proxy_wallet=wallet,
-            side=side, asset=asset, condition_id=str(payload["conditionId"]).lower(), size=size, price=price,
-            timestamp=timestamp, transaction_hash=tx_hash, outcome=payload.get("outcome"),
+            dedup_key=build_dedup_key(
+                transaction_hash=tx_hash, asset=asset, side=side, price=price, size=size, proxy_wallet=wallet
+            ),
+            source=source,
+            feed_type=feed_type,
+            received_at_ms=received_at_ms,
+            proxy_wallet=wallet,
+            side=side,
+            asset=asset,
+            condition_id=str(payload["conditionId"]).lower(),
+            size=size,
+            price=price,
+            timestamp=timestamp,
+            transaction_hash=tx_hash,
+            outcome=payload.get("outcome"),
             outcome_index=int(outcome_index) if outcome_index not in (None, "") else None,
-            slug=payload.get("slug"), event_slug=payload.get("eventSlug"), title=payload.get("title"),
-            name=payload.get("name") or None, pseudonym=payload.get("pseudonym") or None,
+            slug=payload.get("slug"),
+            event_slug=payload.get("eventSlug"),
+            title=payload.get("title"),
+            name=payload.get("name") or None,
+            pseudonym=payload.get("pseudonym") or None,
             fee=_decimal(payload["fee"]) if payload.get("fee") not in (None, "") else None,
         )
     except KeyError as error:

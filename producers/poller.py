@@ -39,8 +39,9 @@ class PollerError(RuntimeError):
 class UserTradesClient(Protocol):
     """Where the poller reads a wallet's fills (polycopy.venue_http.VenueHttpClient, or a fake in tests)."""
 
-    def fetch_user_trades(self, wallet: str, *, start_secs: int | None = None, limit: int = 500,
-                          offset: int = 0) -> list[dict[str, Any]]: ...
+    def fetch_user_trades(
+        self, wallet: str, *, start_secs: int | None = None, limit: int = 500, offset: int = 0
+    ) -> list[dict[str, Any]]: ...
 
 
 # --- pure core ----------------------------------------------------------------------------------------------
@@ -110,8 +111,15 @@ class WalletPoll:
     truncated: bool = False
 
 
-def read_window(client: UserTradesClient, wallet: str, start_secs: int, *, received_at_ms: int,
-                page_size: int = 500, max_pages: int = 3) -> WalletPoll:
+def read_window(
+    client: UserTradesClient,
+    wallet: str,
+    start_secs: int,
+    *,
+    received_at_ms: int,
+    page_size: int = 500,
+    max_pages: int = 3,
+) -> WalletPoll:
     """Read one wallet's fills at or after `start_secs`, newest first, page by page (at most `max_pages`).
 
     Rows older than the window are dropped even when the venue ignores `start`; offset pages shift when fills
@@ -120,8 +128,9 @@ def read_window(client: UserTradesClient, wallet: str, start_secs: int, *, recei
     poll = WalletPoll(wallet, start_secs)
     seen: set[str] = set()
     for page in range(max_pages):
-        rows = client.fetch_user_trades(wallet, start_secs=start_secs, limit=page_size,
-                                        offset=page * page_size)
+        rows = client.fetch_user_trades(
+            wallet, start_secs=start_secs, limit=page_size, offset=page * page_size
+        )
         for row in rows:
             if _is_older(row, start_secs):
                 continue
@@ -137,8 +146,12 @@ def read_window(client: UserTradesClient, wallet: str, start_secs: int, *, recei
         if is_last_page(rows, page_size, start_secs):
             return poll
     poll.truncated = True
-    log.warning("wallet %s has more than %d fills since %d; the oldest were not read", wallet,
-                max_pages * page_size, start_secs)
+    log.warning(
+        "wallet %s has more than %d fills since %d; the oldest were not read",
+        wallet,
+        max_pages * page_size,
+        start_secs,
+    )
     return poll
 
 
@@ -158,8 +171,14 @@ class SafetyNetPoller:
     """Polls the followed wallets; `start()` loads wallet configs, traders and watermarks from Kafka."""
 
     def __init__(
-        self, settings: PolycopySettings, client: UserTradesClient, publisher: MessagePublisher,
-        metrics: PipelineMetrics, *, page_size: int = 500, max_pages: int = 3,
+        self,
+        settings: PolycopySettings,
+        client: UserTradesClient,
+        publisher: MessagePublisher,
+        metrics: PipelineMetrics,
+        *,
+        page_size: int = 500,
+        max_pages: int = 3,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         # 3 pages of 500 keep `offset` <= 1000, the strictest bound a Data API revision documents.
@@ -174,11 +193,13 @@ class SafetyNetPoller:
 
     def start(self) -> SafetyNetPoller:
         """Load the watermarks; start following the wallet configuration and the synced traders."""
-        watermark_reader = CompactedTopicReader(self._settings, POLLER_WATERMARKS,
-                                                PollerWatermark.model_validate_json).start()
+        watermark_reader = CompactedTopicReader(
+            self._settings, POLLER_WATERMARKS, PollerWatermark.model_validate_json
+        ).start()
         try:
-            self._watermarks = {wallet: mark.last_trade_timestamp
-                                for wallet, mark in watermark_reader.snapshot().items()}
+            self._watermarks = {
+                wallet: mark.last_trade_timestamp for wallet, mark in watermark_reader.snapshot().items()
+            }
         finally:
             watermark_reader.stop()
         self._wallet_reader.start()
@@ -200,11 +221,20 @@ class SafetyNetPoller:
         polls: list[WalletPoll] = []
         failed = 0
         for wallet in wallets:
-            start = plan_poll(self._watermarks.get(wallet), now // 1000, self._overlap_secs,
-                              self._first_lookback_secs)
+            start = plan_poll(
+                self._watermarks.get(wallet), now // 1000, self._overlap_secs, self._first_lookback_secs
+            )
             try:
-                polls.append(read_window(self._client, wallet, start, received_at_ms=now,
-                                         page_size=self._page_size, max_pages=self._max_pages))
+                polls.append(
+                    read_window(
+                        self._client,
+                        wallet,
+                        start,
+                        received_at_ms=now,
+                        page_size=self._page_size,
+                        max_pages=self._max_pages,
+                    )
+                )
             except VenueHttpError as error:
                 failed += 1
                 log.warning("poll of wallet %s failed, its watermark stays: %s", wallet, error)
@@ -222,10 +252,23 @@ class SafetyNetPoller:
         truncated = sum(poll.truncated for poll in polls)
         self._metrics.poller_runs.inc()
         self._metrics.poller_trades_fetched.inc(fetched)
-        log.info("poll run: %d wallets polled, %d trades fetched, %d published, %d wallets failed, "
-                 "%d wallets truncated", len(wallets), fetched, published, failed, truncated)
-        return PollSummary(wallets=len(wallets), fetched=fetched, published=published, failed_wallets=failed,
-                           truncated_wallets=truncated, watermarks=advanced)
+        log.info(
+            "poll run: %d wallets polled, %d trades fetched, %d published, %d wallets failed, "
+            "%d wallets truncated",
+            len(wallets),
+            fetched,
+            published,
+            failed,
+            truncated,
+        )
+        return PollSummary(
+            wallets=len(wallets),
+            fetched=fetched,
+            published=published,
+            failed_wallets=failed,
+            truncated_wallets=truncated,
+            watermarks=advanced,
+        )
 
     def run_forever(self, interval_secs: float, stop: threading.Event) -> int:
         """Run every `interval_secs` until `stop` is set; returns how many runs. Failed runs are logged."""
@@ -243,10 +286,12 @@ class SafetyNetPoller:
         for reason, row in poll.refused:
             self._metrics.parse_errors.labels(PARSE_STAGE).inc()
             self._metrics.dead_letters.labels(PARSE_STAGE).inc()
-            self._publisher.publish_dead_letter(build_dead_letter(
-                PARSE_STAGE, reason, json.dumps(row, default=str), occurred_at_ms=now))
-            log.warning("unreadable Data API row of wallet %s sent to the dead-letter topic: %s", poll.wallet,
-                        reason)
+            self._publisher.publish_dead_letter(
+                build_dead_letter(PARSE_STAGE, reason, json.dumps(row, default=str), occurred_at_ms=now)
+            )
+            log.warning(
+                "unreadable Data API row of wallet %s sent to the dead-letter topic: %s", poll.wallet, reason
+            )
 
     def _advance_watermarks(self, polls: Iterable[WalletPoll], now: int) -> dict[str, int]:
         advanced: dict[str, int] = {}
@@ -255,8 +300,11 @@ class SafetyNetPoller:
             mark = advance_watermark(previous, poll.trades)
             if mark is None or mark == previous:
                 continue
-            self._publisher.publish(POLLER_WATERMARKS, poll.wallet, PollerWatermark(
-                wallet=poll.wallet, last_trade_timestamp=mark, updated_at_ms=now))
+            self._publisher.publish(
+                POLLER_WATERMARKS,
+                poll.wallet,
+                PollerWatermark(wallet=poll.wallet, last_trade_timestamp=mark, updated_at_ms=now),
+            )
             advanced[poll.wallet] = mark
         if self._publisher.flush(30):
             raise PollerError("poller watermarks not delivered to Kafka")

@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 class TradePublisher:
     """The common back half of every producer: parse, publish keyed by trader wallet, dead-letter, count."""
 
-    def __init__(self, publisher: MessagePublisher, metrics: PipelineMetrics, stage: str = "rtds-parse") -> None:
+    def __init__(
+        self, publisher: MessagePublisher, metrics: PipelineMetrics, stage: str = "rtds-parse"
+    ) -> None:
         self._publisher, self._metrics, self._stage = publisher, metrics, stage
         self.trades = 0
         self.dead_letters = 0
@@ -29,8 +31,9 @@ class TradePublisher:
             self.dead_letters += 1
             self._metrics.parse_errors.labels(self._stage).inc()
             self._metrics.dead_letters.labels(self._stage).inc()
-            self._publisher.publish_dead_letter(build_dead_letter(
-                self._stage, parsed.error, frame, occurred_at_ms=now_ms()))
+            self._publisher.publish_dead_letter(
+                build_dead_letter(self._stage, parsed.error, frame, occurred_at_ms=now_ms())
+            )
             log.warning("malformed frame sent to the dead-letter topic: %s", parsed.error)
             return 0
         for trade in parsed.trades:

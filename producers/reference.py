@@ -37,11 +37,24 @@ class ReferenceParseError(ValueError):
 class ReferenceClient(Protocol):
     """The venue reads the syncs need (polycopy.venue_http.VenueHttpClient, or a fake in tests)."""
 
-    def fetch_markets(self, condition_ids: Sequence[str] = (), *, active_only: bool = False, limit: int = 500,
-                      offset: int = 0) -> list[dict[str, Any]]: ...
+    def fetch_markets(
+        self,
+        condition_ids: Sequence[str] = (),
+        *,
+        active_only: bool = False,
+        limit: int = 500,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]: ...
 
-    def fetch_leaderboard(self, *, limit: int = 50, offset: int = 0, time_period: str = "MONTH",
-                          order_by: str = "PNL", category: str = "OVERALL") -> list[dict[str, Any]]: ...
+    def fetch_leaderboard(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        time_period: str = "MONTH",
+        order_by: str = "PNL",
+        category: str = "OVERALL",
+    ) -> list[dict[str, Any]]: ...
 
 
 # --- pure mapping -------------------------------------------------------------------------------------------
@@ -67,8 +80,9 @@ def build_market_reference(market: Mapping[str, Any], updated_at_ms: int) -> Mar
             tags=_tag_labels(decoded.get("tags") or first_event.get("tags") or []),
             end_date_ms=_parse_time_ms(decoded.get("endDate") or decoded.get("endDateIso")),
             closed=closed,
-            accepting_orders=bool(accepting) if accepting is not None else (
-                not closed and bool(decoded.get("active", True))),
+            accepting_orders=bool(accepting)
+            if accepting is not None
+            else (not closed and bool(decoded.get("active", True))),
             neg_risk=bool(decoded.get("negRisk", False)),
             tick_size=_optional_decimal(decoded.get("orderPriceMinTickSize")),
             min_order_size=_optional_decimal(decoded.get("orderMinSize")),
@@ -140,8 +154,9 @@ class TraderFile:
     refused: list[tuple[int, str]] = field(default_factory=list)
 
 
-def build_trader_file(rows: Iterable[Mapping[str, Any]], updated_at_ms: int,
-                      source: str = "import") -> TraderFile:
+def build_trader_file(
+    rows: Iterable[Mapping[str, Any]], updated_at_ms: int, source: str = "import"
+) -> TraderFile:
     """Map file rows; a later row for the same wallet (a newer snapshot) replaces an earlier one."""
     result = TraderFile()
     latest: dict[str, TraderReference] = {}
@@ -227,8 +242,9 @@ class SyncSummary:
     pages: int
 
 
-def publish_markets(markets: Iterable[Mapping[str, Any]], publisher: MessagePublisher,
-                    updated_at_ms: int) -> tuple[int, int]:
+def publish_markets(
+    markets: Iterable[Mapping[str, Any]], publisher: MessagePublisher, updated_at_ms: int
+) -> tuple[int, int]:
     """Publish Gamma markets keyed by condition id; returns (published, refused)."""
     published = refused = 0
     for market in markets:
@@ -243,9 +259,15 @@ def publish_markets(markets: Iterable[Mapping[str, Any]], publisher: MessagePubl
     return published, refused
 
 
-def sync_markets(client: ReferenceClient, publisher: MessagePublisher, *, condition_ids: Sequence[str] = (),
-                 page_size: int = 500, max_pages: int = 20,
-                 clock_ms: Callable[[], int] = now_ms) -> SyncSummary:
+def sync_markets(
+    client: ReferenceClient,
+    publisher: MessagePublisher,
+    *,
+    condition_ids: Sequence[str] = (),
+    page_size: int = 500,
+    max_pages: int = 20,
+    clock_ms: Callable[[], int] = now_ms,
+) -> SyncSummary:
     """Gamma markets onto the markets topic: the given condition ids, else all active ones (bounded pages)."""
     published = refused = pages = 0
     if condition_ids:
@@ -263,16 +285,24 @@ def sync_markets(client: ReferenceClient, publisher: MessagePublisher, *, condit
     return SyncSummary(published, refused, pages)
 
 
-def sync_traders(client: ReferenceClient, publisher: MessagePublisher, *, limit: int = 50,
-                 time_period: str = "MONTH", order_by: str = "PNL", category: str = "OVERALL",
-                 clock_ms: Callable[[], int] = now_ms) -> SyncSummary:
+def sync_traders(
+    client: ReferenceClient,
+    publisher: MessagePublisher,
+    *,
+    limit: int = 50,
+    time_period: str = "MONTH",
+    order_by: str = "PNL",
+    category: str = "OVERALL",
+    clock_ms: Callable[[], int] = now_ms,
+) -> SyncSummary:
     """The top `limit` leaderboard traders onto the traders topic, keyed by wallet."""
     published = refused = pages = 0
     offset = 0
     while offset < limit and offset <= LEADERBOARD_MAX_OFFSET:
         page_limit = min(LEADERBOARD_PAGE, limit - offset)
-        rows = client.fetch_leaderboard(limit=page_limit, offset=offset, time_period=time_period,
-                                        order_by=order_by, category=category)
+        rows = client.fetch_leaderboard(
+            limit=page_limit, offset=offset, time_period=time_period, order_by=order_by, category=category
+        )
         pages += 1
         updated_at_ms = clock_ms()
         for row in rows:

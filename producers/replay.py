@@ -51,16 +51,30 @@ def write_capture(path: Path, frames: Iterable[CapturedFrame]) -> int:
     return count
 
 
-def wrap_as_rtds_frame(payload: dict[str, Any], feed_type: str = "trades", envelope_ms: int | None = None) -> str:
+def wrap_as_rtds_frame(
+    payload: dict[str, Any], feed_type: str = "trades", envelope_ms: int | None = None
+) -> str:
     """Wrap a trade payload (or a Data API trade row: same fields) into an RTDS activity frame."""
     stamp = envelope_ms if envelope_ms is not None else int(payload["timestamp"]) * 1000
-    return json.dumps({"connection_id": "replay", "topic": "activity", "type": feed_type, "timestamp": stamp,
-                       "payload": payload}, separators=(",", ":"))
+    return json.dumps(
+        {
+            "connection_id": "replay",
+            "topic": "activity",
+            "type": feed_type,
+            "timestamp": stamp,
+            "payload": payload,
+        },
+        separators=(",", ":"),
+    )
 
 
 def replay_capture(
-    frames: Iterable[CapturedFrame], publisher: TradePublisher, *, speed: float | None = None,
-    sleep: Callable[[float], None] = time.sleep, on_progress: Callable[[int, int], None] | None = None,
+    frames: Iterable[CapturedFrame],
+    publisher: TradePublisher,
+    *,
+    speed: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
     """Publish frames with their recorded receive times. `speed` None = as fast as possible, else a
     multiple of real time. Returns (frames, trades)."""

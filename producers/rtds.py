@@ -18,9 +18,15 @@ from polycopy.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSessio
 __all__ = ["SUBSCRIBE", "BackoffPolicy", "FrameHandler", "RtdsFeed"]
 
 SUBSCRIBE = json.dumps(
-    {"action": "subscribe", "subscriptions": [{"topic": "activity", "type": "trades"},
-                                              {"topic": "activity", "type": "orders_matched"}]},
-    separators=(",", ":"))
+    {
+        "action": "subscribe",
+        "subscriptions": [
+            {"topic": "activity", "type": "trades"},
+            {"topic": "activity", "type": "orders_matched"},
+        ],
+    },
+    separators=(",", ":"),
+)
 
 FrameHandler = Callable[[str | bytes, int], object]
 
@@ -28,13 +34,28 @@ FrameHandler = Callable[[str | bytes, int], object]
 class RtdsFeed:
     """Connects, subscribes, keeps the socket alive, and hands every data frame to `on_frame(frame, ms)`."""
 
-    def __init__(self, url: str, on_frame: FrameHandler, metrics: PipelineMetrics, *, ping_secs: float = 5.0,
-                 watchdog_secs: float = 20.0, backoff: BackoffPolicy = DEFAULT_BACKOFF,
-                 clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_frame: FrameHandler,
+        metrics: PipelineMetrics,
+        *,
+        ping_secs: float = 5.0,
+        watchdog_secs: float = 20.0,
+        backoff: BackoffPolicy = DEFAULT_BACKOFF,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
         self._on_frame, self._metrics, self._clock_ms = on_frame, metrics, clock_ms
-        self._session = WebSocketSession(url, self._handle_frame, subscribe_frames=lambda: (SUBSCRIBE,),
-                                         name="RTDS", ping_secs=ping_secs, watchdog_secs=watchdog_secs,
-                                         backoff=backoff, on_close=self._count_reconnect)
+        self._session = WebSocketSession(
+            url,
+            self._handle_frame,
+            subscribe_frames=lambda: (SUBSCRIBE,),
+            name="RTDS",
+            ping_secs=ping_secs,
+            watchdog_secs=watchdog_secs,
+            backoff=backoff,
+            on_close=self._count_reconnect,
+        )
 
     @property
     def connections(self) -> int:

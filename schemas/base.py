@@ -32,6 +32,6 @@ class Message(BaseModel):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes | str) -> "Message":
+    def from_bytes(cls, data: bytes | str) -> Message:
         """Decode from the wire; raises pydantic.ValidationError on a bad payload."""
         return cls.model_validate_json(data)

@@ -19,10 +19,25 @@ class DeadLetter(Message):
 
 
 def build_dead_letter(
-    stage: str, reason: str, payload: bytes | str | None, *, occurred_at_ms: int, error_type: str = "ParseError",
-    topic: str | None = None, partition: int | None = None, offset: int | None = None,
+    stage: str,
+    reason: str,
+    payload: bytes | str | None,
+    *,
+    occurred_at_ms: int,
+    error_type: str = "ParseError",
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
 ) -> DeadLetter:
     """A dead letter carrying the original payload, decoded leniently, and the reason."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else (payload or "")
-    return DeadLetter(stage=stage, reason=reason, error_type=error_type, payload=text, source_topic=topic,
-                      source_partition=partition, source_offset=offset, occurred_at_ms=occurred_at_ms)
+    return DeadLetter(
+        stage=stage,
+        reason=reason,
+        error_type=error_type,
+        payload=text,
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        occurred_at_ms=occurred_at_ms,
+    )

@@ -40,53 +40,106 @@ class TopicSpec:
 WEEK_MS = 7 * 24 * 3600 * 1000
 
 RAW_TRADES = TopicSpec(
-    "polycopy.trades.raw.v1", "trader wallet (lower-case)", RawTrade, 6, retention_ms=4 * WEEK_MS,
+    "polycopy.trades.raw.v1",
+    "trader wallet (lower-case)",
+    RawTrade,
+    6,
+    retention_ms=4 * WEEK_MS,
     description="every fill seen on the venue feed, the REST poller or a replay",
 )
 TARGETED_TRADES = TopicSpec(
-    "polycopy.trades.targeted.v1", "copy-wallet id", TargetedTrade, WALLET_PARTITIONS, retention_ms=WEEK_MS,
+    "polycopy.trades.targeted.v1",
+    "copy-wallet id",
+    TargetedTrade,
+    WALLET_PARTITIONS,
+    retention_ms=WEEK_MS,
     description="one message per (trade, copy wallet following its trader)",
 )
 DECISIONS = TopicSpec(
-    "polycopy.decisions.v1", "copy-wallet id", Decision, WALLET_PARTITIONS, retention_ms=4 * WEEK_MS,
+    "polycopy.decisions.v1",
+    "copy-wallet id",
+    Decision,
+    WALLET_PARTITIONS,
+    retention_ms=4 * WEEK_MS,
     description="every evaluation outcome, skips included, with the reason",
 )
 ORDER_INTENTS = TopicSpec(
-    "polycopy.orders.intents.v1", "copy-wallet id", OrderIntent, WALLET_PARTITIONS, retention_ms=4 * WEEK_MS,
+    "polycopy.orders.intents.v1",
+    "copy-wallet id",
+    OrderIntent,
+    WALLET_PARTITIONS,
+    retention_ms=4 * WEEK_MS,
     description="orders the policy decided to place; the executor's input",
 )
 EXECUTION_REPORTS = TopicSpec(
-    "polycopy.orders.reports.v1", "copy-wallet id", ExecutionReport, WALLET_PARTITIONS,
-    retention_ms=4 * WEEK_MS, description="what the executor saw the venue (or paper book) do",
+    "polycopy.orders.reports.v1",
+    "copy-wallet id",
+    ExecutionReport,
+    WALLET_PARTITIONS,
+    retention_ms=4 * WEEK_MS,
+    description="what the executor saw the venue (or paper book) do",
 )
 ORDER_EVENTS = TopicSpec(
-    "polycopy.orders.events.v1", "copy-wallet id", OrderEvent, WALLET_PARTITIONS, retention_ms=4 * WEEK_MS,
+    "polycopy.orders.events.v1",
+    "copy-wallet id",
+    OrderEvent,
+    WALLET_PARTITIONS,
+    retention_ms=4 * WEEK_MS,
     description="OrderPlaced / PartialFill / Filled / Cancelled / Lost / Rejected",
 )
 WALLET_CONFIG = TopicSpec(
-    "polycopy.config.wallets.v1", "copy-wallet id", WalletConfig, 1, compacted=True,
+    "polycopy.config.wallets.v1",
+    "copy-wallet id",
+    WalletConfig,
+    1,
+    compacted=True,
     description="copy-wallet configuration; the latest value per wallet wins, null deletes",
 )
 MARKETS = TopicSpec(
-    "polycopy.reference.markets.v1", "condition id", MarketReference, 3, compacted=True,
+    "polycopy.reference.markets.v1",
+    "condition id",
+    MarketReference,
+    3,
+    compacted=True,
     description="market metadata from Gamma: category, tags, end date, closed, tick size, token ids",
 )
 TRADERS = TopicSpec(
-    "polycopy.reference.traders.v1", "trader wallet (lower-case)", TraderReference, 1, compacted=True,
+    "polycopy.reference.traders.v1",
+    "trader wallet (lower-case)",
+    TraderReference,
+    1,
+    compacted=True,
     description="leaderboard traders (followed by wallets without explicit targets) and their stats",
 )
 POLLER_WATERMARKS = TopicSpec(
-    "polycopy.poller.watermarks.v1", "trader wallet (lower-case)", PollerWatermark, 1, compacted=True,
+    "polycopy.poller.watermarks.v1",
+    "trader wallet (lower-case)",
+    PollerWatermark,
+    1,
+    compacted=True,
     description="newest trade time the safety-net poller has seen per wallet",
 )
 DEAD_LETTERS = TopicSpec(
-    "polycopy.deadletter.v1", "stage name", DeadLetter, 1, retention_ms=4 * WEEK_MS,
+    "polycopy.deadletter.v1",
+    "stage name",
+    DeadLetter,
+    1,
+    retention_ms=4 * WEEK_MS,
     description="input that could not be processed, with the reason",
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
-    RAW_TRADES, TARGETED_TRADES, DECISIONS, ORDER_INTENTS, EXECUTION_REPORTS, ORDER_EVENTS, WALLET_CONFIG,
-    MARKETS, TRADERS, POLLER_WATERMARKS, DEAD_LETTERS,
+    RAW_TRADES,
+    TARGETED_TRADES,
+    DECISIONS,
+    ORDER_INTENTS,
+    EXECUTION_REPORTS,
+    ORDER_EVENTS,
+    WALLET_CONFIG,
+    MARKETS,
+    TRADERS,
+    POLLER_WATERMARKS,
+    DEAD_LETTERS,
 )
 
 

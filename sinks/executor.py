@@ -32,8 +32,12 @@ log = logging.getLogger(__name__)
 class Executor:
     """Consumes intents and publishes what happened to each order."""
 
-    def __init__(self, settings: PolycopySettings, metrics: PipelineMetrics,
-                 fetch_book: Callable[[str], dict[str, object] | None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: PolycopySettings,
+        metrics: PipelineMetrics,
+        fetch_book: Callable[[str], dict[str, object] | None] | None = None,
+    ) -> None:
         self._settings, self._metrics = settings, metrics
         self._fetch_book = fetch_book or ClobGateway(settings.clob_url, settings.chain_id).fetch_book
         self._journal = ExecutionJournal(settings.database_url)
@@ -75,9 +79,17 @@ class Executor:
             intent = OrderIntent.model_validate_json(value or b"")
         except ValidationError as error:
             self._metrics.dead_letters.labels("executor").inc()
-            self._publisher.publish_dead_letter(build_dead_letter(
-                "executor", str(error), value, occurred_at_ms=now_ms(), topic=topic, partition=partition,
-                offset=offset))
+            self._publisher.publish_dead_letter(
+                build_dead_letter(
+                    "executor",
+                    str(error),
+                    value,
+                    occurred_at_ms=now_ms(),
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                )
+            )
             return
         order_id = build_paper_order_id(intent.intent_id)
         earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
@@ -96,12 +108,24 @@ class Executor:
         self._metrics.signal_to_order.observe(max(sent_at - intent.received_at_ms, 0) / 1000)
         if intent.mode is not ExecutionMode.PAPER or self._settings.execution_mode is not ExecutionMode.PAPER:
             detail = "live execution is not available in this release; order refused"
-            return [ExecutionReport(
-                report_id=build_report_id(order_id, "rejected", intent.size, detail), intent_id=intent.intent_id,
-                wallet_id=intent.wallet_id, order_id=order_id, mode=intent.mode, kind=ReportKind.REJECTED,
-                side=intent.side, asset=intent.asset, size=intent.size, limit_price=intent.limit_price,
-                detail=detail, received_at_ms=intent.received_at_ms, sent_at_ms=sent_at,
-                reported_at_ms=now_ms())]
+            return [
+                ExecutionReport(
+                    report_id=build_report_id(order_id, "rejected", intent.size, detail),
+                    intent_id=intent.intent_id,
+                    wallet_id=intent.wallet_id,
+                    order_id=order_id,
+                    mode=intent.mode,
+                    kind=ReportKind.REJECTED,
+                    side=intent.side,
+                    asset=intent.asset,
+                    size=intent.size,
+                    limit_price=intent.limit_price,
+                    detail=detail,
+                    received_at_ms=intent.received_at_ms,
+                    sent_at_ms=sent_at,
+                    reported_at_ms=now_ms(),
+                )
+            ]
         book = self._load_book(intent.asset)
         return execute_on_paper(intent, book, order_id, sent_at_ms=sent_at, reported_at_ms=now_ms())
 

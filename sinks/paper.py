@@ -9,17 +9,31 @@ from processors.core.ids import build_report_id
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, OrderType, ReportKind
 
 
-def execute_on_paper(intent: OrderIntent, book: OrderBook | None, order_id: str, *, sent_at_ms: int,
-                     reported_at_ms: int) -> list[ExecutionReport]:
+def execute_on_paper(
+    intent: OrderIntent, book: OrderBook | None, order_id: str, *, sent_at_ms: int, reported_at_ms: int
+) -> list[ExecutionReport]:
     """Cross the book up to the limit like a taker. FAK kills the rest, FOK kills all unless fully filled,
     GTC/GTD rest the remainder (reported as accepted). No book means the venue would reject the order."""
 
-    def report(kind: ReportKind, matched: Decimal, average: Decimal | None, detail: str = "") -> ExecutionReport:
+    def report(
+        kind: ReportKind, matched: Decimal, average: Decimal | None, detail: str = ""
+    ) -> ExecutionReport:
         return ExecutionReport(
-            report_id=build_report_id(order_id, kind.value, matched, detail), intent_id=intent.intent_id,
-            wallet_id=intent.wallet_id, order_id=order_id, mode=ExecutionMode.PAPER, kind=kind, side=intent.side,
-            asset=intent.asset, size=intent.size, limit_price=intent.limit_price, matched_size=matched,
-            average_price=average, detail=detail, received_at_ms=intent.received_at_ms, sent_at_ms=sent_at_ms,
+            report_id=build_report_id(order_id, kind.value, matched, detail),
+            intent_id=intent.intent_id,
+            wallet_id=intent.wallet_id,
+            order_id=order_id,
+            mode=ExecutionMode.PAPER,
+            kind=kind,
+            side=intent.side,
+            asset=intent.asset,
+            size=intent.size,
+            limit_price=intent.limit_price,
+            matched_size=matched,
+            average_price=average,
+            detail=detail,
+            received_at_ms=intent.received_at_ms,
+            sent_at_ms=sent_at_ms,
             reported_at_ms=reported_at_ms,
         )
 
@@ -33,8 +47,9 @@ def execute_on_paper(intent: OrderIntent, book: OrderBook | None, order_id: str,
         reports.append(report(ReportKind.FILL, fill.matched_size, fill.average_price))
     if fill.matched_size < intent.size:
         if intent.order_type in (OrderType.FAK, OrderType.FOK):
-            reports.append(report(ReportKind.CANCELLED, fill.matched_size, fill.average_price,
-                                  "FAK remainder killed"))
+            reports.append(
+                report(ReportKind.CANCELLED, fill.matched_size, fill.average_price, "FAK remainder killed")
+            )
         elif fill.matched_size == 0:
             reports.append(report(ReportKind.ACCEPTED, Decimal(0), None, "resting"))
     return reports

@@ -50,11 +50,21 @@ def event_row(event: OrderEvent) -> dict[str, Any]:
 def order_row(event: OrderEvent) -> dict[str, Any]:
     """The order's latest state, as carried by its newest event."""
     return {
-        "order_id": event.order_id, "intent_id": event.intent_id, "wallet_id": event.wallet_id,
-        "mode": event.mode, "status": event.status, "side": event.side, "asset": event.asset, "size": event.size,
-        "limit_price": event.limit_price, "matched_size": event.matched_size,
-        "average_price": event.average_price, "sequence": event.sequence, "received_at_ms": event.received_at_ms,
-        "sent_at_ms": event.sent_at_ms, "updated_at_ms": event.occurred_at_ms,
+        "order_id": event.order_id,
+        "intent_id": event.intent_id,
+        "wallet_id": event.wallet_id,
+        "mode": event.mode,
+        "status": event.status,
+        "side": event.side,
+        "asset": event.asset,
+        "size": event.size,
+        "limit_price": event.limit_price,
+        "matched_size": event.matched_size,
+        "average_price": event.average_price,
+        "sequence": event.sequence,
+        "received_at_ms": event.received_at_ms,
+        "sent_at_ms": event.sent_at_ms,
+        "updated_at_ms": event.occurred_at_ms,
     }
 
 
@@ -115,8 +125,12 @@ class PostgresSink:
             self._consumer.close()
             self._writer.close()
 
-    def _route(self, message: Any, pending: dict[str, list[dict[str, Any]]],
-               latest: dict[str, dict[str, dict[str, Any]]]) -> int:
+    def _route(
+        self,
+        message: Any,
+        pending: dict[str, list[dict[str, Any]]],
+        latest: dict[str, dict[str, dict[str, Any]]],
+    ) -> int:
         model, table, build_row = self._routes[message.topic()]
         if message.value() is None:
             return 1  # a tombstone on a compacted topic: the row stays as the last record of it
@@ -124,9 +138,17 @@ class PostgresSink:
             value = model.model_validate_json(message.value() or b"")
         except ValidationError as error:
             self._metrics.dead_letters.labels("postgres-sink").inc()
-            self._publisher.publish_dead_letter(build_dead_letter(
-                "postgres-sink", str(error), message.value(), occurred_at_ms=now_ms(), topic=message.topic(),
-                partition=message.partition(), offset=message.offset()))
+            self._publisher.publish_dead_letter(
+                build_dead_letter(
+                    "postgres-sink",
+                    str(error),
+                    message.value(),
+                    occurred_at_ms=now_ms(),
+                    topic=message.topic(),
+                    partition=message.partition(),
+                    offset=message.offset(),
+                )
+            )
             return 1  # counts toward a flush so its offset gets committed
         row = build_row(value)
         if isinstance(value, OrderEvent):
@@ -141,10 +163,13 @@ class PostgresSink:
             pending[table].append(row)
         return 1
 
-    def _flush(self, pending: dict[str, list[dict[str, Any]]], latest: dict[str, dict[str, dict[str, Any]]]) -> None:
+    def _flush(
+        self, pending: dict[str, list[dict[str, Any]]], latest: dict[str, dict[str, dict[str, Any]]]
+    ) -> None:
         started = time.perf_counter()
-        self._writer.write(pending, {table: (*LATEST_WINS[table], list(rows.values()))
-                                     for table, rows in latest.items()})
+        self._writer.write(
+            pending, {table: (*LATEST_WINS[table], list(rows.values())) for table, rows in latest.items()}
+        )
         for table, rows in [*pending.items(), *latest.items()]:
             self._metrics.rows_written.labels(table).inc(len(rows))
             self.rows_written += len(rows)

@@ -26,10 +26,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _local_servers() -> tuple[str, str]:
-    result = subprocess.run(["bash", str(REPO_ROOT / "infra" / "local.sh"), "up"], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "infra" / "local.sh"), "up"], capture_output=True, text=True, timeout=600
+    )
     if result.returncode != 0:
-        pytest.exit(f"could not start local Kafka/PostgreSQL:\n{result.stdout}\n{result.stderr}", returncode=3)
+        pytest.exit(
+            f"could not start local Kafka/PostgreSQL:\n{result.stdout}\n{result.stderr}", returncode=3
+        )
     defaults = PolycopySettings()
     return defaults.kafka_bootstrap_servers, defaults.database_url
 
@@ -45,8 +48,10 @@ def servers() -> Iterator[tuple[str, str]]:
         from testcontainers.kafka import KafkaContainer
         from testcontainers.postgres import PostgresContainer
 
-        with KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka_box, \
-                PostgresContainer("postgres:16", driver=None) as pg_box:
+        with (
+            KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft() as kafka_box,
+            PostgresContainer("postgres:16", driver=None) as pg_box,
+        ):
             yield kafka_box.get_bootstrap_server(), pg_box.get_connection_url()
         return
     yield _local_servers()
@@ -63,9 +68,13 @@ def settings_factory(servers: tuple[str, str], tmp_path: Path) -> Iterator[Calla
         database = f"polycopy_{namespace}"
         databases.append(database)
         values: dict[str, object] = {
-            "kafka_bootstrap_servers": kafka, "database_url": create_database(admin_url, database),
-            "topic_prefix": f"{namespace}.", "consumer_group_prefix": namespace, "data_dir": tmp_path / namespace,
-            "metrics_enabled": False, "sink_flush_secs": 0.2,
+            "kafka_bootstrap_servers": kafka,
+            "database_url": create_database(admin_url, database),
+            "topic_prefix": f"{namespace}.",
+            "consumer_group_prefix": namespace,
+            "data_dir": tmp_path / namespace,
+            "metrics_enabled": False,
+            "sink_flush_secs": 0.2,
         } | overrides
         settings = PolycopySettings(**values)  # type: ignore[arg-type]
         wait_for_broker(settings)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import json
 import logging
+import math
 import signal
 import time
 from pathlib import Path

@@ -156,16 +156,18 @@ class MarketSimulator:
         rows = []
         for index, wallet in enumerate(self._wallets[offset : offset + limit], start=offset):
             volume = 50_000_000.0 / (index + 1) ** 1.1
-            rows.append({
-                "rank": str(index + 1),  # the venue sends the rank as a string
-                "proxyWallet": wallet.address,
-                "userName": wallet.name or wallet.pseudonym,
-                "xUsername": "",
-                "verifiedBadge": False,
-                "vol": round(volume, 6),
-                "pnl": round(volume * (0.12 - 0.004 * (index % 40)), 6),
-                "profileImage": wallet.profile_image,
-            })
+            rows.append(
+                {
+                    "rank": str(index + 1),  # the venue sends the rank as a string
+                    "proxyWallet": wallet.address,
+                    "userName": wallet.name or wallet.pseudonym,
+                    "xUsername": "",
+                    "verifiedBadge": False,
+                    "vol": round(volume, 6),
+                    "pnl": round(volume * (0.12 - 0.004 * (index % 40)), 6),
+                    "profileImage": wallet.profile_image,
+                }
+            )
         return rows
 
     def register_market(

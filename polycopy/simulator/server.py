@@ -377,9 +377,17 @@ class SimulatorServer:
             best_bid = format_decimal(max(bids)) if bids else "0"
             best_ask = format_decimal(min(asks)) if asks else "1"
             by_market.setdefault(market.condition_id, []).extend(
-                {"asset_id": asset, "price": format_decimal(price), "size": format_decimal(size),
-                 "side": side, "hash": digest, "best_bid": best_bid, "best_ask": best_ask}
-                for price, size, side in changes)
+                {
+                    "asset_id": asset,
+                    "price": format_decimal(price),
+                    "size": format_decimal(size),
+                    "side": side,
+                    "hash": digest,
+                    "best_bid": best_bid,
+                    "best_ask": best_ask,
+                }
+                for price, size, side in changes
+            )
         timestamp = str(self._clock_ms())
         return [
             {"market": market_id, "price_changes": rows, "timestamp": timestamp, "event_type": "price_change"}
@@ -574,8 +582,11 @@ def _level_map(rows: list[dict[str, str]]) -> Levels:
 
 def _diff_levels(before: Levels, after: Levels, side: str) -> list[tuple[Decimal, Decimal, str]]:
     """Venue-style level changes from `before` to `after`: the new size, or 0 for a level that is gone."""
-    return [(price, after.get(price, Decimal(0)), side) for price in sorted(before.keys() | after.keys())
-            if before.get(price) != after.get(price)]
+    return [
+        (price, after.get(price, Decimal(0)), side)
+        for price in sorted(before.keys() | after.keys())
+        if before.get(price) != after.get(price)
+    ]
 
 
 def _to_gamma_tag(category: str) -> dict[str, str]:

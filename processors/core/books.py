@@ -128,8 +128,12 @@ def apply_price_changes(book: OrderBook, changes: Iterable[PriceChange], timesta
             levels[change.price] = change.size
         else:
             levels.pop(change.price, None)
-    return replace(book, bids=build_levels(bids, best_first_high=True),
-                   asks=build_levels(asks, best_first_high=False), timestamp_ms=timestamp_ms)
+    return replace(
+        book,
+        bids=build_levels(bids, best_first_high=True),
+        asks=build_levels(asks, best_first_high=False),
+        timestamp_ms=timestamp_ms,
+    )
 
 
 def apply_tick_size_change(book: OrderBook, change: TickSizeChange) -> OrderBook:
@@ -185,9 +189,12 @@ def parse_market_event(item: Any) -> MarketEvent | None:
         return _parse_price_changes(item)
     if event_type == "tick_size_change":
         try:
-            return TickSizeChange(asset=str(item["asset_id"]), market=str(item.get("market", "")),
-                                  tick_size=_positive(item["new_tick_size"], "new_tick_size"),
-                                  timestamp_ms=int(item.get("timestamp") or 0))
+            return TickSizeChange(
+                asset=str(item["asset_id"]),
+                market=str(item.get("market", "")),
+                tick_size=_positive(item["new_tick_size"], "new_tick_size"),
+                timestamp_ms=int(item.get("timestamp") or 0),
+            )
         except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             raise BookFormatError(f"bad tick_size_change: {error}") from error
     return None
@@ -199,8 +206,9 @@ def _parse_price_changes(item: dict[str, Any]) -> PriceChanges:
         if rows is None:  # before Sep 2025: one asset per event, its changes under `changes`
             rows = [row | {"asset_id": item["asset_id"]} for row in item["changes"]]
         changes = tuple(_price_change(row) for row in rows)
-        return PriceChanges(market=str(item.get("market", "")), timestamp_ms=int(item.get("timestamp") or 0),
-                            changes=changes)
+        return PriceChanges(
+            market=str(item.get("market", "")), timestamp_ms=int(item.get("timestamp") or 0), changes=changes
+        )
     except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise BookFormatError(f"bad price_change: {error!r}") from error
 
@@ -209,8 +217,12 @@ def _price_change(row: dict[str, Any]) -> PriceChange:
     size = Decimal(str(row["size"]))
     if not size.is_finite() or size < 0:
         raise ValueError(f"size {row['size']!r}")
-    return PriceChange(asset=str(row["asset_id"]), side=Side(str(row["side"]).upper()),
-                       price=_positive(row["price"], "price"), size=size)
+    return PriceChange(
+        asset=str(row["asset_id"]),
+        side=Side(str(row["side"]).upper()),
+        price=_positive(row["price"], "price"),
+        size=size,
+    )
 
 
 def _positive(value: Any, name: str) -> Decimal:
@@ -238,8 +250,9 @@ def check_liquidity(
     else:
         available = sum((lvl.size for lvl in book.bids if lvl.price >= limit_price), Decimal(0))
     required = size * min_fill_ratio
-    return LiquidityCheck(passed=available >= required and available > 0, available_size=available,
-                          required_size=required)
+    return LiquidityCheck(
+        passed=available >= required and available > 0, available_size=available, required_size=required
+    )
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,21 @@ def canonical_decimal(value: Decimal | str | float | int) -> str:
 
 
 def build_dedup_key(
-    *, transaction_hash: str, asset: str, side: str, price: Decimal | str | float,
-    size: Decimal | str | float, proxy_wallet: str,
+    *,
+    transaction_hash: str,
+    asset: str,
+    side: str,
+    price: Decimal | str | float,
+    size: Decimal | str | float,
+    proxy_wallet: str,
 ) -> str:
     """The venue has no fill id and one transaction holds several fills, so key on the whole fill."""
     return _digest(
-        transaction_hash.lower(), asset, side.upper(), canonical_decimal(price), canonical_decimal(size),
+        transaction_hash.lower(),
+        asset,
+        side.upper(),
+        canonical_decimal(price),
+        canonical_decimal(size),
         proxy_wallet.lower(),
     )
 

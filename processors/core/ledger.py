@@ -98,7 +98,8 @@ class WalletLedger:
         """Shares held minus shares already offered by open SELL orders."""
         held = self.positions[asset].shares if asset in self.positions else ZERO
         offered = sum(
-            (r.open_size for r in self.reservations.values() if r.asset == asset and r.side is Side.SELL), ZERO
+            (r.open_size for r in self.reservations.values() if r.asset == asset and r.side is Side.SELL),
+            ZERO,
         )
         return max(held - offered, ZERO)
 
@@ -124,7 +125,14 @@ class WalletLedger:
             self.leader_positions.pop(key, None)
 
     def reserve(
-        self, intent_id: str, *, asset: str, condition_id: str, side: Side, size: Decimal, limit_price: Decimal
+        self,
+        intent_id: str,
+        *,
+        asset: str,
+        condition_id: str,
+        side: Side,
+        size: Decimal,
+        limit_price: Decimal,
     ) -> None:
         """Hold capital (BUY: size x limit) or shares (SELL) for a new order."""
         if intent_id in self.reservations:
@@ -163,8 +171,13 @@ class WalletLedger:
             position = self.positions[reservation.asset]
             # Cost basis moves in whole micro-USDC so every sum stays exact (an average price is a repeating
             # decimal); the sale that empties the position takes whatever cost is left.
-            cost = position.cost_usdc if new_shares >= position.shares else (
-                position.cost_usdc * new_shares / position.shares).quantize(USDC_STEP, rounding=ROUND_DOWN)
+            cost = (
+                position.cost_usdc
+                if new_shares >= position.shares
+                else (position.cost_usdc * new_shares / position.shares).quantize(
+                    USDC_STEP, rounding=ROUND_DOWN
+                )
+            )
             pnl = new_shares * average_price - cost
             position.shares -= new_shares
             position.cost_usdc -= cost
@@ -190,7 +203,9 @@ class WalletLedger:
                 key: [r.asset, r.condition_id, r.side.value, str(r.limit_price), str(r.size), str(r.matched)]
                 for key, r in self.reservations.items()
             },
-            "positions": {k: [p.condition_id, str(p.shares), str(p.cost_usdc)] for k, p in self.positions.items()},
+            "positions": {
+                k: [p.condition_id, str(p.shares), str(p.cost_usdc)] for k, p in self.positions.items()
+            },
             "leader_positions": {k: str(v) for k, v in self.leader_positions.items()},
             "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-7:]},
             "recent_intents": list(self.recent_intents),

@@ -107,7 +107,9 @@ def apply_report(
     if report.kind is ReportKind.NOT_FOUND:
         record.not_found_count += 1
         if record.not_found_count >= LOST_AFTER_NOT_FOUND:
-            move(T.LOSE, f"not found {record.not_found_count} times in a row", ledger.release(report.intent_id))
+            move(
+                T.LOSE, f"not found {record.not_found_count} times in a row", ledger.release(report.intent_id)
+            )
         return record, events
     record.not_found_count = 0
     if report.kind is ReportKind.UNKNOWN:
@@ -120,8 +122,12 @@ def apply_report(
         move(T.ACCEPT)
     if report.matched_size > record.matched:
         record.matched = min(report.matched_size, report.size)
-        ledger.apply_fill(report.intent_id, record.matched, report.average_price or report.limit_price,
-                          day_of(report.reported_at_ms))
+        ledger.apply_fill(
+            report.intent_id,
+            record.matched,
+            report.average_price or report.limit_price,
+            day_of(report.reported_at_ms),
+        )
         move(T.FILL if record.matched >= report.size else T.PARTIAL_FILL)
     if report.kind is ReportKind.CANCELLED and record.status not in TERMINAL:
         move(T.CANCEL, report.detail, ledger.release(report.intent_id))
@@ -132,10 +138,23 @@ def _event(
     record: OrderRecord, report: ExecutionReport, now_ms: int, detail: str, released: Decimal | None
 ) -> OrderEvent:
     return OrderEvent(
-        event_id=build_event_id(record.order_id, record.sequence), event_type=EVENT_OF[record.status],
-        sequence=record.sequence, order_id=record.order_id, intent_id=report.intent_id,
-        wallet_id=report.wallet_id, mode=report.mode, status=record.status, side=report.side, asset=report.asset,
-        size=report.size, limit_price=report.limit_price, matched_size=record.matched,
-        average_price=report.average_price, released_usdc=released, detail=detail,
-        received_at_ms=report.received_at_ms, sent_at_ms=report.sent_at_ms, occurred_at_ms=now_ms,
+        event_id=build_event_id(record.order_id, record.sequence),
+        event_type=EVENT_OF[record.status],
+        sequence=record.sequence,
+        order_id=record.order_id,
+        intent_id=report.intent_id,
+        wallet_id=report.wallet_id,
+        mode=report.mode,
+        status=record.status,
+        side=report.side,
+        asset=report.asset,
+        size=report.size,
+        limit_price=report.limit_price,
+        matched_size=record.matched,
+        average_price=report.average_price,
+        released_usdc=released,
+        detail=detail,
+        received_at_ms=report.received_at_ms,
+        sent_at_ms=report.sent_at_ms,
+        occurred_at_ms=now_ms,
     )

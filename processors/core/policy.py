@@ -46,9 +46,15 @@ class MarketInfo:
             return cls.from_book(book) if book is not None else None
         tick = reference.tick_size or (book.tick_size if book else None) or Decimal("0.01")
         minimum = reference.min_order_size or (book.min_order_size if book else None) or Decimal(0)
-        return cls(tick_size=tick, min_order_size=minimum, neg_risk=reference.neg_risk,
-                   closed=reference.closed or not reference.accepting_orders, category=reference.category,
-                   tags=reference.tags, end_date_ms=reference.end_date_ms)
+        return cls(
+            tick_size=tick,
+            min_order_size=minimum,
+            neg_risk=reference.neg_risk,
+            closed=reference.closed or not reference.accepting_orders,
+            category=reference.category,
+            tags=reference.tags,
+            end_date_ms=reference.end_date_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -69,8 +75,15 @@ class Evaluation:
 class _Skip(Exception):
     """Internal control flow: a rule failed. Never escapes `evaluate_trade`."""
 
-    def __init__(self, reason: SkipReason, detail: str = "", *, size: Decimal | None = None,
-                 limit_price: Decimal | None = None, available_size: Decimal | None = None) -> None:
+    def __init__(
+        self,
+        reason: SkipReason,
+        detail: str = "",
+        *,
+        size: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        available_size: Decimal | None = None,
+    ) -> None:
         super().__init__(reason.value)
         self.reason, self.detail = reason, detail
         self.size, self.limit_price, self.available_size = size, limit_price, available_size
@@ -135,28 +148,71 @@ def evaluate_trade(
     except _Skip as skip:
         if not duplicate:
             ledger.remember_intent(intent_id)
-        return Evaluation(_decision(trade, wallet, intent_id, now_ms, skip.reason.value, skip.detail,
-                                    size=skip.size, limit_price=skip.limit_price,
-                                    available_size=skip.available_size))
+        return Evaluation(
+            _decision(
+                trade,
+                wallet,
+                intent_id,
+                now_ms,
+                skip.reason.value,
+                skip.detail,
+                size=skip.size,
+                limit_price=skip.limit_price,
+                available_size=skip.available_size,
+            )
+        )
     assert market is not None  # _apply_rules skips when the market is unknown
     ledger.capital_usdc = wallet.capital_usdc
-    ledger.reserve(intent_id, asset=trade.asset, condition_id=trade.condition_id, side=trade.side, size=size,
-                   limit_price=limit)
-    decision = _decision(trade, wallet, intent_id, now_ms, "copy", "", size=size, limit_price=limit,
-                         available_size=available, action=DecisionAction.COPY)
+    ledger.reserve(
+        intent_id,
+        asset=trade.asset,
+        condition_id=trade.condition_id,
+        side=trade.side,
+        size=size,
+        limit_price=limit,
+    )
+    decision = _decision(
+        trade,
+        wallet,
+        intent_id,
+        now_ms,
+        "copy",
+        "",
+        size=size,
+        limit_price=limit,
+        available_size=available,
+        action=DecisionAction.COPY,
+    )
     intent = OrderIntent(
-        intent_id=intent_id, wallet_id=wallet.id, mode=wallet.mode, dedup_key=trade.dedup_key, asset=trade.asset,
-        condition_id=trade.condition_id, side=trade.side, size=size, limit_price=limit,
-        order_type=wallet.order_type, expiry_secs=wallet.expiry_secs, tick_size=market.tick_size,
-        neg_risk=market.neg_risk, received_at_ms=trade.received_at_ms, created_at_ms=now_ms,
+        intent_id=intent_id,
+        wallet_id=wallet.id,
+        mode=wallet.mode,
+        dedup_key=trade.dedup_key,
+        asset=trade.asset,
+        condition_id=trade.condition_id,
+        side=trade.side,
+        size=size,
+        limit_price=limit,
+        order_type=wallet.order_type,
+        expiry_secs=wallet.expiry_secs,
+        tick_size=market.tick_size,
+        neg_risk=market.neg_risk,
+        received_at_ms=trade.received_at_ms,
+        created_at_ms=now_ms,
     )
     return Evaluation(decision, intent)
 
 
 def _apply_rules(
-    trade: RawTrade, wallet: WalletConfig, ledger: WalletLedger, market: MarketInfo | None,
-    book: OrderBook | None, trader_stats: TraderStats | None, followed: frozenset[str],
-    leader_before: Decimal, duplicate: bool,
+    trade: RawTrade,
+    wallet: WalletConfig,
+    ledger: WalletLedger,
+    market: MarketInfo | None,
+    book: OrderBook | None,
+    trader_stats: TraderStats | None,
+    followed: frozenset[str],
+    leader_before: Decimal,
+    duplicate: bool,
 ) -> tuple[Decimal, Decimal, Decimal]:
     """Run every rule in order; raise _Skip at the first that fails, else return (shares, limit, depth)."""
     trader = trade.proxy_wallet
@@ -202,8 +258,12 @@ def _apply_rules(
         raise _Skip(SkipReason.BOOK_UNAVAILABLE, size=shares, limit_price=limit)
     gate = check_liquidity(book, trade.side, limit, shares, wallet.liquidity_min_fill_ratio)
     if not gate.passed:
-        raise _Skip(SkipReason.INSUFFICIENT_LIQUIDITY, size=shares, limit_price=limit,
-                    available_size=gate.available_size)
+        raise _Skip(
+            SkipReason.INSUFFICIENT_LIQUIDITY,
+            size=shares,
+            limit_price=limit,
+            available_size=gate.available_size,
+        )
     if duplicate:
         raise _Skip(SkipReason.DUPLICATE, size=shares, limit_price=limit)
     return shares, limit, gate.available_size
@@ -212,14 +272,17 @@ def _apply_rules(
 def _size_buy(
     trade: RawTrade, wallet: WalletConfig, ledger: WalletLedger, market: MarketInfo, limit: Decimal
 ) -> Decimal:
-    """Shares to buy: sizing, then each cap in order; a cap that leaves less than the minimum is the reason."""
+    """Shares to buy: sizing, then each cap in order; a cap leaving less than the minimum is the reason."""
     minimum = _minimum_shares(market)
     notional = compute_order_notional(wallet, trade)
     if wallet.max_order_usdc is not None:
         notional = min(notional, wallet.max_order_usdc)
     if round_shares(notional / limit) < minimum:
-        raise _Skip(SkipReason.BELOW_MIN_ORDER_SIZE, f"{round_shares(notional / limit)} < {minimum} shares",
-                    limit_price=limit)
+        raise _Skip(
+            SkipReason.BELOW_MIN_ORDER_SIZE,
+            f"{round_shares(notional / limit)} < {minimum} shares",
+            limit_price=limit,
+        )
     headroom = [
         cap - used
         for cap, used in (
@@ -231,8 +294,9 @@ def _size_buy(
     if headroom:
         notional = min(notional, *headroom)
         if round_shares(notional / limit) < minimum:
-            raise _Skip(SkipReason.EXPOSURE_CAP, f"headroom {max(min(headroom), ZERO):.2f} USDC",
-                        limit_price=limit)
+            raise _Skip(
+                SkipReason.EXPOSURE_CAP, f"headroom {max(min(headroom), ZERO):.2f} USDC", limit_price=limit
+            )
     if wallet.max_daily_loss_usdc is not None:
         loss = ledger.daily_loss(day_of(trade.received_at_ms))
         if loss >= wallet.max_daily_loss_usdc:
@@ -242,8 +306,11 @@ def _size_buy(
     notional = min(notional, ledger.available)
     shares = round_shares(notional / limit)
     if shares < minimum:
-        raise _Skip(SkipReason.CAPITAL_EXHAUSTED, f"available {max(ledger.available, ZERO):.2f} USDC",
-                    limit_price=limit)
+        raise _Skip(
+            SkipReason.CAPITAL_EXHAUSTED,
+            f"available {max(ledger.available, ZERO):.2f} USDC",
+            limit_price=limit,
+        )
     return shares
 
 
@@ -274,13 +341,34 @@ def _size_sell(trade: RawTrade, ledger: WalletLedger, market: MarketInfo, leader
 
 
 def _decision(
-    trade: RawTrade, wallet: WalletConfig, decision_id: str, now_ms: int, reason: str, detail: str,
-    *, action: DecisionAction = DecisionAction.SKIP, size: Decimal | None = None,
-    limit_price: Decimal | None = None, available_size: Decimal | None = None,
+    trade: RawTrade,
+    wallet: WalletConfig,
+    decision_id: str,
+    now_ms: int,
+    reason: str,
+    detail: str,
+    *,
+    action: DecisionAction = DecisionAction.SKIP,
+    size: Decimal | None = None,
+    limit_price: Decimal | None = None,
+    available_size: Decimal | None = None,
 ) -> Decision:
     return Decision(
-        decision_id=decision_id, wallet_id=wallet.id, dedup_key=trade.dedup_key, trader=trade.proxy_wallet,
-        asset=trade.asset, condition_id=trade.condition_id, side=trade.side, leader_price=trade.price,
-        leader_size=trade.size, action=action, reason=reason, detail=detail, size=size, limit_price=limit_price,
-        available_size=available_size, received_at_ms=trade.received_at_ms, decided_at_ms=now_ms,
+        decision_id=decision_id,
+        wallet_id=wallet.id,
+        dedup_key=trade.dedup_key,
+        trader=trade.proxy_wallet,
+        asset=trade.asset,
+        condition_id=trade.condition_id,
+        side=trade.side,
+        leader_price=trade.price,
+        leader_size=trade.size,
+        action=action,
+        reason=reason,
+        detail=detail,
+        size=size,
+        limit_price=limit_price,
+        available_size=available_size,
+        received_at_ms=trade.received_at_ms,
+        decided_at_ms=now_ms,
     )

@@ -25,13 +25,21 @@ DEFAULT_TICK = Decimal("0.01")
 DEFAULT_MIN_ORDER_SIZE = Decimal("5")
 
 
-def book_from_trade(trade: RawTrade, tick: Decimal = DEFAULT_TICK,
-                    min_order_size: Decimal = DEFAULT_MIN_ORDER_SIZE) -> OrderBook:
+def book_from_trade(
+    trade: RawTrade, tick: Decimal = DEFAULT_TICK, min_order_size: Decimal = DEFAULT_MIN_ORDER_SIZE
+) -> OrderBook:
     """The liquidity a leader's fill proves existed: its size at its price, on the side it took."""
     level = (Level(trade.price, trade.size),)
-    return OrderBook(asset=trade.asset, market=trade.condition_id, bids=() if trade.side is Side.BUY else level,
-                     asks=level if trade.side is Side.BUY else (), tick_size=tick, min_order_size=min_order_size,
-                     neg_risk=False, timestamp_ms=trade.timestamp * 1000)
+    return OrderBook(
+        asset=trade.asset,
+        market=trade.condition_id,
+        bids=() if trade.side is Side.BUY else level,
+        asks=level if trade.side is Side.BUY else (),
+        tick_size=tick,
+        min_order_size=min_order_size,
+        neg_risk=False,
+        timestamp_ms=trade.timestamp * 1000,
+    )
 
 
 @dataclass
@@ -72,14 +80,18 @@ class WhatIfRun:
         results = []
         for wallet_id in select_followers(trade, self.wallets.values()):
             wallet, ledger, report = self.wallets[wallet_id], self.ledgers[wallet_id], self.reports[wallet_id]
-            result = evaluate_trade(trade, wallet, ledger, market=market, book=book, now_ms=trade.received_at_ms)
+            result = evaluate_trade(
+                trade, wallet, ledger, market=market, book=book, now_ms=trade.received_at_ms
+            )
             report.considered += 1
             if result.decision.action is DecisionAction.COPY and result.intent is not None:
                 intent = result.intent
                 report.copied += 1
                 if intent.side is Side.BUY:
                     report.capital_used_usdc += intent.size * intent.limit_price
-                ledger.apply_fill(intent.intent_id, intent.size, intent.limit_price, day_of(trade.received_at_ms))
+                ledger.apply_fill(
+                    intent.intent_id, intent.size, intent.limit_price, day_of(trade.received_at_ms)
+                )
             else:
                 report.skipped[result.decision.reason] += 1
             results.append(result)
@@ -91,6 +103,10 @@ class WhatIfRun:
             report = self.reports[wallet_id]
             report.realised_pnl_usdc = ledger.realised_pnl
             report.unrealised_pnl_usdc = sum(
-                (position.shares * self.last_price.get(asset, position.average_price) - position.cost_usdc
-                 for asset, position in ledger.positions.items()), ZERO)
+                (
+                    position.shares * self.last_price.get(asset, position.average_price) - position.cost_usdc
+                    for asset, position in ledger.positions.items()
+                ),
+                ZERO,
+            )
         return [self.reports[wallet_id] for wallet_id in sorted(self.reports)]

@@ -36,8 +36,11 @@ def free_port() -> int:
 def simulator_urls() -> dict[str, str]:
     """Settings that point the demo's simulator (and the worker's market channel) at free ports."""
     clob_port = free_port()
-    return {"rtds_url": f"ws://127.0.0.1:{free_port()}", "clob_url": f"http://127.0.0.1:{clob_port}",
-            "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market"}
+    return {
+        "rtds_url": f"ws://127.0.0.1:{free_port()}",
+        "clob_url": f"http://127.0.0.1:{clob_port}",
+        "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market",
+    }
 
 
 @pytest.fixture
@@ -52,7 +55,9 @@ def capture(tmp_path: Path) -> tuple[Path, set[str]]:
     return path, keys
 
 
-def test_demo_on_real_trades_places_orders_and_its_summary_matches_postgres(settings_factory, capture) -> None:  # type: ignore[no-untyped-def]
+def test_demo_on_real_trades_places_orders_and_its_summary_matches_postgres(
+    settings_factory, capture
+) -> None:  # type: ignore[no-untyped-def]
     path, unique_fills = capture
     settings = settings_factory(**simulator_urls())
     lines: list[str] = []
@@ -70,8 +75,11 @@ def test_demo_on_real_trades_places_orders_and_its_summary_matches_postgres(sett
 
     # Decisions by reason, orders by final status: the summary and the tables agree, and orders were placed.
     assert dict(query(db, "SELECT reason, count(*) FROM decisions GROUP BY reason")) == dict(
-        summary.decisions_by_reason)
-    assert dict(query(db, "SELECT status, count(*) FROM orders GROUP BY status")) == dict(summary.orders_by_status)
+        summary.decisions_by_reason
+    )
+    assert dict(query(db, "SELECT status, count(*) FROM orders GROUP BY status")) == dict(
+        summary.orders_by_status
+    )
     assert summary.decisions_by_reason["copy"] == summary.orders > 0
     assert query(db, "SELECT count(*) FROM order_intents")[0][0] == summary.orders
     assert query(db, "SELECT count(*) FROM executor_journal")[0][0] == summary.orders
@@ -85,7 +93,9 @@ def test_demo_on_real_trades_places_orders_and_its_summary_matches_postgres(sett
     assert query(db, "SELECT max(received_at_ms) FROM trades")[0][0] == latest
 
 
-def test_replaying_the_same_capture_twice_yields_identical_decisions(settings_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_replaying_the_same_capture_twice_yields_identical_decisions(
+    settings_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     """Same ids, sizes, limits and reasons. BUY-only wallets with ample capital: SELL mirroring and capital
     limits also depend on when fills are reported, which a live pipeline does not fix."""
     from collections import Counter
@@ -100,18 +110,37 @@ def test_replaying_the_same_capture_twice_yields_identical_decisions(settings_fa
     write_capture(path, frames)
     leaders = Counter(parse_rtds_frame(f.frame, 1).trades[0].proxy_wallet for f in frames)
     wallets = tmp_path / "wallets.yaml"
-    wallets.write_text(yaml.safe_dump({"wallets": [
-        {"id": "fixed", "capital_usdc": "1000000", "targets": [w for w, _ in leaders.most_common(15)],
-         "sizing": {"mode": "fixed_usdc", "value": "10"}, "max_slippage": "0.02"},
-        {"id": "ratio", "capital_usdc": "1000000", "targets": [w for w, _ in leaders.most_common(5)],
-         "sizing": {"mode": "ratio", "value": "0.1"}, "max_slippage": "0.01", "min_leader_usdc": "5"},
-    ]}))
+    wallets.write_text(
+        yaml.safe_dump(
+            {
+                "wallets": [
+                    {
+                        "id": "fixed",
+                        "capital_usdc": "1000000",
+                        "targets": [w for w, _ in leaders.most_common(15)],
+                        "sizing": {"mode": "fixed_usdc", "value": "10"},
+                        "max_slippage": "0.02",
+                    },
+                    {
+                        "id": "ratio",
+                        "capital_usdc": "1000000",
+                        "targets": [w for w, _ in leaders.most_common(5)],
+                        "sizing": {"mode": "ratio", "value": "0.1"},
+                        "max_slippage": "0.01",
+                        "min_leader_usdc": "5",
+                    },
+                ]
+            }
+        )
+    )
 
     def replay() -> set[tuple[object, ...]]:
         settings = settings_factory(**simulator_urls())
         run_demo(settings, DemoOptions(capture=path, wallets=wallets, duration_secs=120), out=lambda _: None)
-        return {(d.decision_id, d.wallet_id, d.reason, d.size, d.limit_price)
-                for d in read_all(settings, DECISIONS, Decision)}
+        return {
+            (d.decision_id, d.wallet_id, d.reason, d.size, d.limit_price)
+            for d in read_all(settings, DECISIONS, Decision)
+        }
 
     first, second = replay(), replay()
     assert len(first) > 100

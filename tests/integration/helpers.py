@@ -54,8 +54,12 @@ class WorkerProcess:
         from polycopy.kafka import wait_for_consumer_group
 
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "polycopy.cli", "worker"], stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=os.environ | self.settings.to_env())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "polycopy.cli", "worker"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=os.environ | self.settings.to_env(),
+        )
         group = self.settings.consumer_group("processor")
         for _ in range(90):
             if self.process.poll() is not None or wait_for_consumer_group(self.settings, group, 1):
@@ -72,4 +76,3 @@ class WorkerProcess:
         except Exception:  # noqa: BLE001
             self.process.kill()
         self._log.close()
-

@@ -42,8 +42,13 @@ wallets:
 def polycopy(settings: PolycopySettings, *args: str) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "polycopy.cli", *args], capture_output=True, text=True,
-                          env=os.environ | settings.to_env(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "polycopy.cli", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ | settings.to_env(),
+        timeout=120,
+    )
 
 
 def test_a_bad_wallet_file_is_refused_whole_with_one_line_per_problem(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -77,8 +82,14 @@ def test_topics_dump_prints_json_lines(settings) -> None:  # type: ignore[no-unt
 
 
 def test_whatif_replays_the_log_into_sandbox_topics_only(settings) -> None:  # type: ignore[no-untyped-def]
-    trades = [build_trade(transaction_hash="0x" + f"{n:064x}", received_at_ms=1_790_000_000_000 + n * 1000,
-                          timestamp=1_790_000_000 + n) for n in range(6)]
+    trades = [
+        build_trade(
+            transaction_hash="0x" + f"{n:064x}",
+            received_at_ms=1_790_000_000_000 + n * 1000,
+            timestamp=1_790_000_000 + n,
+        )
+        for n in range(6)
+    ]
     publisher = MessagePublisher(settings)
     for trade in trades:  # as the producers do: the record time is our receive time
         publisher.publish(RAW_TRADES, trade.proxy_wallet, trade, timestamp_ms=trade.received_at_ms)

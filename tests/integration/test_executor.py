@@ -30,8 +30,13 @@ def intent_for_best_ask(venue, **overrides):  # type: ignore[no-untyped-def]
     token = market.token_ids[0]
     asks = venue.simulator.book(token)["asks"]
     best_ask = min(Decimal(level["price"]) for level in asks)
-    values = {"asset": token, "condition_id": market.condition_id, "limit_price": best_ask + 2 * market.tick_size,
-              "tick_size": market.tick_size, "size": Decimal("5")} | overrides
+    values = {
+        "asset": token,
+        "condition_id": market.condition_id,
+        "limit_price": best_ask + 2 * market.tick_size,
+        "tick_size": market.tick_size,
+        "size": Decimal("5"),
+    } | overrides
     return build_intent(**values)
 
 
@@ -69,8 +74,13 @@ def test_an_intent_delivered_twice_is_executed_once(settings_factory, venue) -> 
 def test_an_unknown_token_is_rejected_and_a_gtc_remainder_rests(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
     settings = settings_factory(clob_url=venue.server.clob_url)
     unknown = intent_for_best_ask(venue, asset="1" * 77, dedup_key="f" * 32, intent_id="i-unknown")
-    resting = intent_for_best_ask(venue, limit_price=Decimal("0.01"), order_type=OrderType.GTC,
-                                  dedup_key="e" * 32, intent_id="i-resting")
+    resting = intent_for_best_ask(
+        venue,
+        limit_price=Decimal("0.01"),
+        order_type=OrderType.GTC,
+        dedup_key="e" * 32,
+        intent_id="i-resting",
+    )
     publish(settings, ORDER_INTENTS, [("w1", unknown), ("w1", resting)])
     run_executor(settings)
     kinds = {r.intent_id: r.kind for r in read_all(settings, EXECUTION_REPORTS, ExecutionReport)}

@@ -53,8 +53,9 @@ async def channel(simulator_factory, request) -> AsyncIterator[tuple[object, Mar
     """A quiet venue (no background drift or trades) and a running feed; a test may set its backoff."""
     venue = simulator_factory(seed=31, auto_trades=False, drift_interval_secs=3600.0)
     backoff = getattr(request, "param", FAST)
-    feed = MarketBookFeed(venue.server.clob_market_ws_url, PipelineMetrics(), ping_secs=0.5, watchdog_secs=5,
-                          backoff=backoff)
+    feed = MarketBookFeed(
+        venue.server.clob_market_ws_url, PipelineMetrics(), ping_secs=0.5, watchdog_secs=5, backoff=backoff
+    )
     task = asyncio.get_running_loop().create_task(feed.run())
     yield venue, feed, ClobGateway(venue.server.clob_url)
     feed.stop()
@@ -134,15 +135,26 @@ def scrape_book_sources(port: int) -> dict[str, float]:
 
 
 def test_the_worker_decides_copies_with_books_from_the_market_channel(
-        settings_factory, simulator_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings_factory, simulator_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=32, auto_trades=False)
     port = free_port()
-    settings = settings_factory(clob_url=venue.server.clob_url,
-                                clob_market_ws_url=venue.server.clob_market_ws_url,
-                                metrics_enabled=True, metrics_port=port)
-    wallet = WalletConfig(id="w1", capital_usdc=Decimal("1000"), targets=(LEADER,), sides=("BUY",),
-                          price_min=Decimal("0.05"), price_max=Decimal("0.95"), max_slippage=Decimal("0.05"),
-                          liquidity_min_fill_ratio=Decimal("0"))
+    settings = settings_factory(
+        clob_url=venue.server.clob_url,
+        clob_market_ws_url=venue.server.clob_market_ws_url,
+        metrics_enabled=True,
+        metrics_port=port,
+    )
+    wallet = WalletConfig(
+        id="w1",
+        capital_usdc=Decimal("1000"),
+        targets=(LEADER,),
+        sides=("BUY",),
+        price_min=Decimal("0.05"),
+        price_max=Decimal("0.95"),
+        max_slippage=Decimal("0.05"),
+        liquidity_min_fill_ratio=Decimal("0"),
+    )
     publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
     market = venue.simulator.markets[0]
     token = market.token_ids[0]
@@ -150,9 +162,14 @@ def test_the_worker_decides_copies_with_books_from_the_market_channel(
 
     def trade():  # type: ignore[no-untyped-def]
         mid = venue.simulator.midpoint(token)
-        return build_trade(proxy_wallet=LEADER, asset=token, condition_id=market.condition_id,
-                           price=mid.quantize(Decimal("0.01")), size=Decimal("40"),
-                           transaction_hash="0x" + f"{next(numbers):064x}")
+        return build_trade(
+            proxy_wallet=LEADER,
+            asset=token,
+            condition_id=market.condition_id,
+            price=mid.quantize(Decimal("0.01")),
+            size=Decimal("40"),
+            transaction_hash="0x" + f"{next(numbers):064x}",
+        )
 
     def copies() -> int:
         return sum(d.reason == "copy" for d in read_all(settings, DECISIONS, Decision))
@@ -169,8 +186,9 @@ def test_the_worker_decides_copies_with_books_from_the_market_channel(
             publish(settings, RAW_TRADES, [(later.proxy_wallet, later)])
             return scrape_book_sources(port).get("channel", 0) >= 1
 
-        wait_until(a_later_trade_is_decided_on_the_streamed_book, timeout_secs=30,
-                   what="a book from the channel")
+        wait_until(
+            a_later_trade_is_decided_on_the_streamed_book, timeout_secs=30, what="a book from the channel"
+        )
         wait_until(lambda: copies() >= 2, what="copy decisions on streamed books")
         assert scrape_book_sources(port).get("rest", 0) >= 1  # the first trade's book came from REST
     log = log_path.read_text()

@@ -41,20 +41,29 @@ LEADERBOARD = SHARED_DATA / "edulabrador__polymarket-smart-money" / "leaderboard
 
 def fill(wallet: str, timestamp: int, number: int, **overrides: Any) -> dict[str, Any]:
     """A Data API trade row of `wallet`, with the wallet in mixed case as the venue sends it."""
-    return build_trade_payload(proxyWallet="0x" + wallet[2:].upper(), timestamp=timestamp,
-                               transactionHash="0x" + f"{number:064x}", **overrides)
+    return build_trade_payload(
+        proxyWallet="0x" + wallet[2:].upper(),
+        timestamp=timestamp,
+        transactionHash="0x" + f"{number:064x}",
+        **overrides,
+    )
 
 
 @pytest.fixture
 def venue_settings(settings_factory, simulator_factory):  # type: ignore[no-untyped-def]
     """A quiet simulator, settings pointing at it, three copy wallets and one synced trader."""
     venue = simulator_factory(seed=5, auto_trades=False)
-    settings = settings_factory(data_api_url=venue.server.clob_url, gamma_url=venue.server.clob_url,
-                                poll_interval_secs=300, poll_overlap_secs=120)
-    wallets = [WalletConfig(id="follows-leader", capital_usdc=Decimal("100"), targets=(LEADER,)),
-               WalletConfig(id="follows-synced", capital_usdc=Decimal("100")),
-               WalletConfig(id="switched-off", capital_usdc=Decimal("100"), targets=(UNFOLLOWED,),
-                            enabled=False)]
+    settings = settings_factory(
+        data_api_url=venue.server.clob_url,
+        gamma_url=venue.server.clob_url,
+        poll_interval_secs=300,
+        poll_overlap_secs=120,
+    )
+    wallets = [
+        WalletConfig(id="follows-leader", capital_usdc=Decimal("100"), targets=(LEADER,)),
+        WalletConfig(id="follows-synced", capital_usdc=Decimal("100")),
+        WalletConfig(id="switched-off", capital_usdc=Decimal("100"), targets=(UNFOLLOWED,), enabled=False),
+    ]
     publish(settings, WALLET_CONFIG, [(wallet.id, wallet) for wallet in wallets])
     publish(settings, TRADERS, [(SYNCED, TraderReference(wallet=SYNCED, updated_at_ms=1))])
     return venue, settings
@@ -63,11 +72,16 @@ def venue_settings(settings_factory, simulator_factory):  # type: ignore[no-unty
 def run_poller(settings: PolycopySettings, now_secs: int) -> tuple[PollSummary, PipelineMetrics]:
     """One poll run as `polycopy poll` does it, with the clock at `now_secs`; a fresh poller each time."""
     metrics = PipelineMetrics()
-    with VenueHttpClient(settings.data_api_url, settings.gamma_url, settings.poll_requests_per_sec,
-                         on_response=lambda status: metrics.poller_requests.labels(status).inc()) as client:
+    with VenueHttpClient(
+        settings.data_api_url,
+        settings.gamma_url,
+        settings.poll_requests_per_sec,
+        on_response=lambda status: metrics.poller_requests.labels(status).inc(),
+    ) as client:
         publisher = MessagePublisher(settings, client_id="test-poller")
-        poller = SafetyNetPoller(settings, client, publisher, metrics,
-                                 clock_ms=lambda: now_secs * 1000 + 500).start()
+        poller = SafetyNetPoller(
+            settings, client, publisher, metrics, clock_ms=lambda: now_secs * 1000 + 500
+        ).start()
         try:
             return poller.run_once(), metrics
         finally:
@@ -94,11 +108,18 @@ def latest_watermarks(settings: PolycopySettings) -> dict[str, int]:
 
 def test_poller_publishes_followed_fills_with_source_poll_and_advances_watermarks(venue_settings) -> None:  # type: ignore[no-untyped-def]
     venue, settings = venue_settings
-    venue.call(venue.server.publish_payloads([
-        fill(LEADER, T0 - 1000, 1),  # older than the first window (interval + overlap = 420 s)
-        fill(LEADER, T0 - 400, 2), fill(LEADER, T0 - 200, 3, side="SELL"), fill(LEADER, T0 - 100, 4),
-        fill(SYNCED, T0 - 50, 5), fill(UNFOLLOWED, T0 - 30, 6),
-    ]))
+    venue.call(
+        venue.server.publish_payloads(
+            [
+                fill(LEADER, T0 - 1000, 1),  # older than the first window (interval + overlap = 420 s)
+                fill(LEADER, T0 - 400, 2),
+                fill(LEADER, T0 - 200, 3, side="SELL"),
+                fill(LEADER, T0 - 100, 4),
+                fill(SYNCED, T0 - 50, 5),
+                fill(UNFOLLOWED, T0 - 30, 6),
+            ]
+        )
+    )
     # a maker fill: the Data API hides it unless asked with takerOnly=false
     venue.call(venue.server.publish_payloads([fill(LEADER, T0 - 10, 7)], feed_types=("trades",)))
 
@@ -108,7 +129,12 @@ def test_poller_publishes_followed_fills_with_source_poll_and_advances_watermark
     assert list(runs) == [T0 * 1000 + 500]
     published = runs[T0 * 1000 + 500]
     assert sorted((key, trade.timestamp) for key, trade in published) == [
-        (LEADER, T0 - 400), (LEADER, T0 - 200), (LEADER, T0 - 100), (LEADER, T0 - 10), (SYNCED, T0 - 50)]
+        (LEADER, T0 - 400),
+        (LEADER, T0 - 200),
+        (LEADER, T0 - 100),
+        (LEADER, T0 - 10),
+        (SYNCED, T0 - 50),
+    ]
     assert all(trade.source is TradeSource.POLL and trade.proxy_wallet == key for key, trade in published)
     assert latest_watermarks(settings) == {LEADER: T0 - 10, SYNCED: T0 - 50}
     assert (summary.wallets, summary.fetched, summary.published, summary.failed_wallets) == (2, 5, 5, 0)
@@ -118,10 +144,18 @@ def test_poller_publishes_followed_fills_with_source_poll_and_advances_watermark
 
 def test_second_run_republishes_only_the_overlap_window_and_new_fills(venue_settings) -> None:  # type: ignore[no-untyped-def]
     venue, settings = venue_settings
-    venue.call(venue.server.publish_payloads([
-        fill(LEADER, T0 - 400, 1), fill(LEADER, T0 - 200, 2), fill(LEADER, T0 - 100, 3),
-        fill(LEADER, T0 - 10, 4), fill(SYNCED, T0 - 300, 5), fill(SYNCED, T0 - 50, 6),
-    ]))
+    venue.call(
+        venue.server.publish_payloads(
+            [
+                fill(LEADER, T0 - 400, 1),
+                fill(LEADER, T0 - 200, 2),
+                fill(LEADER, T0 - 100, 3),
+                fill(LEADER, T0 - 10, 4),
+                fill(SYNCED, T0 - 300, 5),
+                fill(SYNCED, T0 - 50, 6),
+            ]
+        )
+    )
     run_poller(settings, T0)
     venue.call(venue.server.publish_payloads([fill(LEADER, T0 + 100, 7)]))
 
@@ -131,7 +165,11 @@ def test_second_run_republishes_only_the_overlap_window_and_new_fills(venue_sett
     first, second = runs[T0 * 1000 + 500], runs[(T0 + 300) * 1000 + 500]
     # windows: LEADER from its watermark T0-10 minus 120 s, SYNCED from T0-50 minus 120 s
     assert sorted((key, trade.timestamp) for key, trade in second) == [
-        (LEADER, T0 - 100), (LEADER, T0 - 10), (LEADER, T0 + 100), (SYNCED, T0 - 50)]
+        (LEADER, T0 - 100),
+        (LEADER, T0 - 10),
+        (LEADER, T0 + 100),
+        (SYNCED, T0 - 50),
+    ]
     repeated = {trade.dedup_key for _, trade in second} & {trade.dedup_key for _, trade in first}
     assert len(repeated) == 3  # what the target filter drops as already seen
     assert summary.published == 4 and summary.watermarks == {LEADER: T0 + 100}
@@ -168,8 +206,10 @@ def test_markets_and_traders_sync_from_the_simulated_venue(venue_settings, monke
     for condition_id, market in markets.items():
         assert market.token_ids == tuple(simulated[condition_id].token_ids)
         assert market.tick_size == simulated[condition_id].tick_size and not market.closed
-    ranked = sorted((t for t in read_all(settings, TRADERS, TraderReference) if t.rank is not None),
-                    key=lambda trader: trader.rank or 0)
+    ranked = sorted(
+        (t for t in read_all(settings, TRADERS, TraderReference) if t.rank is not None),
+        key=lambda trader: trader.rank or 0,
+    )
     assert [trader.wallet for trader in ranked] == venue.simulator.top_wallets(60)  # two pages: 50 + 10
     assert all(trader.source == "leaderboard" and trader.volume_usdc for trader in ranked)
 
@@ -186,8 +226,13 @@ def test_poll_command_runs_once_and_the_loop_stops_on_sigterm(venue_settings, mo
 
     venue.call(venue.server.publish_payloads([fill(LEADER, now - 30, 2)]))
     command = [sys.executable, "-m", "polycopy.cli", "poll", "--loop", "--interval-secs", "600"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=os.environ | settings.to_env())
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ | settings.to_env(),
+    )
     try:
         wait_until(lambda: len(read_all(settings, RAW_TRADES, RawTrade)) == 3, 30, "the loop's first run")
         process.send_signal(signal.SIGTERM)

@@ -1,4 +1,4 @@
-"""The PostgreSQL sink over the real broker and database: everything lands once, re-delivery changes nothing."""
+"""The PostgreSQL sink on the real broker and database: everything lands once, re-delivery changes nothing."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from polycopy.metrics import PipelineMetrics
 from polycopy.postgres import query
 from polycopy.settings import PolycopySettings
+from schemas.deadletter import DeadLetter
+from schemas.orders import OrderStatus
 from schemas.topics import DEAD_LETTERS, DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
 from sinks.postgres_sink import PostgresSink
 from tests.builders import build_decision, build_intent, build_order_event, build_trade
 from tests.integration.helpers import count_rows, publish, read_all
-from schemas.deadletter import DeadLetter
-from schemas.orders import OrderStatus
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +32,10 @@ def publish_everything(settings: PolycopySettings) -> None:
     intent = build_intent()
     publish(settings, DECISIONS, [(decision.wallet_id, decision)])
     publish(settings, ORDER_INTENTS, [(intent.wallet_id, intent)])
-    events = [build_order_event(sequence=1, status=OrderStatus.PLACED),
-              build_order_event(sequence=2, status=OrderStatus.FILLED, matched_size=Decimal("10"))]
+    events = [
+        build_order_event(sequence=1, status=OrderStatus.PLACED),
+        build_order_event(sequence=2, status=OrderStatus.FILLED, matched_size=Decimal("10")),
+    ]
     publish(settings, ORDER_EVENTS, [(e.wallet_id, e) for e in events])
 
 
@@ -44,7 +46,9 @@ def test_sink_writes_every_message_to_its_table(settings: PolycopySettings) -> N
     assert count_rows(settings, "decisions") == 1
     assert count_rows(settings, "order_intents") == 1
     assert count_rows(settings, "order_events") == 2
-    assert query(settings.database_url, "SELECT status, matched_size FROM orders") == [("filled", Decimal("10"))]
+    assert query(settings.database_url, "SELECT status, matched_size FROM orders") == [
+        ("filled", Decimal("10"))
+    ]
 
 
 def test_redelivered_messages_change_nothing(settings: PolycopySettings) -> None:
@@ -74,5 +78,6 @@ def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_rest_is_writt
     assert count_rows(settings, "decisions") == 1
     letters = read_all(settings, DEAD_LETTERS, DeadLetter)
     assert [(letter.stage, letter.source_topic) for letter in letters] == [
-        ("postgres-sink", settings.topic_name(DECISIONS))]
+        ("postgres-sink", settings.topic_name(DECISIONS))
+    ]
     assert "not" in letters[0].payload

@@ -13,8 +13,15 @@ from processors.core.ids import build_paper_order_id, build_report_id
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionMode, ExecutionReport, OrderEvent, OrderIntent, ReportKind
-from schemas.topics import DEAD_LETTERS, DECISIONS, EXECUTION_REPORTS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, \
-    WALLET_CONFIG
+from schemas.topics import (
+    DEAD_LETTERS,
+    DECISIONS,
+    EXECUTION_REPORTS,
+    ORDER_EVENTS,
+    ORDER_INTENTS,
+    RAW_TRADES,
+    WALLET_CONFIG,
+)
 from schemas.wallets import WalletConfig
 from tests.builders import build_trade
 from tests.integration.helpers import WorkerProcess, publish, read_all, wait_until
@@ -29,9 +36,16 @@ OTHER = "0x" + "2b" * 20
 def pipeline(settings_factory, simulator_factory, tmp_path: Path):  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=9, auto_trades=False)
     settings = settings_factory(clob_url=venue.server.clob_url)
-    wallet = WalletConfig(id="w1", capital_usdc=Decimal("1000"), targets=(LEADER,), sides=("BUY",),
-                          price_min=Decimal("0.05"), price_max=Decimal("0.95"), max_slippage=Decimal("0.05"),
-                          liquidity_min_fill_ratio=Decimal("0"))
+    wallet = WalletConfig(
+        id="w1",
+        capital_usdc=Decimal("1000"),
+        targets=(LEADER,),
+        sides=("BUY",),
+        price_min=Decimal("0.05"),
+        price_max=Decimal("0.95"),
+        max_slippage=Decimal("0.05"),
+        liquidity_min_fill_ratio=Decimal("0"),
+    )
     publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
     with WorkerProcess(settings, tmp_path / "worker.log"):
         yield settings, venue, wallet
@@ -41,9 +55,14 @@ def trade_on(venue, n: int, **overrides):  # type: ignore[no-untyped-def]
     market = venue.simulator.markets[n % len(venue.simulator.markets)]
     token = market.token_ids[0]
     mid = venue.simulator.midpoint(token)
-    values = {"proxy_wallet": LEADER, "asset": token, "condition_id": market.condition_id,
-              "price": mid.quantize(Decimal("0.01")), "size": Decimal("40"),
-              "transaction_hash": "0x" + f"{n:064x}"} | overrides
+    values = {
+        "proxy_wallet": LEADER,
+        "asset": token,
+        "condition_id": market.condition_id,
+        "price": mid.quantize(Decimal("0.01")),
+        "size": Decimal("40"),
+        "transaction_hash": "0x" + f"{n:064x}",
+    } | overrides
     return build_trade(**values)
 
 
@@ -60,7 +79,8 @@ def test_target_trades_are_decided_once_and_others_are_ignored(pipeline) -> None
     wait_until(lambda: len(decisions_of(settings)) >= 2, what="two decisions")
     decisions = read_all(settings, DECISIONS, Decision)
     assert sorted((d.dedup_key, d.reason) for d in decisions) == sorted(
-        [(copy.dedup_key, "copy"), (sell.dedup_key, "side_disabled")])
+        [(copy.dedup_key, "copy"), (sell.dedup_key, "side_disabled")]
+    )
     intents = read_all(settings, ORDER_INTENTS, OrderIntent)
     assert [(i.dedup_key, i.wallet_id) for i in intents] == [(copy.dedup_key, "w1")]
     assert intents[0].limit_price <= copy.price + Decimal("0.05")
@@ -80,7 +100,9 @@ def test_a_changed_wallet_file_changes_decisions_without_a_restart(pipeline) -> 
         publish(settings, RAW_TRADES, [(probe.proxy_wallet, probe)])
         return "price_out_of_band" in {d.reason for d in decisions_of(settings).values()}
 
-    wait_until(a_new_trade_is_decided_under_the_new_rules, timeout_secs=30, what="decision under the new rules")
+    wait_until(
+        a_new_trade_is_decided_under_the_new_rules, timeout_secs=30, what="decision under the new rules"
+    )
     assert decisions_of(settings)[first.dedup_key].reason == "copy"
 
 
@@ -109,17 +131,32 @@ def test_execution_reports_become_order_events_and_release_capital(pipeline) -> 
 
     def report(kind: ReportKind, matched: Decimal) -> ExecutionReport:
         return ExecutionReport(
-            report_id=build_report_id(order_id, kind.value, matched), intent_id=intent.intent_id,
-            wallet_id=intent.wallet_id, order_id=order_id, mode=ExecutionMode.PAPER, kind=kind, side=intent.side,
-            asset=intent.asset, size=intent.size, limit_price=intent.limit_price, matched_size=matched,
-            average_price=intent.limit_price, received_at_ms=intent.received_at_ms, sent_at_ms=1, reported_at_ms=2)
+            report_id=build_report_id(order_id, kind.value, matched),
+            intent_id=intent.intent_id,
+            wallet_id=intent.wallet_id,
+            order_id=order_id,
+            mode=ExecutionMode.PAPER,
+            kind=kind,
+            side=intent.side,
+            asset=intent.asset,
+            size=intent.size,
+            limit_price=intent.limit_price,
+            matched_size=matched,
+            average_price=intent.limit_price,
+            received_at_ms=intent.received_at_ms,
+            sent_at_ms=1,
+            reported_at_ms=2,
+        )
 
     fill, cancel = report(ReportKind.FILL, half), report(ReportKind.CANCELLED, half)
     publish(settings, EXECUTION_REPORTS, [("w1", fill), ("w1", fill), ("w1", cancel)])
     wait_until(lambda: len(read_all(settings, ORDER_EVENTS, OrderEvent)) >= 3, what="order events")
     events = read_all(settings, ORDER_EVENTS, OrderEvent)
     assert [(e.event_type.value, e.matched_size) for e in events] == [
-        ("OrderPlaced", Decimal(0)), ("OrderPartialFill", half), ("OrderCancelled", half)]
+        ("OrderPlaced", Decimal(0)),
+        ("OrderPartialFill", half),
+        ("OrderCancelled", half),
+    ]
     assert events[-1].released_usdc == (intent.size - half) * intent.limit_price
 
 
@@ -129,13 +166,32 @@ def test_market_metadata_and_synced_traders_reach_the_policy(pipeline) -> None: 
 
     settings, venue, _ = pipeline
     closed_market = venue.simulator.markets[8]
-    follower = WalletConfig(id="w-follows-leaderboard", capital_usdc=Decimal("500"), max_slippage=Decimal("0.05"),
-                            liquidity_min_fill_ratio=Decimal("0"))
+    follower = WalletConfig(
+        id="w-follows-leaderboard",
+        capital_usdc=Decimal("500"),
+        max_slippage=Decimal("0.05"),
+        liquidity_min_fill_ratio=Decimal("0"),
+    )
     star = "0x" + "3c" * 20
-    publish(settings, MARKETS, [(closed_market.condition_id, MarketReference(
-        condition_id=closed_market.condition_id, token_ids=closed_market.token_ids, closed=True,
-        category="Sports", updated_at_ms=1))])
-    publish(settings, TRADERS, [(star, TraderReference(wallet=star, win_rate=Decimal("0.6"), updated_at_ms=1))])
+    publish(
+        settings,
+        MARKETS,
+        [
+            (
+                closed_market.condition_id,
+                MarketReference(
+                    condition_id=closed_market.condition_id,
+                    token_ids=closed_market.token_ids,
+                    closed=True,
+                    category="Sports",
+                    updated_at_ms=1,
+                ),
+            )
+        ],
+    )
+    publish(
+        settings, TRADERS, [(star, TraderReference(wallet=star, win_rate=Decimal("0.6"), updated_at_ms=1))]
+    )
     publish(settings, WALLET_CONFIG, [(follower.id, follower)])
     probes = iter(range(300, 400))
 
@@ -150,12 +206,18 @@ def test_market_metadata_and_synced_traders_reach_the_policy(pipeline) -> None: 
     wait_until(reference_data_is_applied, timeout_secs=30, what="decisions using reference data")
 
 
-def test_a_restarted_worker_keeps_each_wallets_ledger_and_seen_fills(settings_factory, simulator_factory,
-                                                                     tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_restarted_worker_keeps_each_wallets_ledger_and_seen_fills(
+    settings_factory, simulator_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=10, auto_trades=False)
     settings = settings_factory(clob_url=venue.server.clob_url)
-    wallet = WalletConfig(id="small", capital_usdc=Decimal("12"), targets=(LEADER,), max_slippage=Decimal("0.05"),
-                          liquidity_min_fill_ratio=Decimal("0"))
+    wallet = WalletConfig(
+        id="small",
+        capital_usdc=Decimal("12"),
+        targets=(LEADER,),
+        max_slippage=Decimal("0.05"),
+        liquidity_min_fill_ratio=Decimal("0"),
+    )
     publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
     first, second = trade_on(venue, 11), trade_on(venue, 12)
     with WorkerProcess(settings, tmp_path / "worker-1.log"):
@@ -167,4 +229,6 @@ def test_a_restarted_worker_keeps_each_wallets_ledger_and_seen_fills(settings_fa
         wait_until(lambda: second.dedup_key in decisions_of(settings), what="the second decision")
     decisions = read_all(settings, DECISIONS, Decision)
     assert [(d.dedup_key, d.reason) for d in decisions] == [
-        (first.dedup_key, "copy"), (second.dedup_key, "capital_exhausted")]
+        (first.dedup_key, "copy"),
+        (second.dedup_key, "capital_exhausted"),
+    ]

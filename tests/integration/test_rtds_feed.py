@@ -1,5 +1,6 @@
 """The RTDS producer against the simulated venue socket and the real broker: duplicates across subscription
-types, reconnects and two producers are stored once; a silent socket is detected; bad frames are dead-lettered."""
+types, reconnects and two producers are stored once; a silent socket is detected; bad frames are
+dead-lettered."""
 
 from __future__ import annotations
 
@@ -26,8 +27,13 @@ FAST_RETRY = BackoffPolicy(base_secs=0.05, cap_secs=0.2)
 
 def start_feed(settings: PolycopySettings, url: str, metrics: PipelineMetrics, **options: float):  # type: ignore[no-untyped-def]
     publisher = TradePublisher(MessagePublisher(settings), metrics)
-    feed = RtdsFeed(url, lambda frame, ms: publisher.publish_frame(frame, ms, TradeSource.RTDS), metrics,
-                    backoff=FAST_RETRY, **options)
+    feed = RtdsFeed(
+        url,
+        lambda frame, ms: publisher.publish_frame(frame, ms, TradeSource.RTDS),
+        metrics,
+        backoff=FAST_RETRY,
+        **options,
+    )
     return feed, publisher, asyncio.get_running_loop().create_task(feed.run())
 
 
@@ -51,19 +57,24 @@ def venue_payloads(venue, count: int) -> list[dict]:  # type: ignore[no-untyped-
 
 
 async def test_the_same_fills_from_two_producers_both_types_and_a_reconnect_are_stored_once(
-        settings, simulator_factory) -> None:  # type: ignore[no-untyped-def]
+    settings, simulator_factory
+) -> None:  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=21, auto_trades=False)
     metrics = PipelineMetrics()
     first = start_feed(settings, venue.server.rtds_url, metrics)
     second = start_feed(settings, venue.server.rtds_url, metrics)
     await wait_for(lambda: venue.server.subscribed_clients == 2)
     payloads = venue_payloads(venue, 30)
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads), venue.loop))
+    await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads), venue.loop)
+    )
     await wait_for(lambda: first[1].trades == second[1].trades == 2 * len(payloads))
     await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.drop_connections(), venue.loop))
     await wait_for(lambda: first[0].connections == second[0].connections == 2)
     await wait_for(lambda: venue.server.subscribed_clients == 2)
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads), venue.loop))
+    await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads), venue.loop)
+    )
     await wait_for(lambda: first[1].trades == 4 * len(payloads))
     await stop(first, second)
 
@@ -93,13 +104,20 @@ async def test_malformed_frames_are_dead_lettered_and_the_feed_goes_on(settings,
     metrics = PipelineMetrics()
     feed = start_feed(settings, venue.server.rtds_url, metrics)
     await wait_for(lambda: venue.server.subscribed_clients == 1)
-    bad = ['{"topic":"activity","type":"trades","payload":{"proxyWallet":"0x1","transactionHash":"0x2"}}',
-           "not json at all"]
+    bad = [
+        '{"topic":"activity","type":"trades","payload":{"proxyWallet":"0x1","transactionHash":"0x2"}}',
+        "not json at all",
+    ]
     for frame in bad:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.inject_frame(frame), venue.loop))
+        await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(venue.server.inject_frame(frame), venue.loop)
+        )
     payloads = venue_payloads(venue, 4)
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
-        venue.server.publish_payloads(payloads, feed_types=("trades",)), venue.loop))
+    await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(
+            venue.server.publish_payloads(payloads, feed_types=("trades",)), venue.loop
+        )
+    )
     await wait_for(lambda: feed[1].trades == len(payloads))
     await stop(feed)
     letters = read_all(settings, DEAD_LETTERS, DeadLetter)
@@ -109,7 +127,8 @@ async def test_malformed_frames_are_dead_lettered_and_the_feed_goes_on(settings,
 
 
 async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
-        settings_factory, simulator_factory) -> None:  # type: ignore[no-untyped-def]
+    settings_factory, simulator_factory
+) -> None:  # type: ignore[no-untyped-def]
     from polycopy.venue_http import VenueHttpClient
     from producers.poller import SafetyNetPoller
     from schemas.topics import WALLET_CONFIG
@@ -123,11 +142,16 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     await wait_for(lambda: venue.server.subscribed_clients == 1)
     before, during = venue_payloads(venue, 20), venue_payloads(venue, 20)
     leaders = sorted({p["proxyWallet"].lower() for p in before + during})
-    publish(settings, WALLET_CONFIG, [("copier", WalletConfig(id="copier", capital_usdc=Decimal("100"),
-                                                              targets=tuple(leaders)))])
+    publish(
+        settings,
+        WALLET_CONFIG,
+        [("copier", WalletConfig(id="copier", capital_usdc=Decimal("100"), targets=tuple(leaders)))],
+    )
 
     def send(payloads: list[dict], **options: object) -> None:  # type: ignore[type-arg]
-        asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads, **options), venue.loop).result()
+        asyncio.run_coroutine_threadsafe(
+            venue.server.publish_payloads(payloads, **options), venue.loop
+        ).result()
 
     send(before)
     await wait_for(lambda: feed[1].trades == 2 * len(before))
@@ -136,9 +160,13 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     await stop(feed)
     assert feed[1].trades == 2 * len(before)  # nothing of `during` reached the socket
 
-    poller = SafetyNetPoller(settings, VenueHttpClient(settings.data_api_url, settings.gamma_url,
-                                                       requests_per_sec=50), MessagePublisher(settings),
-                             PipelineMetrics(), clock_ms=lambda: 1_790_000_060_000).start()
+    poller = SafetyNetPoller(
+        settings,
+        VenueHttpClient(settings.data_api_url, settings.gamma_url, requests_per_sec=50),
+        MessagePublisher(settings),
+        PipelineMetrics(),
+        clock_ms=lambda: 1_790_000_060_000,
+    ).start()
     try:
         await asyncio.to_thread(poller.run_once)
     finally:

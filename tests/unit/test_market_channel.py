@@ -105,8 +105,13 @@ def test_a_tick_size_change_reaches_the_book_and_the_next_snapshot() -> None:
 # --- MarketBookFeed against the simulator -----------------------------------------------------------------
 @pytest.fixture
 async def venue() -> AsyncIterator[SimulatorServer]:
-    server = SimulatorServer(MarketSimulator(13, market_count=6, wallet_count=30), rtds_port=0, clob_port=0,
-                             auto_trades=False, drift_interval_secs=3600.0)
+    server = SimulatorServer(
+        MarketSimulator(13, market_count=6, wallet_count=30),
+        rtds_port=0,
+        clob_port=0,
+        auto_trades=False,
+        drift_interval_secs=3600.0,
+    )
     await server.start()
     yield server
     await server.stop()
@@ -138,8 +143,11 @@ async def eventually(condition: Callable[[], bool], timeout_secs: float = 5.0) -
 
 def matches_venue(feed: MarketBookFeed, venue: SimulatorServer, token: str) -> bool:
     book, payload = feed.fresh_book(token, 60_000), venue.simulator.book(token)
-    return book is not None and payload is not None and (book.bids, book.asks) == (
-        (reference := parse_book(payload)).bids, reference.asks)
+    return (
+        book is not None
+        and payload is not None
+        and (book.bids, book.asks) == ((reference := parse_book(payload)).bids, reference.asks)
+    )
 
 
 def tokens_of(venue: SimulatorServer) -> list[str]:

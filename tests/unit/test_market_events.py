@@ -29,14 +29,25 @@ D = Decimal
 
 def build_change_row(price: str, size: str, side: str = "SELL", asset: str = ASSET) -> dict[str, str]:
     """One `price_changes[]` entry as the venue sends it."""
-    return {"asset_id": asset, "price": price, "size": size, "side": side, "hash": "ab" * 20,
-            "best_bid": "0.49", "best_ask": "0.5"}
+    return {
+        "asset_id": asset,
+        "price": price,
+        "size": size,
+        "side": side,
+        "hash": "ab" * 20,
+        "best_bid": "0.49",
+        "best_ask": "0.5",
+    }
 
 
 def build_price_change_event(*rows: dict[str, str], timestamp_ms: int = 1_790_000_000_123) -> dict[str, Any]:
     """A `price_change` event in the array format (since Sep 2025)."""
-    return {"market": CONDITION_ID, "price_changes": list(rows), "timestamp": str(timestamp_ms),
-            "event_type": "price_change"}
+    return {
+        "market": CONDITION_ID,
+        "price_changes": list(rows),
+        "timestamp": str(timestamp_ms),
+        "event_type": "price_change",
+    }
 
 
 def build_book_event(**overrides: Any) -> dict[str, Any]:
@@ -63,8 +74,13 @@ def test_a_book_event_parses_to_a_best_first_snapshot_with_its_parameters() -> N
 
 
 def test_an_array_of_events_yields_every_event_in_order() -> None:
-    frame = json.dumps([build_book_event(), build_book_event(asset=OTHER_ASSET),
-                        build_price_change_event(build_change_row("0.5", "0"))])
+    frame = json.dumps(
+        [
+            build_book_event(),
+            build_book_event(asset=OTHER_ASSET),
+            build_price_change_event(build_change_row("0.5", "0")),
+        ]
+    )
     message = parse_market_message(frame)
     kinds = [type(event).__name__ for event in message.events]
     assert kinds == ["BookSnapshot", "BookSnapshot", "PriceChanges"]
@@ -75,22 +91,41 @@ def test_a_price_change_event_carries_each_level_change_with_its_asset_and_side(
     rows = [build_change_row("0.5", "0"), build_change_row("0.48", "12.5", side="BUY", asset=OTHER_ASSET)]
     frame = json.dumps(build_price_change_event(*rows))
     [event] = parse_market_message(frame).events
-    assert event == PriceChanges(market=CONDITION_ID, timestamp_ms=1_790_000_000_123, changes=(
-        change("0.5", "0"), change("0.48", "12.5", Side.BUY, OTHER_ASSET)))
+    assert event == PriceChanges(
+        market=CONDITION_ID,
+        timestamp_ms=1_790_000_000_123,
+        changes=(change("0.5", "0"), change("0.48", "12.5", Side.BUY, OTHER_ASSET)),
+    )
 
 
 def test_the_pre_2025_price_change_format_with_one_asset_per_event_is_understood() -> None:
-    frame = json.dumps({"event_type": "price_change", "asset_id": ASSET, "market": CONDITION_ID,
-                        "changes": [{"price": "0.51", "side": "SELL", "size": "7"}], "timestamp": "5"})
+    frame = json.dumps(
+        {
+            "event_type": "price_change",
+            "asset_id": ASSET,
+            "market": CONDITION_ID,
+            "changes": [{"price": "0.51", "side": "SELL", "size": "7"}],
+            "timestamp": "5",
+        }
+    )
     [event] = parse_market_message(frame).events
     assert event == PriceChanges(market=CONDITION_ID, timestamp_ms=5, changes=(change("0.51", "7"),))
 
 
 def test_a_tick_size_change_is_parsed() -> None:
-    frame = json.dumps({"event_type": "tick_size_change", "asset_id": ASSET, "market": CONDITION_ID,
-                        "old_tick_size": "0.01", "new_tick_size": "0.001", "timestamp": "9"})
+    frame = json.dumps(
+        {
+            "event_type": "tick_size_change",
+            "asset_id": ASSET,
+            "market": CONDITION_ID,
+            "old_tick_size": "0.01",
+            "new_tick_size": "0.001",
+            "timestamp": "9",
+        }
+    )
     assert parse_market_message(frame).events == (
-        TickSizeChange(asset=ASSET, market=CONDITION_ID, tick_size=D("0.001"), timestamp_ms=9),)
+        TickSizeChange(asset=ASSET, market=CONDITION_ID, tick_size=D("0.001"), timestamp_ms=9),
+    )
 
 
 def test_a_book_snapshot_without_tick_size_says_so_and_old_buys_sells_names_are_read() -> None:
@@ -102,8 +137,9 @@ def test_a_book_snapshot_without_tick_size_says_so_and_old_buys_sells_names_are_
     assert len(snapshot.book.bids) == len(snapshot.book.asks) == 3
 
 
-@pytest.mark.parametrize("event_type",
-                         ["last_trade_price", "best_bid_ask", "new_market", "market_resolved", None])
+@pytest.mark.parametrize(
+    "event_type", ["last_trade_price", "best_bid_ask", "new_market", "market_resolved", None]
+)
 def test_event_types_we_do_not_use_are_skipped_not_errors(event_type: str | None) -> None:
     message = parse_market_message(json.dumps({"event_type": event_type, "asset_id": ASSET, "price": "0.5"}))
     assert (message.events, message.skipped, message.errors) == ((), 1, ())
@@ -143,8 +179,11 @@ def test_a_new_size_replaces_the_level_and_zero_removes_it() -> None:
 
 
 def test_new_levels_are_inserted_in_best_first_order_on_each_side() -> None:
-    after = apply_price_changes(build_book(), [change("0.495", "10"), change("0.485", "4", Side.BUY),
-                                               change("0.60", "1", Side.BUY)], timestamp_ms=1)
+    after = apply_price_changes(
+        build_book(),
+        [change("0.495", "10"), change("0.485", "4", Side.BUY), change("0.60", "1", Side.BUY)],
+        timestamp_ms=1,
+    )
     assert prices(after.asks) == ["0.495", "0.50", "0.51", "0.52"]
     assert prices(after.bids) == ["0.60", "0.49", "0.485", "0.48", "0.47"]
 
@@ -171,10 +210,13 @@ def test_a_tick_size_change_applies_to_its_token_only() -> None:
 TICKS = st.integers(min_value=1, max_value=99).map(lambda n: D(n) / 100)
 SIZES = st.one_of(st.just(D(0)), st.decimals(min_value=D("0.01"), max_value=D("100000"), places=2))
 SIDES = st.sampled_from([Side.BUY, Side.SELL])
-LEVEL_MAPS = st.dictionaries(TICKS, st.decimals(min_value=D("0.01"), max_value=D("5000"), places=2),
-                             max_size=12)
-CHANGES = st.lists(st.builds(PriceChange, asset=st.sampled_from([ASSET, OTHER_ASSET]), side=SIDES,
-                             price=TICKS, size=SIZES), max_size=40)
+LEVEL_MAPS = st.dictionaries(
+    TICKS, st.decimals(min_value=D("0.01"), max_value=D("5000"), places=2), max_size=12
+)
+CHANGES = st.lists(
+    st.builds(PriceChange, asset=st.sampled_from([ASSET, OTHER_ASSET]), side=SIDES, price=TICKS, size=SIZES),
+    max_size=40,
+)
 
 
 @given(bids=LEVEL_MAPS, asks=LEVEL_MAPS, changes=CHANGES)

@@ -25,24 +25,32 @@ class FakeTradesClient:
         self.honours_start = honours_start
         self.requests: list[dict[str, Any]] = []
 
-    def fetch_user_trades(self, wallet: str, *, start_secs: int | None = None, limit: int = 500,
-                          offset: int = 0) -> list[dict[str, Any]]:
+    def fetch_user_trades(
+        self, wallet: str, *, start_secs: int | None = None, limit: int = 500, offset: int = 0
+    ) -> list[dict[str, Any]]:
         self.requests.append({"wallet": wallet, "start_secs": start_secs, "limit": limit, "offset": offset})
-        rows = [row for row in self.rows
-                if not self.honours_start or start_secs is None or int(row["timestamp"]) >= start_secs]
+        rows = [
+            row
+            for row in self.rows
+            if not self.honours_start or start_secs is None or int(row["timestamp"]) >= start_secs
+        ]
         return rows[offset : offset + limit]
 
 
 def fills(count: int, newest: int = NOW_SECS, step: int = 10) -> list[dict[str, Any]]:
     """`count` distinct fills of TRADER, `step` seconds apart, the newest at `newest`."""
-    return [build_trade_payload(timestamp=newest - index * step, transactionHash="0x" + f"{index:064x}")
-            for index in range(count)]
+    return [
+        build_trade_payload(timestamp=newest - index * step, transactionHash="0x" + f"{index:064x}")
+        for index in range(count)
+    ]
 
 
 # --- which wallets ------------------------------------------------------------------------------------------
 def test_enabled_wallets_targets_are_polled_and_disabled_ones_are_not() -> None:
-    wallets = [build_wallet(id="a", targets=(TRADER,)),
-               build_wallet(id="b", targets=(OTHER_TRADER,), enabled=False)]
+    wallets = [
+        build_wallet(id="a", targets=(TRADER,)),
+        build_wallet(id="b", targets=(OTHER_TRADER,), enabled=False),
+    ]
     assert select_wallets(wallets, [SYNCED]) == (TRADER,)
 
 
@@ -66,8 +74,10 @@ def test_a_wallet_never_polled_looks_back_one_interval_plus_the_overlap_only() -
     assert plan_poll(None, NOW_SECS, overlap_secs=120, first_lookback_secs=420) == NOW_SECS - 420
 
 
-@given(st.one_of(st.none(), st.integers(min_value=0, max_value=2 * NOW_SECS)),
-       st.integers(min_value=0, max_value=10**6))
+@given(
+    st.one_of(st.none(), st.integers(min_value=0, max_value=2 * NOW_SECS)),
+    st.integers(min_value=0, max_value=10**6),
+)
 def test_window_never_starts_after_the_watermark_or_below_zero(watermark: int | None, overlap: int) -> None:
     start = plan_poll(watermark, NOW_SECS, overlap, first_lookback_secs=420)
     assert start >= 0
@@ -86,11 +96,14 @@ def test_watermark_moves_to_the_newest_fill_and_never_back() -> None:
 
 
 # --- which pages --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("count", "oldest", "expected"), [
-    (3, NOW_SECS, True),  # short page: nothing older exists
-    (5, NOW_SECS, False),  # full page, all inside the window: there may be more
-    (5, NOW_SECS - 10_000, True),  # full page reaching past the start: older pages are outside
-])
+@pytest.mark.parametrize(
+    ("count", "oldest", "expected"),
+    [
+        (3, NOW_SECS, True),  # short page: nothing older exists
+        (5, NOW_SECS, False),  # full page, all inside the window: there may be more
+        (5, NOW_SECS - 10_000, True),  # full page reaching past the start: older pages are outside
+    ],
+)
 def test_last_page_when_short_or_past_the_window_start(count: int, oldest: int, expected: bool) -> None:
     rows = [{"timestamp": NOW_SECS}] * (count - 1) + [{"timestamp": oldest}]
     assert is_last_page(rows, page_size=5, start_secs=NOW_SECS - 100) is expected

@@ -46,12 +46,21 @@ def test_the_real_btc_market_maps_field_by_field() -> None:
 
     assert market == MarketReference(
         condition_id="0xba3509c3c29a52bb2f8cf8204755314a38461825e61e77e6350f5abd4b848e05",
-        question="Bitcoin Up or Down - March 22, 3:50AM-3:55AM ET", slug="btc-updown-5m-1774165800",
-        end_date_ms=1_774_166_100_000, closed=False, accepting_orders=True, neg_risk=False,
-        tick_size=Decimal("0.001"), min_order_size=Decimal("5"),
-        token_ids=("94242206871221370391055736153305071391564432448684801902267396130896523340261",
-                   "22943400237250229318795315882775337816951160275867284205243766113690886285726"),
-        outcomes=("Up", "Down"), updated_at_ms=UPDATED_AT_MS)
+        question="Bitcoin Up or Down - March 22, 3:50AM-3:55AM ET",
+        slug="btc-updown-5m-1774165800",
+        end_date_ms=1_774_166_100_000,
+        closed=False,
+        accepting_orders=True,
+        neg_risk=False,
+        tick_size=Decimal("0.001"),
+        min_order_size=Decimal("5"),
+        token_ids=(
+            "94242206871221370391055736153305071391564432448684801902267396130896523340261",
+            "22943400237250229318795315882775337816951160275867284205243766113690886285726",
+        ),
+        outcomes=("Up", "Down"),
+        updated_at_ms=UPDATED_AT_MS,
+    )
 
 
 def test_every_real_gamma_market_maps_with_decoded_token_ids_and_outcomes() -> None:
@@ -102,10 +111,16 @@ def test_a_market_without_accepting_orders_is_open_only_when_active_and_not_clos
     assert build_market_reference(raw | {"closed": True}, 1).accepting_orders is False
 
 
-@pytest.mark.parametrize(("end_date", "expected"), [
-    ("2026-01-23T18:30:00Z", 1_769_193_000_000), ("2026-01-22T00:03:11.698284Z", 1_769_040_191_698),
-    ("2026-03-22", 1_774_137_600_000), ("", None), ("next week", None),
-])
+@pytest.mark.parametrize(
+    ("end_date", "expected"),
+    [
+        ("2026-01-23T18:30:00Z", 1_769_193_000_000),
+        ("2026-01-22T00:03:11.698284Z", 1_769_040_191_698),
+        ("2026-03-22", 1_774_137_600_000),
+        ("", None),
+        ("next week", None),
+    ],
+)
 def test_end_dates_in_the_venues_forms_become_epoch_ms(end_date: str, expected: int | None) -> None:
     raw = load_shared_json(BTC_MARKET) | {"endDate": end_date, "endDateIso": None}
     assert build_market_reference(raw, 1).end_date_ms == expected
@@ -126,9 +141,15 @@ def test_the_real_leaderboard_maps_every_row_with_exact_figures() -> None:
 
     assert len(traders) == 50 and [trader.rank for trader in traders] == list(range(1, 51))
     assert traders[0] == TraderReference(
-        wallet="0x09b428f7c2b469786286214aa5c90dd9015f7320", name="DEEDDIT", rank=1,
-        pnl_usdc=Decimal("8052184.542897382"), volume_usdc=Decimal("72132442.51951"), win_rate=None,
-        source="leaderboard", updated_at_ms=UPDATED_AT_MS)
+        wallet="0x09b428f7c2b469786286214aa5c90dd9015f7320",
+        name="DEEDDIT",
+        rank=1,
+        pnl_usdc=Decimal("8052184.542897382"),
+        volume_usdc=Decimal("72132442.51951"),
+        win_rate=None,
+        source="leaderboard",
+        updated_at_ms=UPDATED_AT_MS,
+    )
     for row, trader in zip(rows, traders, strict=True):
         assert trader.wallet == row["proxyWallet"].lower() and trader.name == (row["userName"] or None)
         assert trader.pnl_usdc == Decimal(str(row["pnl"])) and trader.volume_usdc == Decimal(str(row["vol"]))
@@ -145,10 +166,12 @@ def test_the_older_profit_leaderboard_maps_amount_to_pnl() -> None:
 
 def test_a_csv_with_win_rates_imports_them_and_later_rows_win(tmp_path: Path) -> None:
     path = tmp_path / "traders.csv"
-    path.write_text("address,username,pnl,vol,win_rate\n"
-                    "0xB6D6E99D3BFE055874A04279F659F009FD57BE17,JPMorgan101,846963.01,2223966.42,0.95\n"
-                    "0xc8075693f48668a264b9fa313b47f52712fcc12b,texaskid,,,\n"
-                    "0xb6d6e99d3bfe055874a04279f659f009fd57be17,JPMorgan101,900000,2300000,0.9\n")
+    path.write_text(
+        "address,username,pnl,vol,win_rate\n"
+        "0xB6D6E99D3BFE055874A04279F659F009FD57BE17,JPMorgan101,846963.01,2223966.42,0.95\n"
+        "0xc8075693f48668a264b9fa313b47f52712fcc12b,texaskid,,,\n"
+        "0xb6d6e99d3bfe055874a04279f659f009fd57be17,JPMorgan101,900000,2300000,0.9\n"
+    )
 
     result = build_trader_file(read_trader_rows(path), UPDATED_AT_MS)
 
@@ -167,13 +190,16 @@ def test_the_real_leaderboard_snapshot_csv_keeps_one_row_per_wallet() -> None:
     assert len(result.traders) == 123  # 108 snapshots of the same wallets
 
 
-@pytest.mark.parametrize(("row", "reason"), [
-    ({"userName": "nobody", "pnl": 1}, "no wallet"),
-    ({"proxyWallet": "0x1234", "pnl": 1}, "wallet"),
-    ({"address": "0x" + "ab" * 20, "win_rate": "63.3"}, "win_rate"),
-    ({"address": "0x" + "ab" * 20, "pnl": "a lot"}, "not a number"),
-    ({"address": "0x" + "ab" * 20, "rank": "1.5"}, "whole number"),
-])
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ({"userName": "nobody", "pnl": 1}, "no wallet"),
+        ({"proxyWallet": "0x1234", "pnl": 1}, "wallet"),
+        ({"address": "0x" + "ab" * 20, "win_rate": "63.3"}, "win_rate"),
+        ({"address": "0x" + "ab" * 20, "pnl": "a lot"}, "not a number"),
+        ({"address": "0x" + "ab" * 20, "rank": "1.5"}, "whole number"),
+    ],
+)
 def test_bad_trader_rows_are_refused_with_the_reason(row: dict[str, Any], reason: str) -> None:
     with pytest.raises(ReferenceParseError, match=reason):
         build_trader_reference(row, source="import", updated_at_ms=1)
@@ -202,12 +228,23 @@ class FakeVenue:
         self.leaderboard = load_shared_json(LEADERBOARD)
         self.requests: list[dict[str, Any]] = []
 
-    def fetch_markets(self, condition_ids: Any = (), *, active_only: bool = False, limit: int = 500,
-                      offset: int = 0) -> list[dict[str, Any]]:
-        self.requests.append({"condition_ids": tuple(condition_ids), "active_only": active_only,
-                              "limit": limit, "offset": offset})
-        rows = [m for m in self.markets if (not condition_ids or m["conditionId"] in condition_ids)
-                and (not active_only or not m["closed"])]
+    def fetch_markets(
+        self, condition_ids: Any = (), *, active_only: bool = False, limit: int = 500, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        self.requests.append(
+            {
+                "condition_ids": tuple(condition_ids),
+                "active_only": active_only,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+        rows = [
+            m
+            for m in self.markets
+            if (not condition_ids or m["conditionId"] in condition_ids)
+            and (not active_only or not m["closed"])
+        ]
         return rows[offset : offset + limit]
 
     def fetch_leaderboard(self, *, limit: int = 50, offset: int = 0, **filters: str) -> list[dict[str, Any]]:
@@ -222,8 +259,10 @@ def test_market_sync_pages_through_active_markets_until_a_short_page() -> None:
 
     assert summary.published == 300 and summary.pages == 3 and summary.refused == 0
     assert [request["offset"] for request in venue.requests] == [0, 120, 240]
-    assert all(topic == MARKETS.name and key == message.condition_id and not message.closed
-               for topic, key, message in publisher.sent)
+    assert all(
+        topic == MARKETS.name and key == message.condition_id and not message.closed
+        for topic, key, message in publisher.sent
+    )
 
 
 def test_market_sync_stops_at_max_pages() -> None:
@@ -250,5 +289,7 @@ def test_trader_sync_reads_the_leaderboard_in_pages_of_fifty_up_to_the_limit() -
     assert [(r["limit"], r["offset"]) for r in venue.requests] == [(50, 0), (20, 50)]
     assert venue.requests[0]["time_period"] == "ALL"
     assert summary.published == 50 and summary.pages == 2  # the venue had only 50
-    assert all(topic == TRADERS.name and key == message.wallet and message.source == "leaderboard"
-               for topic, key, message in publisher.sent)
+    assert all(
+        topic == TRADERS.name and key == message.wallet and message.source == "leaderboard"
+        for topic, key, message in publisher.sent
+    )

@@ -53,8 +53,9 @@ def tokens_of(server: SimulatorServer, markets: int) -> list[str]:
     return [token for market in server.simulator.markets[:markets] for token in market.token_ids]
 
 
-async def subscribe(session: aiohttp.ClientSession, server: SimulatorServer,
-                    tokens: list[str]) -> aiohttp.ClientWebSocketResponse:
+async def subscribe(
+    session: aiohttp.ClientSession, server: SimulatorServer, tokens: list[str]
+) -> aiohttp.ClientWebSocketResponse:
     socket = await session.ws_connect(server.clob_market_ws_url)
     frame = {"type": "market", "assets_ids": tokens, "custom_feature_enabled": False}
     await socket.send_str(json.dumps(frame))
@@ -94,8 +95,9 @@ async def test_subscribing_sends_one_array_with_the_exact_book_of_each_known_tok
     await assert_nothing_arrives(socket)
 
 
-async def test_ping_is_answered_with_pong(start_server: ServerFactory,
-                                          session: aiohttp.ClientSession) -> None:
+async def test_ping_is_answered_with_pong(
+    start_server: ServerFactory, session: aiohttp.ClientSession
+) -> None:
     server = await start_server()
     socket = await session.ws_connect(server.clob_market_ws_url)
     await socket.send_str("PING")

@@ -50,12 +50,21 @@ class FakeClock:
         self.now += seconds
 
 
-def build_client(handler: Handler, clock: FakeClock | None = None, requests_per_sec: float = 15.0,
-                 **options: Any) -> tuple[VenueHttpClient, FakeClock]:
+def build_client(
+    handler: Handler, clock: FakeClock | None = None, requests_per_sec: float = 15.0, **options: Any
+) -> tuple[VenueHttpClient, FakeClock]:
     clock = clock or FakeClock()
-    client = VenueHttpClient("http://data.test", "http://gamma.test", requests_per_sec, clock=clock,
-                             sleep=clock.sleep, random_fn=lambda: 1.0, transport=httpx.MockTransport(handler),
-                             wall_clock_ns=lambda: 1_790_000_000_000_000_000 + len(clock.sleeps), **options)
+    client = VenueHttpClient(
+        "http://data.test",
+        "http://gamma.test",
+        requests_per_sec,
+        clock=clock,
+        sleep=clock.sleep,
+        random_fn=lambda: 1.0,
+        transport=httpx.MockTransport(handler),
+        wall_clock_ns=lambda: 1_790_000_000_000_000_000 + len(clock.sleeps),
+        **options,
+    )
     return client, clock
 
 
@@ -126,19 +135,42 @@ def test_client_paces_every_route_at_its_own_requests_per_sec_setting() -> None:
 
 
 # --- retry rules --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("status", "expected"), [
-    (200, False), (400, False), (401, False), (403, False), (404, False), (422, False),
-    (408, True), (425, True), (429, True), (500, True), (502, True), (503, True), (504, True),
-    (501, False), (505, False),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, False),
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (422, False),
+        (408, True),
+        (425, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (501, False),
+        (505, False),
+    ],
+)
 def test_should_retry_only_throttling_timeouts_and_server_errors(status: int, expected: bool) -> None:
     assert should_retry(status) is expected
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("7", 7.0), (" 2.5 ", 2.5), ("-3", 0.0), ("Wed, 21 Oct 2026 07:28:10 GMT", 10.0), ("soon", None),
-    ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        (" 2.5 ", 2.5),
+        ("-3", 0.0),
+        ("Wed, 21 Oct 2026 07:28:10 GMT", 10.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_retry_after_reads_seconds_and_http_dates(header: str | None, expected: float | None) -> None:
     now = 1792567680.0  # 2026-10-21 07:28:00 UTC
     assert parse_retry_after(header, now) == expected
@@ -158,8 +190,10 @@ def test_retry_after_wins_over_backoff_up_to_its_bound() -> None:
 
 
 def test_client_waits_what_retry_after_says_on_429_then_returns_the_rows() -> None:
-    answers = [httpx.Response(429, headers={"Retry-After": "3"}, json={"error": "rate limited"}),
-               httpx.Response(200, json=[build_trade_payload()])]
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "3"}, json={"error": "rate limited"}),
+        httpx.Response(200, json=[build_trade_payload()]),
+    ]
     statuses: list[str] = []
     client, clock = build_client(lambda request: answers.pop(0), on_response=statuses.append)
 
@@ -231,10 +265,13 @@ def test_user_trades_request_asks_for_maker_fills_since_start_and_busts_the_cach
     assert first["_"] != second["_"]  # identical URLs are served from the CDN cache for minutes
 
 
-@pytest.mark.parametrize("body", [
-    [build_trade_payload()],
-    {"limit": 100, "next_cursor": "abc", "count": 1, "data": [build_trade_payload()]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [build_trade_payload()],
+        {"limit": 100, "next_cursor": "abc", "count": 1, "data": [build_trade_payload()]},
+    ],
+)
 def test_user_trades_accepts_a_bare_array_or_an_envelope(body: Any) -> None:
     client, _ = build_client(lambda request: httpx.Response(200, json=body))
     rows = client.fetch_user_trades(WALLET)
@@ -248,9 +285,15 @@ def test_numbers_are_read_as_decimals_exactly_as_sent() -> None:
     assert row["price"] == Decimal("0.10000000000000001") and row["size"] == Decimal("2.7027")
 
 
-@pytest.mark.parametrize(("document", "rows"), [
-    ([], []), ({"data": None}, []), ({"data": []}, []), ([{"a": 1}, "junk", None], [{"a": 1}]),
-])
+@pytest.mark.parametrize(
+    ("document", "rows"),
+    [
+        ([], []),
+        ({"data": None}, []),
+        ({"data": []}, []),
+        ([{"a": 1}, "junk", None], [{"a": 1}]),
+    ],
+)
 def test_extract_rows_takes_arrays_and_envelopes_skipping_non_objects(document: Any, rows: list[Any]) -> None:
     assert extract_rows(document, "GET /x") == rows
 
@@ -273,8 +316,13 @@ def test_leaderboard_request_names_period_order_and_page() -> None:
 
     query = query_of(seen[0])
     assert seen[0].url.path == "/v1/leaderboard"
-    assert query == {"category": ["OVERALL"], "timePeriod": ["ALL"], "orderBy": ["VOL"], "limit": ["50"],
-                     "offset": ["100"]}
+    assert query == {
+        "category": ["OVERALL"],
+        "timePeriod": ["ALL"],
+        "orderBy": ["VOL"],
+        "limit": ["50"],
+        "offset": ["100"],
+    }
     assert len(rows) == 50
 
 
@@ -324,9 +372,16 @@ def test_every_real_gamma_market_decodes_into_lists() -> None:
         assert isinstance(original["outcomes"], str)  # the input is left alone
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ('["Yes", "No"]', ["Yes", "No"]), (["Yes", "No"], ["Yes", "No"]), ("", []), ("not json", []),
-    (None, []), ('{"a": 1}', []),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('["Yes", "No"]', ["Yes", "No"]),
+        (["Yes", "No"], ["Yes", "No"]),
+        ("", []),
+        ("not json", []),
+        (None, []),
+        ('{"a": 1}', []),
+    ],
+)
 def test_decoding_tolerates_lists_empty_and_broken_values(value: Any, expected: list[str]) -> None:
     assert decode_json_string_fields({"outcomes": value})["outcomes"] == expected

@@ -160,9 +160,13 @@ async def test_stop_during_backoff_returns_at_once() -> None:
 
 async def test_open_and_close_callbacks_bracket_each_connection(venue: FakeVenue) -> None:
     events: list[str] = []
-    session = WebSocketSession(venue.url, lambda frame: None, backoff=FAST,
-                               on_open=lambda: events.append(f"open:{session.connected}"),
-                               on_close=lambda reason: events.append(f"close:{reason}"))
+    session = WebSocketSession(
+        venue.url,
+        lambda frame: None,
+        backoff=FAST,
+        on_open=lambda: events.append(f"open:{session.connected}"),
+        on_close=lambda reason: events.append(f"close:{reason}"),
+    )
     task = asyncio.get_running_loop().create_task(session.run())
     await eventually(lambda: events == ["open:True"])
     await venue.hang_up()
@@ -172,17 +176,20 @@ async def test_open_and_close_callbacks_bracket_each_connection(venue: FakeVenue
     assert events[-1] == f"close:{STOPPED}"
 
 
-@pytest.mark.parametrize(("attempt", "low", "high"),
-                         [(0, 0.25, 0.5), (1, 0.5, 1.0), (3, 2.0, 4.0), (40, 15, 30)])
+@pytest.mark.parametrize(
+    ("attempt", "low", "high"), [(0, 0.25, 0.5), (1, 0.5, 1.0), (3, 2.0, 4.0), (40, 15, 30)]
+)
 @pytest.mark.parametrize("draw", [0.0, 0.5, 1.0])
-def test_backoff_doubles_per_attempt_up_to_the_cap_with_jitter(attempt: int, low: float, high: float,
-                                                               draw: float) -> None:
+def test_backoff_doubles_per_attempt_up_to_the_cap_with_jitter(
+    attempt: int, low: float, high: float, draw: float
+) -> None:
     delay = BackoffPolicy(base_secs=0.5, cap_secs=30).delay(attempt, random_fn=lambda: draw)
     assert low <= delay <= high
     assert delay == pytest.approx(low + (high - low) * draw)
 
 
-@pytest.mark.parametrize(("frame", "expected"), [("PONG", True), ("pong\n", True), ("", True), ("{}", False),
-                                                 (b"PONG", False)])
+@pytest.mark.parametrize(
+    ("frame", "expected"), [("PONG", True), ("pong\n", True), ("", True), ("{}", False), (b"PONG", False)]
+)
 def test_ping_replies_are_recognised(frame: str | bytes, expected: bool) -> None:
     assert is_keepalive(frame) is expected
