@@ -322,25 +322,31 @@ def cmd_poll(args: argparse.Namespace, settings: PolycopySettings) -> int:
     return 1 if summary.failed_wallets else 0
 
 
-def cmd_markets_sync(args: argparse.Namespace, settings: PolycopySettings) -> int:
+def _sync_reference(settings: PolycopySettings, what: str, sync):  # type: ignore[no-untyped-def]
+    """Run one reference-data sync against the venue and make sure Kafka has what it published."""
     from polycopy.kafka import MessagePublisher
-    from polycopy.venue_http import VenueHttpError
-    from producers.reference import sync_markets
 
     publisher = MessagePublisher(settings, client_id="polycopy-reference")
     with _venue_client(settings) as client:
-        try:
-            summary = sync_markets(
-                client,
-                publisher,
-                condition_ids=tuple(args.condition_id or ()),
-                page_size=args.page_size,
-                max_pages=args.max_pages,
-            )
-        except VenueHttpError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    _flush_or_fail(publisher, "markets")
+        summary = sync(client, publisher)
+    _flush_or_fail(publisher, what)
+    return summary
+
+
+def cmd_markets_sync(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from producers.reference import sync_markets
+
+    summary = _sync_reference(
+        settings,
+        "markets",
+        lambda client, publisher: sync_markets(
+            client,
+            publisher,
+            condition_ids=tuple(args.condition_id or ()),
+            page_size=args.page_size,
+            max_pages=args.max_pages,
+        ),
+    )
     print(
         f"synced {summary.published} markets from {summary.pages} Gamma pages"
         + (f", {summary.refused} skipped (no condition id or bad fields)" if summary.refused else "")
@@ -349,25 +355,20 @@ def cmd_markets_sync(args: argparse.Namespace, settings: PolycopySettings) -> in
 
 
 def cmd_traders_sync(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.kafka import MessagePublisher
-    from polycopy.venue_http import VenueHttpError
     from producers.reference import sync_traders
 
-    publisher = MessagePublisher(settings, client_id="polycopy-reference")
-    with _venue_client(settings) as client:
-        try:
-            summary = sync_traders(
-                client,
-                publisher,
-                limit=args.limit,
-                time_period=args.time_period,
-                order_by=args.order_by,
-                category=args.category,
-            )
-        except VenueHttpError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    _flush_or_fail(publisher, "traders")
+    summary = _sync_reference(
+        settings,
+        "traders",
+        lambda client, publisher: sync_traders(
+            client,
+            publisher,
+            limit=args.limit,
+            time_period=args.time_period,
+            order_by=args.order_by,
+            category=args.category,
+        ),
+    )
     print(
         f"synced {summary.published} traders ({args.time_period} {args.order_by} leaderboard)"
         + (f", {summary.refused} rows skipped" if summary.refused else "")
@@ -645,8 +646,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - setup errors are one readable line, not a traceback
         from polycopy.kafka import KafkaSetupError
         from polycopy.postgres import DatabaseError
+        from polycopy.venue_http import VenueHttpError
 
-        if isinstance(error, KafkaSetupError | DatabaseError):
+        if isinstance(error, KafkaSetupError | DatabaseError | VenueHttpError):
             print(f"error: {error}", file=sys.stderr)
             return 1
         raise

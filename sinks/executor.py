@@ -20,11 +20,11 @@ from polycopy.metrics import PipelineMetrics
 from polycopy.postgres import ExecutionJournal
 from polycopy.settings import PolycopySettings
 from processors.core.books import OrderBook, parse_book
-from processors.core.ids import build_paper_order_id, build_report_id
+from processors.core.ids import build_paper_order_id
 from schemas.deadletter import build_dead_letter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
 from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS
-from sinks.paper import execute_on_paper
+from sinks.paper import build_execution_report, execute_on_paper
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +109,12 @@ class Executor:
         if intent.mode is not ExecutionMode.PAPER or self._settings.execution_mode is not ExecutionMode.PAPER:
             detail = "live execution is not available in this release; order refused"
             return [
-                ExecutionReport(
-                    report_id=build_report_id(order_id, "rejected", intent.size, detail),
-                    intent_id=intent.intent_id,
-                    wallet_id=intent.wallet_id,
-                    order_id=order_id,
-                    mode=intent.mode,
-                    kind=ReportKind.REJECTED,
-                    side=intent.side,
-                    asset=intent.asset,
-                    size=intent.size,
-                    limit_price=intent.limit_price,
+                build_execution_report(
+                    intent,
+                    order_id,
+                    ReportKind.REJECTED,
+                    intent.mode,
                     detail=detail,
-                    received_at_ms=intent.received_at_ms,
                     sent_at_ms=sent_at,
                     reported_at_ms=now_ms(),
                 )

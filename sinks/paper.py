@@ -1,4 +1,4 @@
-"""Paper execution: what an order would get against the current book, as executor reports. Pure."""
+"""Execution reports, and paper execution: what an order would get against the current book. Pure."""
 
 from __future__ import annotations
 
@@ -7,6 +7,39 @@ from decimal import Decimal
 from processors.core.books import OrderBook, simulate_fill
 from processors.core.ids import build_report_id
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, OrderType, ReportKind
+
+
+def build_execution_report(
+    intent: OrderIntent,
+    order_id: str,
+    kind: ReportKind,
+    mode: ExecutionMode,
+    *,
+    matched: Decimal = Decimal(0),
+    average: Decimal | None = None,
+    detail: str = "",
+    sent_at_ms: int,
+    reported_at_ms: int,
+) -> ExecutionReport:
+    """One report about the order placed for `intent`; its id is stable for the same observation."""
+    return ExecutionReport(
+        report_id=build_report_id(order_id, kind.value, matched, detail),
+        intent_id=intent.intent_id,
+        wallet_id=intent.wallet_id,
+        order_id=order_id,
+        mode=mode,
+        kind=kind,
+        side=intent.side,
+        asset=intent.asset,
+        size=intent.size,
+        limit_price=intent.limit_price,
+        matched_size=matched,
+        average_price=average,
+        detail=detail,
+        received_at_ms=intent.received_at_ms,
+        sent_at_ms=sent_at_ms,
+        reported_at_ms=reported_at_ms,
+    )
 
 
 def execute_on_paper(
@@ -18,21 +51,14 @@ def execute_on_paper(
     def report(
         kind: ReportKind, matched: Decimal, average: Decimal | None, detail: str = ""
     ) -> ExecutionReport:
-        return ExecutionReport(
-            report_id=build_report_id(order_id, kind.value, matched, detail),
-            intent_id=intent.intent_id,
-            wallet_id=intent.wallet_id,
-            order_id=order_id,
-            mode=ExecutionMode.PAPER,
-            kind=kind,
-            side=intent.side,
-            asset=intent.asset,
-            size=intent.size,
-            limit_price=intent.limit_price,
-            matched_size=matched,
-            average_price=average,
+        return build_execution_report(
+            intent,
+            order_id,
+            kind,
+            ExecutionMode.PAPER,
+            matched=matched,
+            average=average,
             detail=detail,
-            received_at_ms=intent.received_at_ms,
             sent_at_ms=sent_at_ms,
             reported_at_ms=reported_at_ms,
         )
