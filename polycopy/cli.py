@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -22,12 +23,21 @@ class UsageError(Exception):
 
 def load_settings() -> PolycopySettings:
     """Settings from the environment; a bad value is refused with a line naming the field."""
+    from polycopy.settings import find_unknown_variables
+
+    unknown = find_unknown_variables(os.environ)
+    if unknown:
+        raise UsageError("\n".join(unknown))
     try:
         return PolycopySettings()
     except ValidationError as error:
-        raise UsageError(
-            "\n".join(f"bad setting POLYCOPY_{str(e['loc'][0]).upper()}: {e['msg']}" for e in error.errors())
-        ) from None
+        raise UsageError("\n".join(_describe_setting_error(e) for e in error.errors())) from None
+
+
+def _describe_setting_error(error) -> str:  # type: ignore[no-untyped-def]
+    if not error["loc"]:  # a rule across several settings names them in its message
+        return f"bad settings: {error['msg'].removeprefix('Value error, ')}"
+    return f"bad setting POLYCOPY_{str(error['loc'][0]).upper()}: {error['msg']}"
 
 
 def _setup_logging(settings: PolycopySettings) -> None:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.orders import ExecutionMode
 from schemas.topics import TopicSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Read by infra/local.sh and the test fixtures, not by the application.
+INFRA_VARIABLES = frozenset(
+    {
+        "POLYCOPY_KAFKA_PORT",
+        "POLYCOPY_KAFKA_CONTROLLER_PORT",
+        "POLYCOPY_KAFKA_READY_TIMEOUT",
+        "POLYCOPY_PG_PORT",
+        "POLYCOPY_TESTCONTAINERS",
+    }
+)
 
 
 class PolycopySettings(BaseSettings):
@@ -89,6 +102,12 @@ class PolycopySettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
+    @model_validator(mode="after")
+    def _live_needs_a_key(self) -> Self:
+        if self.execution_mode is ExecutionMode.LIVE and self.private_key is None:
+            raise ValueError("POLYCOPY_EXECUTION_MODE=live needs POLYCOPY_PRIVATE_KEY (paper is the default)")
+        return self
+
     def topic_name(self, spec: TopicSpec) -> str:
         """The broker-side name of a topic in this deployment's namespace."""
         return self.topic_prefix + spec.name
@@ -110,3 +129,13 @@ class PolycopySettings(BaseSettings):
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka_bootstrap_servers
         env["DATABASE_URL"] = self.database_url
         return env
+
+
+def find_unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per POLYCOPY_* variable that names no setting (a typo would otherwise be ignored silently)."""
+    known = {f"POLYCOPY_{name.upper()}" for name in PolycopySettings.model_fields} | INFRA_VARIABLES
+    problems = []
+    for name in sorted(key for key in environ if key.startswith("POLYCOPY_") and key not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        problems.append(f"unknown setting {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return problems
