@@ -4,15 +4,15 @@ changes that rebuild the /book exactly, dynamic (un)subscription, and PING/PONG.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from polycopy.simulator import MarketSimulator, SimulatorServer
+from polycopy.simulator import SimulatorServer
 from processors.core.books import (
     OrderBook,
     PriceChanges,
@@ -20,33 +20,15 @@ from processors.core.books import (
     parse_book,
     parse_market_message,
 )
+from tests.unit.conftest import ServerFactory
 
 ABSENT_SECS = 0.2
-ServerFactory = Callable[..., Awaitable[SimulatorServer]]
 
 
 @pytest.fixture
-async def start_server() -> AsyncIterator[ServerFactory]:
-    servers: list[SimulatorServer] = []
-
-    async def start(**kwargs: Any) -> SimulatorServer:
-        simulator = MarketSimulator(11, market_count=6, wallet_count=40)
-        # No background drift or trades: each test changes the books itself, then pushes.
-        options = {"auto_trades": False, "drift_interval_secs": 3600.0, **kwargs}
-        server = SimulatorServer(simulator, rtds_port=0, clob_port=0, **options)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+def start_server(start_server: ServerFactory) -> ServerFactory:
+    """This file's simulator: seed 11, six markets."""
+    return functools.partial(start_server, 11, 6)
 
 
 def tokens_of(server: SimulatorServer, markets: int) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -13,7 +12,8 @@ from py_clob_client_v2.client import ClobClient
 from py_clob_client_v2.clob_types import BookParams
 from py_clob_client_v2.exceptions import PolyApiException
 
-from polycopy.simulator import MarketSimulator, SimulatorServer
+from polycopy.simulator import SimulatorServer
+from tests.unit.conftest import ServerFactory
 
 SUBSCRIBE_BOTH = {
     "action": "subscribe",
@@ -23,7 +23,6 @@ SUBSCRIBE_BOTH = {
     ],
 }
 ABSENT_SECS = 0.2
-ServerFactory = Callable[..., Awaitable[SimulatorServer]]
 
 
 def build_payload(**overrides: Any) -> dict[str, Any]:
@@ -51,30 +50,6 @@ def build_payload(**overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
-
-
-@pytest.fixture
-async def start_server() -> AsyncIterator[ServerFactory]:
-    servers: list[SimulatorServer] = []
-
-    async def start(**kwargs: Any) -> SimulatorServer:
-        simulator = MarketSimulator(7, market_count=8, wallet_count=40)
-        # Books drift only at start-up unless a test asks otherwise, so they can be compared across calls.
-        options = {"auto_trades": False, "drift_interval_secs": 3600.0, **kwargs}
-        server = SimulatorServer(simulator, rtds_port=0, clob_port=0, **options)
-        await server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        await server.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
 
 
 async def sync_with_server(socket: aiohttp.ClientWebSocketResponse) -> None:
