@@ -31,6 +31,7 @@ class Reservation:
     limit_price: Decimal
     size: Decimal  # shares ordered
     matched: Decimal = ZERO  # shares filled so far
+    filled_value: Decimal = ZERO  # USDC those shares were filled for, at the fill prices
 
     @property
     def open_size(self) -> Decimal:
@@ -159,14 +160,18 @@ class WalletLedger:
         reservation = self.reservations.get(intent_id)
         if reservation is None:
             return
-        new_shares = min(matched_total, reservation.size) - reservation.matched
+        matched_total = min(matched_total, reservation.size)
+        new_shares = matched_total - reservation.matched
         if new_shares <= 0:
             return
-        reservation.matched += new_shares
+        # Reports carry the cumulative average price: the new shares' value is the new total minus the old.
+        value_total = matched_total * average_price
+        new_value = value_total - reservation.filled_value
+        reservation.matched, reservation.filled_value = matched_total, value_total
         if reservation.side is Side.BUY:
             position = self.positions.setdefault(reservation.asset, Position(reservation.condition_id))
             position.shares += new_shares
-            position.cost_usdc += new_shares * min(average_price, reservation.limit_price)
+            position.cost_usdc += min(new_value, new_shares * reservation.limit_price)
         else:
             position = self.positions[reservation.asset]
             # Cost basis moves in whole micro-USDC so every sum stays exact (an average price is a repeating
@@ -178,7 +183,7 @@ class WalletLedger:
                     USDC_STEP, rounding=ROUND_DOWN
                 )
             )
-            pnl = new_shares * average_price - cost
+            pnl = new_value - cost
             position.shares -= new_shares
             position.cost_usdc -= cost
             self.realised_pnl += pnl
@@ -200,7 +205,15 @@ class WalletLedger:
             "capital_usdc": str(self.capital_usdc),
             "realised_pnl": str(self.realised_pnl),
             "reservations": {
-                key: [r.asset, r.condition_id, r.side.value, str(r.limit_price), str(r.size), str(r.matched)]
+                key: [
+                    r.asset,
+                    r.condition_id,
+                    r.side.value,
+                    str(r.limit_price),
+                    str(r.size),
+                    str(r.matched),
+                    str(r.filled_value),
+                ]
                 for key, r in self.reservations.items()
             },
             "positions": {
@@ -218,8 +231,8 @@ class WalletLedger:
             capital_usdc=Decimal(state["capital_usdc"]),
             realised_pnl=Decimal(state["realised_pnl"]),
             reservations={
-                key: Reservation(a, c, Side(s), Decimal(p), Decimal(z), Decimal(m))
-                for key, (a, c, s, p, z, m) in state["reservations"].items()
+                key: Reservation(a, c, Side(s), Decimal(p), Decimal(z), Decimal(m), Decimal(v))
+                for key, (a, c, s, p, z, m, v) in state["reservations"].items()
             },
             positions={k: Position(c, Decimal(s), Decimal(v)) for k, (c, s, v) in state["positions"].items()},
             leader_positions={k: Decimal(v) for k, v in state["leader_positions"].items()},

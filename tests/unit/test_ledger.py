@@ -358,3 +358,32 @@ def test_state_keeps_only_the_latest_seven_days_of_realised_pnl() -> None:
 
     assert sorted(restored.daily_realised) == [f"2026-07-{day:02d}" for day in range(3, 10)]
     assert restored.daily_loss("2026-07-09") == D("9")
+
+
+def test_an_order_filled_in_steps_costs_what_each_step_paid() -> None:
+    """Reports carry the cumulative average: 10 @ 0.40, then 10 more @ 0.50 (average 0.45 over 20)."""
+    ledger = WalletLedger(capital_usdc=Decimal("100"))
+    ledger.reserve(
+        "i1", asset="t", condition_id="c", side=Side.BUY, size=Decimal("30"), limit_price=Decimal("0.55")
+    )
+    ledger.apply_fill("i1", Decimal("10"), Decimal("0.40"), "2026-11-24")
+    ledger.apply_fill("i1", Decimal("20"), Decimal("0.45"), "2026-11-24")
+    ledger.apply_fill("i1", Decimal("20"), Decimal("0.45"), "2026-11-24")  # re-delivered: no change
+    assert ledger.positions["t"].cost_usdc == Decimal("9.00")  # 4.00 + 5.00
+    assert ledger.reserved == Decimal("10") * Decimal("0.55")
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc
+
+
+def test_a_sale_filled_in_steps_realises_what_each_step_received() -> None:
+    ledger = WalletLedger(capital_usdc=Decimal("100"))
+    ledger.reserve(
+        "b", asset="t", condition_id="c", side=Side.BUY, size=Decimal("20"), limit_price=Decimal("0.50")
+    )
+    ledger.apply_fill("b", Decimal("20"), Decimal("0.50"), "2026-11-24")
+    ledger.reserve(
+        "s", asset="t", condition_id="c", side=Side.SELL, size=Decimal("20"), limit_price=Decimal("0.55")
+    )
+    ledger.apply_fill("s", Decimal("10"), Decimal("0.60"), "2026-11-24")
+    ledger.apply_fill("s", Decimal("20"), Decimal("0.65"), "2026-11-24")  # second 10 at 0.70
+    assert ledger.realised_pnl == Decimal("10") * Decimal("0.10") + Decimal("10") * Decimal("0.20")
+    assert "t" not in ledger.positions
