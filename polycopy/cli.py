@@ -463,7 +463,8 @@ def cmd_sink(args: argparse.Namespace, settings: PolycopySettings) -> int:
 def cmd_simulate(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.simulator.__main__ import main as simulate
 
-    return int(simulate(args.rest) or 0)
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    return int(simulate(rest) or 0)
 
 
 def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
