@@ -25,7 +25,7 @@ from processors.core.policy import MarketInfo, evaluate_trade
 from processors.core.targeting import select_followers
 from processors.market_channel import MarketBookFeed
 from processors.reference import ReferenceView
-from processors.state import WalletStateStore
+from processors.state import RECENT_EXPIRY, RECENT_WINDOW, WalletStateStore, WindowedKeys
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import DecisionAction
 from schemas.orders import ExecutionReport
@@ -93,12 +93,17 @@ def create_app(
         topic(ORDER_EVENTS),
         topic(DEAD_LETTERS),
     )
+
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
-    seen_fills = app.Table("seen-fills", partitions=RAW_TRADES.partitions, key_type=str)
+    def recent_keys(name: str, partitions: int) -> WindowedKeys:
+        table = app.Table(name, default=int, partitions=partitions, key_type=str)
+        return WindowedKeys(table.tumbling(RECENT_WINDOW, expires=RECENT_EXPIRY).relative_to_stream())
+
+    seen_fills = recent_keys("recent-fills", RAW_TRADES.partitions)
     store = WalletStateStore(
         app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
-        app.Table("decided-intents", partitions=TARGETED_TRADES.partitions, key_type=str),
+        recent_keys("recent-decisions", TARGETED_TRADES.partitions),
     )
 
     if book_feed is not None:
@@ -136,10 +141,10 @@ def create_app(
                 await dead_letter("target-filter", error, event)
                 continue
             try:
-                if seen_fills.get(trade.dedup_key) is not None:
+                if trade.dedup_key in seen_fills:
                     metrics.duplicates_dropped.labels(trade.source.value).inc()
                     continue
-                seen_fills[trade.dedup_key] = trade.received_at_ms
+                seen_fills.add(trade.dedup_key)
                 metrics.first_seen.labels(trade.source.value).inc()
                 if trade.source is TradeSource.POLL:
                     log.info(

@@ -1,16 +1,17 @@
 """Per-wallet processor state in Faust tables, split so that each event reads and writes little.
 
 `wallet-state` holds the ledger's money (reservations, positions, daily PnL) and the open orders;
-`leader-positions` holds one (wallet, leader, token) position per key; `decided-intents` marks each
-(wallet, trade) already evaluated. All three are keyed by strings that start with the wallet id and are
-written only from events keyed by that wallet, so they stay co-partitioned with the wallet's topics.
+`leader-positions` holds one (wallet, leader, token) position per key; `recent-decisions` marks each
+(wallet, trade) evaluated in the last hours. All three are written only from events keyed by that wallet, so
+they stay co-partitioned with the wallet's topics.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from processors.core.ids import build_intent_id
 from processors.core.ledger import WalletLedger
@@ -18,6 +19,31 @@ from processors.core.orders import TERMINAL, OrderRecord
 from schemas.trades import RawTrade
 
 CLOSED_ORDERS_KEPT = 2000
+# Keys are remembered in 6-hour windows kept for a day: a duplicate arrives within minutes (the other
+# subscription type, a second producer, the poller's overlap), and the tables must not grow forever.
+RECENT_WINDOW = timedelta(hours=6)
+RECENT_EXPIRY = timedelta(hours=24)
+
+
+class RecentKeys(Protocol):
+    """Keys seen recently (at least the last RECENT_WINDOW, by stream time)."""
+
+    def __contains__(self, key: object) -> bool: ...
+    def add(self, key: str) -> None: ...
+
+
+class WindowedKeys:
+    """RecentKeys on a Faust tumbling-window table: a key counts when set in this window or the one before."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table  # faust WindowWrapper over a Table(default=int)
+
+    def __contains__(self, key: object) -> bool:
+        window = self._table[key]
+        return bool(window.current() or window.delta(RECENT_WINDOW))
+
+    def add(self, key: str) -> None:
+        self._table[key] = 1
 
 
 class WalletState:
@@ -59,7 +85,7 @@ class WalletStateStore:
         self,
         wallets: MutableMapping[str, Any],
         leader_positions: MutableMapping[str, Any],
-        decided: MutableMapping[str, Any],
+        decided: RecentKeys,
     ) -> None:
         self._wallets, self._leader_positions, self._decided = wallets, leader_positions, decided
 
@@ -76,7 +102,7 @@ class WalletStateStore:
         if position is not None:
             state.ledger.leader_positions[f"{trade.proxy_wallet}|{trade.asset}"] = Decimal(position)
         intent_id = build_intent_id(wallet_id, trade.dedup_key)
-        if self._decided.get(intent_id) is not None:
+        if intent_id in self._decided:
             state.ledger.remember_intent(intent_id)
         return state
 
@@ -90,7 +116,7 @@ class WalletStateStore:
         elif self._leader_positions.get(key) is not None:
             del self._leader_positions[key]
         for intent_id in ledger.recent_intents:
-            self._decided[intent_id] = 1
+            self._decided.add(intent_id)
         ledger.leader_positions.clear()
         ledger.recent_intents.clear()
         self.save(wallet_id, state)
