@@ -166,7 +166,9 @@ class WalletLedger:
             return
         # Reports carry the cumulative average price: the new shares' value is the new total minus the old.
         value_total = matched_total * average_price
-        new_value = value_total - reservation.filled_value
+        new_value = max(
+            value_total - reservation.filled_value, ZERO
+        )  # never negative, even if reports are not
         reservation.matched, reservation.filled_value = matched_total, value_total
         if reservation.side is Side.BUY:
             position = self.positions.setdefault(reservation.asset, Position(reservation.condition_id))

@@ -54,6 +54,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger = WalletLedger(capital)
         self.cash = capital  # capital plus sale proceeds minus purchase costs
         self.shares = {asset: D(0) for asset in ASSETS}
+        self.reported_value: dict[
+            str, Decimal
+        ] = {}  # per order: matched_total x cumulative average, last report
         self.count = 0
 
     def _next_id(self) -> str:
@@ -113,7 +116,9 @@ class LedgerMachine(RuleBasedStateMachine):
         price_shift=st.sampled_from(["-0.05", "-0.001", "0", "0.002", "0.03"]),
     )
     def fill(self, intent_id: str, fraction: str, price_shift: str) -> None:
-        """A cumulative fill report; BUYs may fill better than the limit, SELLs better (higher) too."""
+        """A cumulative fill report (matched total, average price over it); BUYs may fill better than the
+        limit, SELLs better (higher) too. The new shares are worth the reported total minus the last report's
+        total, never negative; a BUY never pays more than its limit per share."""
         reservation = self.ledger.reservations.get(intent_id)
         if reservation is None:
             self.ledger.apply_fill(intent_id, D("1"), D("0.5"), DAY)  # unknown or closed order: no effect
@@ -121,13 +126,18 @@ class LedgerMachine(RuleBasedStateMachine):
         matched_total = (reservation.size * D(fraction)).quantize(D("0.01"))
         shift = D(price_shift) if reservation.side is Side.SELL else -D(price_shift)
         average = min(max(reservation.limit_price + shift, D("0.001")), D("0.999"))
-        new_shares = max(min(matched_total, reservation.size) - reservation.matched, D(0))
-        if reservation.side is Side.BUY:
-            self.cash -= new_shares * min(average, reservation.limit_price)
-            self.shares[reservation.asset] += new_shares
-        else:
-            self.cash += new_shares * average
-            self.shares[reservation.asset] -= new_shares
+        matched_total = min(matched_total, reservation.size)
+        new_shares = max(matched_total - reservation.matched, D(0))
+        if new_shares > 0:
+            value = matched_total * average
+            new_value = max(value - self.reported_value.get(intent_id, D(0)), D(0))
+            self.reported_value[intent_id] = value
+            if reservation.side is Side.BUY:
+                self.cash -= min(new_value, new_shares * reservation.limit_price)
+                self.shares[reservation.asset] += new_shares
+            else:
+                self.cash += new_value
+                self.shares[reservation.asset] -= new_shares
         self.ledger.apply_fill(intent_id, matched_total, average, DAY)
         self.ledger.apply_fill(intent_id, matched_total, average, DAY)  # re-delivered: changes nothing
 
