@@ -44,7 +44,9 @@ class TradePublisher:
         self._metrics.frames.labels(source.value).inc()
 
     def publish_trade(self, trade: RawTrade) -> None:
-        self._publisher.publish(RAW_TRADES, trade.proxy_wallet, trade, timestamp_ms=trade.received_at_ms)
+        # The record's time is when we publish it (the receive time is in the message): a replay of an old
+        # capture must not carry old record times, which the topic's retention would delete at once.
+        self._publisher.publish(RAW_TRADES, trade.proxy_wallet, trade)
         self._metrics.trades_published.labels(trade.source.value).inc()
         if trade.source is TradeSource.RTDS:  # the poller finds trades late by design; replays are history
             self._metrics.feed_lag.observe(max(trade.received_at_ms / 1000 - trade.timestamp, 0))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from polycopy.kafka import MessagePublisher
 from polycopy.settings import PolycopySettings
 from polycopy.whatif import run_whatif
 from schemas.decisions import Decision
@@ -90,14 +90,15 @@ def test_whatif_replays_the_log_into_sandbox_topics_only(settings) -> None:  # t
         )
         for n in range(6)
     ]
-    publisher = MessagePublisher(settings)
-    for trade in trades:  # as the producers do: the record time is our receive time
-        publisher.publish(RAW_TRADES, trade.proxy_wallet, trade, timestamp_ms=trade.received_at_ms)
-    assert publisher.flush() == 0
+    publish(settings, RAW_TRADES, [(t.proxy_wallet, t) for t in trades[:2]])
+    time.sleep(0.05)
+    from_ms = time.time_ns() // 1_000_000  # the log's time: the window starts at the third trade
+    time.sleep(0.05)
+    publish(settings, RAW_TRADES, [(t.proxy_wallet, t) for t in trades[2:]])
     wallets = [WalletConfig(id="tryout", capital_usdc=Decimal("25"), targets=(TRADER,))]
     lines: list[str] = []
-    result = run_whatif(settings, wallets, from_ms=1_790_000_002_000, sandbox="wi1", out=lines.append)
-    assert result.trades == 4  # the window starts at the third trade
+    result = run_whatif(settings, wallets, from_ms=from_ms, sandbox="wi1", out=lines.append)
+    assert result.trades == 4
     report = result.reports[0]
     # 10 USDC a copy from 25: two full copies, a third with the 5 left, then nothing
     assert (report.considered, report.copied, dict(report.skipped)) == (4, 3, {"capital_exhausted": 1})
