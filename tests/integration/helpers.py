@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 from polycopy.kafka import MessagePublisher, read_topic
 from polycopy.postgres import query
 from polycopy.settings import PolycopySettings
-from schemas.base import Message
+from schemas.base import Message, Side
 from schemas.topics import TopicSpec
+from schemas.wallets import WalletConfig
 
 T = TypeVar("T", bound=Message)
 
@@ -38,6 +40,20 @@ def wait_until(condition: Callable[[], bool], timeout_secs: float = 60, what: st
 
 def count_rows(settings: PolycopySettings, table: str, where: str = "TRUE") -> int:
     return int(query(settings.database_url, f"SELECT count(*) FROM {table} WHERE {where}")[0][0])
+
+
+def build_buying_wallet(leader: str, wallet_id: str = "w1") -> WalletConfig:
+    """A paper wallet copying `leader`'s buys in a wide price band, with no liquidity requirement."""
+    return WalletConfig(
+        id=wallet_id,
+        capital_usdc=Decimal("1000"),
+        targets=(leader,),
+        sides=(Side.BUY,),
+        price_min=Decimal("0.05"),
+        price_max=Decimal("0.95"),
+        max_slippage=Decimal("0.05"),
+        liquidity_min_fill_ratio=Decimal("0"),
+    )
 
 
 class WorkerProcess:

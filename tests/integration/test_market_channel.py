@@ -22,9 +22,8 @@ from processors.core.books import OrderBook, parse_book
 from processors.market_channel import MarketBookFeed
 from schemas.decisions import Decision
 from schemas.topics import DECISIONS, RAW_TRADES, WALLET_CONFIG
-from schemas.wallets import WalletConfig
 from tests.builders import build_trade
-from tests.integration.helpers import WorkerProcess, publish, read_all, wait_until
+from tests.integration.helpers import WorkerProcess, build_buying_wallet, publish, read_all, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -145,16 +144,7 @@ def test_the_worker_decides_copies_with_books_from_the_market_channel(
         metrics_enabled=True,
         metrics_port=port,
     )
-    wallet = WalletConfig(
-        id="w1",
-        capital_usdc=Decimal("1000"),
-        targets=(LEADER,),
-        sides=("BUY",),
-        price_min=Decimal("0.05"),
-        price_max=Decimal("0.95"),
-        max_slippage=Decimal("0.05"),
-        liquidity_min_fill_ratio=Decimal("0"),
-    )
+    wallet = build_buying_wallet(LEADER)
     publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
     market = venue.simulator.markets[0]
     token = market.token_ids[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from polycopy.settings import PolycopySettings
-from processors.core.ids import build_paper_order_id, build_report_id
+from processors.core.ids import build_paper_order_id
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionMode, ExecutionReport, OrderEvent, OrderIntent, ReportKind
@@ -23,8 +23,9 @@ from schemas.topics import (
     WALLET_CONFIG,
 )
 from schemas.wallets import WalletConfig
+from sinks.paper import build_execution_report
 from tests.builders import build_trade
-from tests.integration.helpers import WorkerProcess, publish, read_all, wait_until
+from tests.integration.helpers import WorkerProcess, build_buying_wallet, publish, read_all, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +37,7 @@ OTHER = "0x" + "2b" * 20
 def pipeline(settings_factory, simulator_factory, tmp_path: Path):  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=9, auto_trades=False)
     settings = settings_factory(clob_url=venue.server.clob_url)
-    wallet = WalletConfig(
-        id="w1",
-        capital_usdc=Decimal("1000"),
-        targets=(LEADER,),
-        sides=("BUY",),
-        price_min=Decimal("0.05"),
-        price_max=Decimal("0.95"),
-        max_slippage=Decimal("0.05"),
-        liquidity_min_fill_ratio=Decimal("0"),
-    )
+    wallet = build_buying_wallet(LEADER)
     publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
     with WorkerProcess(settings, tmp_path / "worker.log"):
         yield settings, venue, wallet
@@ -130,20 +122,13 @@ def test_execution_reports_become_order_events_and_release_capital(pipeline) -> 
     half = (intent.size / 2).quantize(Decimal("0.01"))
 
     def report(kind: ReportKind, matched: Decimal) -> ExecutionReport:
-        return ExecutionReport(
-            report_id=build_report_id(order_id, kind.value, matched),
-            intent_id=intent.intent_id,
-            wallet_id=intent.wallet_id,
-            order_id=order_id,
-            mode=ExecutionMode.PAPER,
-            kind=kind,
-            side=intent.side,
-            asset=intent.asset,
-            size=intent.size,
-            limit_price=intent.limit_price,
-            matched_size=matched,
-            average_price=intent.limit_price,
-            received_at_ms=intent.received_at_ms,
+        return build_execution_report(
+            intent,
+            order_id,
+            kind,
+            ExecutionMode.PAPER,
+            matched=matched,
+            average=intent.limit_price,
             sent_at_ms=1,
             reported_at_ms=2,
         )
