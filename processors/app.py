@@ -113,8 +113,8 @@ def create_app(
 
     def _forget(task: asyncio.Future[object]) -> None:
         prefetches.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            metrics.book_errors.inc()
+        if not task.cancelled():
+            task.exception()  # retrieved, not counted: the evaluation that needs the book counts its failure
 
     async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:
         metrics.dead_letters.labels(stage).inc()
