@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from polycopy.settings import PolycopySettings
+from polycopy.infra.settings import PolycopySettings
 
 
 class UsageError(Exception):
@@ -23,7 +23,7 @@ class UsageError(Exception):
 
 def load_settings() -> PolycopySettings:
     """Settings from the environment; a bad value is refused with a line naming the field."""
-    from polycopy.settings import find_unknown_variables
+    from polycopy.infra.settings import find_unknown_variables
 
     unknown = find_unknown_variables(os.environ)
     if unknown:
@@ -50,17 +50,14 @@ def _setup_logging(settings: PolycopySettings) -> None:
 
 
 def _metrics(settings: PolycopySettings, component: str):  # type: ignore[no-untyped-def]
-    from polycopy.metrics import DEFAULT_PORTS, PipelineMetrics, serve_metrics
+    from polycopy.wiring import build_metrics
 
-    metrics = PipelineMetrics()
-    if settings.metrics_enabled:
-        serve_metrics(metrics, settings.metrics_port or DEFAULT_PORTS[component])
-    return metrics
+    return build_metrics(settings, component)
 
 
 # --- topics and schemas -------------------------------------------------------------------------------------
 def cmd_topics_create(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.kafka import create_topics, wait_for_broker
+    from polycopy.infra.kafka import create_topics, wait_for_broker
     from schemas.topics import ALL_TOPICS
 
     wait_for_broker(settings, timeout_secs=args.wait_secs)
@@ -83,7 +80,7 @@ def cmd_topics_list(args: argparse.Namespace, settings: PolycopySettings) -> int
 
 
 def cmd_topics_dump(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.kafka import read_topic
+    from polycopy.infra.kafka import read_topic
     from schemas.topics import find_topic
 
     try:
@@ -119,9 +116,10 @@ def cmd_schemas_export(args: argparse.Namespace, settings: PolycopySettings) -> 
 
 # --- database -----------------------------------------------------------------------------------------------
 def cmd_db_migrate(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.postgres import migrate
+    from polycopy.infra.postgres import migrate
+    from sinks import MIGRATIONS
 
-    applied = migrate(settings.database_url)
+    applied = migrate(settings.database_url, MIGRATIONS)
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
     return 0
 
@@ -145,7 +143,7 @@ def load_wallet_file(path: Path):  # type: ignore[no-untyped-def]
 
 
 def cmd_wallets_apply(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.kafka import MessagePublisher
+    from polycopy.infra.kafka import MessagePublisher
     from schemas.topics import WALLET_CONFIG
 
     config = load_wallet_file(Path(args.file))
@@ -160,7 +158,7 @@ def cmd_wallets_apply(args: argparse.Namespace, settings: PolycopySettings) -> i
 
 
 def _current_wallets(settings: PolycopySettings):  # type: ignore[no-untyped-def]
-    from polycopy.kafka import CompactedTopicReader
+    from polycopy.infra.kafka import CompactedTopicReader
     from schemas.topics import WALLET_CONFIG
     from schemas.wallets import WalletConfig
 
@@ -191,7 +189,7 @@ def cmd_wallets_show(args: argparse.Namespace, settings: PolycopySettings) -> in
 
 # --- components ---------------------------------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.kafka import MessagePublisher
+    from polycopy.infra.kafka import MessagePublisher
     from producers.publisher import TradePublisher
     from producers.replay import read_capture, replay_capture
 
@@ -216,7 +214,7 @@ def cmd_replay(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
 
 def cmd_capture(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.metrics import PipelineMetrics
+    from polycopy.infra.metrics import PipelineMetrics
     from producers.replay import CaptureWriter, frames_from_trade_rows, load_trade_rows, write_capture
 
     if args.from_rows:
@@ -239,7 +237,7 @@ def cmd_capture(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
 
 def cmd_rtds(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.kafka import MessagePublisher
+    from polycopy.infra.kafka import MessagePublisher
     from producers.publisher import TradePublisher
     from schemas.trades import TradeSource
 
@@ -267,7 +265,7 @@ def _run_feed(
     duration_secs: float | None = None,
 ) -> None:
     """Run the RTDS feed until SIGTERM/SIGINT (or `duration_secs`)."""
-    from producers.rtds import RtdsFeed
+    from polycopy.polymarket.rtds import RtdsFeed
 
     feed = RtdsFeed(
         url, on_frame, metrics, ping_secs=settings.rtds_ping_secs, watchdog_secs=settings.rtds_watchdog_secs
@@ -286,7 +284,7 @@ def _run_feed(
 
 # --- safety net and reference data --------------------------------------------------------------------------
 def _venue_client(settings: PolycopySettings, on_response=None):  # type: ignore[no-untyped-def]
-    from polycopy.venue_http import VenueHttpClient
+    from polycopy.polymarket.http import VenueHttpClient
 
     return VenueHttpClient(
         settings.data_api_url, settings.gamma_url, settings.poll_requests_per_sec, on_response=on_response
@@ -301,8 +299,8 @@ def _flush_or_fail(publisher, what: str) -> None:  # type: ignore[no-untyped-def
 def cmd_poll(args: argparse.Namespace, settings: PolycopySettings) -> int:
     import threading
 
-    from polycopy.kafka import MessagePublisher
-    from polycopy.metrics import PipelineMetrics
+    from polycopy.infra.kafka import MessagePublisher
+    from polycopy.infra.metrics import PipelineMetrics
     from producers.poller import PollerError, SafetyNetPoller
 
     # A one-shot run (a CronJob) lives too briefly to be scraped; only the loop serves /metrics.
@@ -334,7 +332,7 @@ def cmd_poll(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
 def _sync_reference(settings: PolycopySettings, what: str, sync):  # type: ignore[no-untyped-def]
     """Run one reference-data sync against the venue and make sure Kafka has what it published."""
-    from polycopy.kafka import MessagePublisher
+    from polycopy.infra.kafka import MessagePublisher
 
     publisher = MessagePublisher(settings, client_id="polycopy-reference")
     with _venue_client(settings) as client:
@@ -387,7 +385,7 @@ def cmd_traders_sync(args: argparse.Namespace, settings: PolycopySettings) -> in
 
 
 def cmd_traders_import(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.kafka import MessagePublisher, now_ms
+    from polycopy.infra.kafka import MessagePublisher, now_ms
     from producers.reference import ReferenceParseError, build_trader_file, publish_traders, read_trader_rows
 
     path = Path(args.file)
@@ -410,53 +408,23 @@ def cmd_traders_import(args: argparse.Namespace, settings: PolycopySettings) -> 
 
 
 def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    import faust
+    from polycopy.wiring import run_worker
 
-    from polycopy.clob import ClobGateway
-    from processors.app import create_app
-    from processors.book_cache import BookCache
-    from processors.market_channel import MarketBookFeed
-    from processors.reference import LiveReferenceData
-
-    metrics = _metrics(settings, "worker")
-    reference = LiveReferenceData(
-        settings,
-        on_wallet_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
-            "wallet %s %s", key, "removed" if value is None else "updated"
-        ),
-    ).start()
-    metrics.wallets.set_function(lambda: len(reference.wallets()))
-    # Books stream from the market channel (run by the Faust app on its loop); GET /book fills the gaps.
-    feed = MarketBookFeed(settings.clob_market_ws_url, metrics) if settings.clob_market_ws_url else None
-    books = BookCache(
-        ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
-        settings.book_max_age_ms,
-        channel=feed,
-        channel_max_age_ms=settings.market_book_max_age_ms,
-        metrics=metrics,
-    )
-    app = create_app(settings, reference=reference, books=books, metrics=metrics, book_feed=feed)
-    worker = faust.Worker(
-        app,
-        loglevel=settings.log_level.lower().replace("warning", "warn"),
-        quiet=True,
-        redirect_stdouts=False,
-    )
-    worker.execute_from_commandline()
+    run_worker(settings)
     return 0
 
 
 def cmd_executor(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from sinks.executor import run_executor
+    from polycopy.wiring import run_executor
 
-    run_executor(settings, _metrics(settings, "executor"))
+    run_executor(settings)
     return 0
 
 
 def cmd_sink(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from sinks.postgres_sink import run_postgres_sink
+    from polycopy.wiring import run_sink
 
-    run_postgres_sink(settings, _metrics(settings, "sink"))
+    run_sink(settings)
     return 0
 
 
@@ -468,7 +436,7 @@ def cmd_simulate(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.demo import DemoOptions, run_demo
+    from polycopy.tools.demo import DemoOptions, run_demo
 
     options = DemoOptions(
         duration_secs=args.duration_secs,
@@ -486,7 +454,7 @@ def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
 def cmd_whatif(args: argparse.Namespace, settings: PolycopySettings) -> int:
     import time
 
-    from polycopy.whatif import parse_time_ms, run_whatif
+    from polycopy.tools.whatif import parse_time_ms, run_whatif
 
     config = load_wallet_file(Path(args.wallets))
     now_ms = time.time_ns() // 1_000_000
@@ -500,7 +468,7 @@ def cmd_whatif(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.bench import BenchOptions, run_bench
+    from polycopy.tools.bench import BenchOptions, run_bench
 
     run_bench(settings, BenchOptions(rate=args.rate, duration_secs=args.duration_secs, seed=args.seed))
     return 0
@@ -655,9 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # noqa: BLE001 - setup errors are one readable line, not a traceback
-        from polycopy.kafka import KafkaSetupError
-        from polycopy.postgres import DatabaseError
-        from polycopy.venue_http import VenueHttpError
+        from polycopy.infra.kafka import KafkaSetupError
+        from polycopy.infra.postgres import DatabaseError
+        from polycopy.polymarket.http import VenueHttpError
 
         if isinstance(error, KafkaSetupError | DatabaseError | VenueHttpError):
             print(f"error: {error}", file=sys.stderr)

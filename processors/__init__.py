@@ -1,1 +1,1 @@
-"""Stream processors: the pure copy policy (core/) and the Faust agents around it."""
+"""Stream processing: the pure copy engine and policy (core/) and the Faust worker around it (worker/)."""

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from polycopy.kafka import CompactedTopicReader, MessagePublisher, now_ms
-from polycopy.metrics import PipelineMetrics
-from polycopy.settings import PolycopySettings
-from polycopy.venue_http import VenueHttpError
+from polycopy.infra.kafka import CompactedTopicReader, MessagePublisher, now_ms
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.http import VenueHttpError
 from producers.parsing import TradeParseError, build_raw_trade
 from producers.publisher import TradePublisher
 from schemas.deadletter import build_dead_letter
@@ -37,7 +37,7 @@ class PollerError(RuntimeError):
 
 
 class UserTradesClient(Protocol):
-    """Where the poller reads a wallet's fills (polycopy.venue_http.VenueHttpClient, or a fake in tests)."""
+    """Where the poller reads a wallet's fills (the adapter's VenueHttpClient, or a fake in tests)."""
 
     def fetch_user_trades(
         self, wallet: str, *, start_secs: int | None = None, limit: int = 500, offset: int = 0

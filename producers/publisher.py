@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from polycopy.kafka import MessagePublisher, now_ms
-from polycopy.metrics import PipelineMetrics
+from polycopy.infra.kafka import MessagePublisher, now_ms
+from polycopy.infra.metrics import PipelineMetrics
 from producers.parsing import parse_rtds_frame
 from schemas.deadletter import build_dead_letter
 from schemas.topics import RAW_TRADES

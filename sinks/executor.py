@@ -14,13 +14,14 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from polycopy.clob import ClobGateway
-from polycopy.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
-from polycopy.metrics import PipelineMetrics
-from polycopy.postgres import ExecutionJournal
-from polycopy.settings import PolycopySettings
-from processors.core.books import OrderBook, parse_book
+from polycopy.infra.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import ExecutionJournal
+from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.books import parse_book
+from polycopy.polymarket.clob import ClobGateway
 from processors.core.ids import build_paper_order_id
+from schemas.books import OrderBook
 from schemas.deadletter import build_dead_letter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
 from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS

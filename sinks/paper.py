@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from processors.core.books import OrderBook, simulate_fill
+from processors.core.books import simulate_fill
 from processors.core.ids import build_report_id
+from schemas.books import OrderBook
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, OrderType, ReportKind
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from polycopy.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
-from polycopy.metrics import PipelineMetrics
-from polycopy.postgres import BatchWriter
-from polycopy.settings import PolycopySettings
+from polycopy.infra.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import BatchWriter
+from polycopy.infra.settings import PolycopySettings
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderIntent

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from processors.core.books import OrderBook, parse_book
+from polycopy.polymarket.books import parse_book
 from processors.core.ids import (
     build_dedup_key,
     build_event_id,
@@ -23,6 +23,7 @@ from processors.core.ids import (
 )
 from processors.core.policy import MarketInfo
 from schemas.base import Side
+from schemas.books import OrderBook
 from schemas.decisions import Decision, DecisionAction
 from schemas.orders import (
     ExecutionMode,

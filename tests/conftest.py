@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from polycopy.kafka import create_topics, wait_for_broker
-from polycopy.postgres import create_database, drop_database, migrate
-from polycopy.settings import PolycopySettings
+from polycopy.infra.kafka import create_topics, wait_for_broker
+from polycopy.infra.postgres import create_database, drop_database, migrate
+from polycopy.infra.settings import PolycopySettings
 from schemas.topics import ALL_TOPICS
+from sinks import MIGRATIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +80,7 @@ def settings_factory(servers: tuple[str, str], tmp_path: Path) -> Iterator[Calla
         settings = PolycopySettings(**values)  # type: ignore[arg-type]
         wait_for_broker(settings)
         create_topics(settings, ALL_TOPICS)
-        migrate(settings.database_url)
+        migrate(settings.database_url, MIGRATIONS)
         return settings
 
     yield build

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
-from processors.core.books import OrderBook, check_liquidity
+from processors.core.books import check_liquidity
 from processors.core.ids import build_intent_id
 from processors.core.ledger import ZERO, WalletLedger
 from schemas.base import Side
+from schemas.books import OrderBook
 from schemas.decisions import Decision, DecisionAction, SkipReason
 from schemas.orders import OrderIntent
 from schemas.reference import MarketReference

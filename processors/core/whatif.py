@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from processors.core.books import Level, OrderBook
 from processors.core.ledger import ZERO, WalletLedger
 from processors.core.policy import Evaluation, MarketInfo, day_of, evaluate_trade
 from processors.core.targeting import select_followers
 from schemas.base import Side
+from schemas.books import Level, OrderBook
 from schemas.decisions import DecisionAction
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from polycopy.demo import DemoOptions, run_demo
-from polycopy.postgres import query
+from polycopy.infra.postgres import query
+from polycopy.tools.demo import DemoOptions, run_demo
 from producers.parsing import parse_rtds_frame
 from producers.replay import CapturedFrame, frames_from_trade_rows, load_trade_rows, write_capture
 from schemas.deadletter import DeadLetter

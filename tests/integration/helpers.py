@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
-from polycopy.kafka import MessagePublisher, read_topic
-from polycopy.postgres import query
-from polycopy.settings import PolycopySettings
+from polycopy.infra.kafka import MessagePublisher, read_topic
+from polycopy.infra.postgres import query
+from polycopy.infra.settings import PolycopySettings
 from schemas.base import Message, Side
 from schemas.topics import TopicSpec
 from schemas.wallets import WalletConfig
@@ -67,7 +67,7 @@ class WorkerProcess:
         import subprocess
         import sys
 
-        from polycopy.kafka import wait_for_consumer_group
+        from polycopy.infra.kafka import wait_for_consumer_group
 
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from polycopy.settings import PolycopySettings
-from polycopy.whatif import run_whatif
+from polycopy.infra.settings import PolycopySettings
+from polycopy.tools.whatif import run_whatif
 from schemas.decisions import Decision
 from schemas.topics import DECISIONS, RAW_TRADES
 from schemas.wallets import WalletConfig

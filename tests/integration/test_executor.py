@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from polycopy.metrics import PipelineMetrics
-from polycopy.settings import PolycopySettings
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.settings import PolycopySettings
 from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionReport, OrderType, ReportKind
 from schemas.topics import DEAD_LETTERS, EXECUTION_REPORTS, ORDER_INTENTS
@@ -88,7 +88,7 @@ def test_an_unknown_token_is_rejected_and_a_gtc_remainder_rests(settings_factory
 
 
 def test_a_malformed_intent_is_dead_lettered_and_the_next_one_executes(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
-    from polycopy.kafka import MessagePublisher
+    from polycopy.infra.kafka import MessagePublisher
 
     settings = settings_factory(clob_url=venue.server.clob_url)
     publisher = MessagePublisher(settings)

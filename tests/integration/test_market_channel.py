@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from polycopy.clob import ClobGateway
-from polycopy.metrics import PipelineMetrics
-from polycopy.ws import BackoffPolicy
-from processors.book_cache import BookCache
-from processors.core.books import OrderBook, parse_book
-from processors.market_channel import MarketBookFeed
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.ws import BackoffPolicy
+from polycopy.polymarket.books import parse_book
+from polycopy.polymarket.clob import ClobGateway
+from polycopy.polymarket.market_channel import MarketBookFeed
+from processors.worker.book_cache import BookCache
+from schemas.books import OrderBook
 from schemas.decisions import Decision
 from schemas.topics import DECISIONS, RAW_TRADES, WALLET_CONFIG
 from tests.builders import build_trade

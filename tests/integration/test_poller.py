@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from polycopy.cli import main
-from polycopy.kafka import MessagePublisher, read_topic
-from polycopy.metrics import PipelineMetrics
-from polycopy.settings import PolycopySettings
-from polycopy.venue_http import VenueHttpClient
+from polycopy.infra.kafka import MessagePublisher, read_topic
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.http import VenueHttpClient
 from producers.poller import PollSummary, SafetyNetPoller
 from schemas.reference import MarketReference, PollerWatermark, TraderReference
 from schemas.topics import MARKETS, POLLER_WATERMARKS, RAW_TRADES, TRADERS, WALLET_CONFIG

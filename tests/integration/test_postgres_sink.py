@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from polycopy.metrics import PipelineMetrics
-from polycopy.postgres import query
-from polycopy.settings import PolycopySettings
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import query
+from polycopy.infra.settings import PolycopySettings
 from schemas.deadletter import DeadLetter
 from schemas.orders import OrderStatus
 from schemas.topics import DEAD_LETTERS, DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
@@ -67,7 +67,7 @@ def test_redelivered_messages_change_nothing(settings: PolycopySettings) -> None
 def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_rest_is_written(
     settings: PolycopySettings,
 ) -> None:
-    from polycopy.kafka import MessagePublisher
+    from polycopy.infra.kafka import MessagePublisher
 
     publisher = MessagePublisher(settings)
     publisher._producer.produce(settings.topic_name(DECISIONS), key=b"w1", value=b'{"not": "a decision"}')

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from polycopy.settings import PolycopySettings
+from polycopy.infra.settings import PolycopySettings
 from processors.core.ids import build_paper_order_id
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
@@ -99,7 +99,7 @@ def test_a_changed_wallet_file_changes_decisions_without_a_restart(pipeline) -> 
 
 
 def test_malformed_raw_messages_are_dead_lettered_and_processing_goes_on(pipeline) -> None:  # type: ignore[no-untyped-def]
-    from polycopy.kafka import MessagePublisher
+    from polycopy.infra.kafka import MessagePublisher
 
     settings, venue, _ = pipeline
     publisher = MessagePublisher(settings)

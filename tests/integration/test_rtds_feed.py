@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from polycopy.kafka import MessagePublisher
-from polycopy.metrics import PipelineMetrics
-from polycopy.settings import PolycopySettings
+from polycopy.infra.kafka import MessagePublisher
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.rtds import BackoffPolicy, RtdsFeed
 from producers.parsing import build_raw_trade
 from producers.publisher import TradePublisher
-from producers.rtds import BackoffPolicy, RtdsFeed
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, RAW_TRADES
 from schemas.trades import RawTrade, TradeSource
@@ -129,7 +129,7 @@ async def test_malformed_frames_are_dead_lettered_and_the_feed_goes_on(settings,
 async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     settings_factory, simulator_factory
 ) -> None:  # type: ignore[no-untyped-def]
-    from polycopy.venue_http import VenueHttpClient
+    from polycopy.polymarket.http import VenueHttpClient
     from producers.poller import SafetyNetPoller
     from schemas.topics import WALLET_CONFIG
     from schemas.wallets import WalletConfig

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from polycopy.kafka import create_topics
-from polycopy.settings import PolycopySettings
+from polycopy.infra.kafka import create_topics
+from polycopy.infra.settings import PolycopySettings
 from schemas.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.core.books import BookFormatError, OrderBook, check_liquidity, parse_book, simulate_fill
+from polycopy.polymarket.books import BookFormatError, parse_book
+from processors.core.books import check_liquidity, simulate_fill
 from schemas.base import Side
+from schemas.books import OrderBook
 from tests.builders import build_book, build_book_payload, load_shared_json
 
 D = Decimal

@@ -11,20 +11,14 @@ from typing import Any
 
 import pytest
 
-from polycopy.metrics import PipelineMetrics
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.ws import BackoffPolicy
+from polycopy.polymarket.books import BookSnapshot, PriceChange, PriceChanges, TickSizeChange, parse_book
+from polycopy.polymarket.market_channel import ChannelBooks, MarketBookFeed
 from polycopy.simulator import MarketSimulator, SimulatorServer
-from polycopy.ws import BackoffPolicy
-from processors.book_cache import BookCache
-from processors.core.books import (
-    BookSnapshot,
-    OrderBook,
-    PriceChange,
-    PriceChanges,
-    TickSizeChange,
-    parse_book,
-)
-from processors.market_channel import ChannelBooks, MarketBookFeed
+from processors.worker.book_cache import BookCache
 from schemas.base import Side
+from schemas.books import OrderBook
 from tests.builders import ASSET, CONDITION_ID, OTHER_ASSET, build_book, build_book_payload
 
 D = Decimal

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.core.books import (
+from polycopy.polymarket.books import (
     BookSnapshot,
-    Level,
     PriceChange,
     PriceChanges,
     TickSizeChange,
@@ -22,6 +21,7 @@ from processors.core.books import (
     parse_market_message,
 )
 from schemas.base import Side
+from schemas.books import Level
 from tests.builders import ASSET, CONDITION_ID, OTHER_ASSET, build_book, build_book_payload
 
 D = Decimal

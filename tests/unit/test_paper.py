@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.core.books import parse_book
+from polycopy.polymarket.books import parse_book
 from processors.core.ids import build_report_id
 from schemas.base import Side
 from schemas.orders import ExecutionMode, OrderType, ReportKind

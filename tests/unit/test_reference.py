@@ -9,15 +9,8 @@ from typing import Any
 
 import pytest
 
-from producers.reference import (
-    ReferenceParseError,
-    build_market_reference,
-    build_trader_file,
-    build_trader_reference,
-    read_trader_rows,
-    sync_markets,
-    sync_traders,
-)
+from polycopy.polymarket.reference import ReferenceParseError, build_market_reference, build_trader_reference
+from producers.reference import build_trader_file, read_trader_rows, sync_markets, sync_traders
 from schemas.reference import MarketReference, TraderReference
 from schemas.topics import MARKETS, TRADERS
 from tests.builders import SHARED_DATA, load_shared_json

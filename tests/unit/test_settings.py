@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from polycopy.cli import UsageError, load_settings
-from polycopy.settings import PolycopySettings, find_unknown_variables
+from polycopy.infra.settings import PolycopySettings, find_unknown_variables
 
 
 def test_a_misspelled_variable_is_named_with_the_likely_intended_one() -> None:

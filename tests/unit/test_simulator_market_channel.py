@@ -12,14 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from polycopy.polymarket.books import PriceChanges, apply_price_changes, parse_book, parse_market_message
 from polycopy.simulator import SimulatorServer
-from processors.core.books import (
-    OrderBook,
-    PriceChanges,
-    apply_price_changes,
-    parse_book,
-    parse_market_message,
-)
+from schemas.books import OrderBook
 from tests.unit.conftest import ServerFactory
 
 ABSENT_SECS = 0.2

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polycopy.summary import RunSummary, is_replayed, percentile
+from polycopy.tools.summary import RunSummary, is_replayed, percentile
 from schemas.orders import OrderStatus
 from schemas.trades import TradeSource
 from tests.builders import RECEIVED_AT_MS, build_decision, build_order_event, build_trade

@@ -16,18 +16,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polycopy.venue_http import (
+from polycopy.polymarket.http import (
     PUBLISHED_LIMITS,
     TRADES_PATH,
     RetryPolicy,
     TokenBucket,
     VenueHttpClient,
     VenueHttpError,
-    decode_json_string_fields,
     extract_rows,
     parse_retry_after,
     should_retry,
 )
+from polycopy.polymarket.reference import decode_json_string_fields
 from tests.builders import build_trade_payload, load_shared_json
 
 WALLET = "0x" + "ab" * 20

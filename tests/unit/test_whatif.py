@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from polycopy.whatif import parse_time_ms
+from polycopy.tools.whatif import parse_time_ms
 from processors.core.whatif import WhatIfRun, book_from_trade
 from schemas.base import Side
 from tests.builders import build_trade, build_wallet

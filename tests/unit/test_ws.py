@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from polycopy.ws import CLOSED, ERROR, STOPPED, WATCHDOG, BackoffPolicy, WebSocketSession, is_keepalive
+from polycopy.infra.ws import CLOSED, ERROR, STOPPED, WATCHDOG, BackoffPolicy, WebSocketSession, is_keepalive
 
 FAST = BackoffPolicy(base_secs=0.01, cap_secs=0.05)
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from polycopy.kafka import MessagePublisher, create_topics, read_topic
-from polycopy.settings import PolycopySettings
+from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
+from polycopy.infra.settings import PolycopySettings
 from processors.core.whatif import WalletReport, WhatIfRun
 from schemas.topics import DECISIONS, ORDER_INTENTS, RAW_TRADES
 from schemas.trades import RawTrade

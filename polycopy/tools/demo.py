@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from polycopy.kafka import (
+from polycopy.infra.kafka import (
     MessagePublisher,
     create_topics,
     end_offsets,
@@ -23,17 +23,18 @@ from polycopy.kafka import (
     wait_for_broker,
     wait_for_consumer_group,
 )
-from polycopy.metrics import DEFAULT_PORTS
-from polycopy.postgres import migrate, query
-from polycopy.settings import PolycopySettings
+from polycopy.infra.metrics import DEFAULT_PORTS
+from polycopy.infra.postgres import migrate, query
+from polycopy.infra.settings import PolycopySettings
 from polycopy.simulator.market import MarketSimulator
-from polycopy.summary import RunSummary, is_replayed
+from polycopy.tools.summary import RunSummary, is_replayed
 from producers.replay import read_capture
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent
 from schemas.topics import ALL_TOPICS, DEAD_LETTERS, DECISIONS, ORDER_EVENTS, RAW_TRADES, WALLET_CONFIG
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfigFile
+from sinks import MIGRATIONS
 
 PROGRESS_SECS = 5.0
 
@@ -174,7 +175,7 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     wait_for_broker(settings)
     created = create_topics(settings, ALL_TOPICS)
     out(f"  topics ready ({len(created)} created)")
-    applied = migrate(settings.database_url)
+    applied = migrate(settings.database_url, MIGRATIONS)
     out(f"  database migrated ({', '.join(applied) or 'up to date'})")
 
     data_dir = settings.data_dir / "demo"

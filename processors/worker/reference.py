@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from polycopy.kafka import CompactedTopicReader
-from polycopy.settings import PolycopySettings
+from polycopy.infra.kafka import CompactedTopicReader
+from polycopy.infra.settings import PolycopySettings
 from processors.core.policy import TraderStats
 from schemas.reference import MarketReference, TraderReference
 from schemas.topics import MARKETS, TRADERS, WALLET_CONFIG

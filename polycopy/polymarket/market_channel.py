@@ -15,18 +15,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable
 from dataclasses import replace
 
-from polycopy.metrics import PipelineMetrics
-from polycopy.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSession
-from processors.core.books import (
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSession
+from polycopy.polymarket.books import (
     BookSnapshot,
     MarketEvent,
-    OrderBook,
     PriceChanges,
     TickSizeChange,
     apply_price_changes,
     apply_tick_size_change,
     parse_market_message,
 )
+from schemas.books import OrderBook
 
 log = logging.getLogger(__name__)
 

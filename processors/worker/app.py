@@ -17,15 +17,15 @@ import faust
 from mode import Service
 from pydantic import ValidationError
 
-from polycopy.metrics import PipelineMetrics
-from polycopy.settings import PolycopySettings
-from processors.book_cache import BookCache
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.market_channel import MarketBookFeed
 from processors.core.orders import apply_report
 from processors.core.policy import MarketInfo, evaluate_trade
 from processors.core.targeting import select_followers
-from processors.market_channel import MarketBookFeed
-from processors.reference import ReferenceView
-from processors.state import RECENT_EXPIRY, RECENT_WINDOW, WalletStateStore, WindowedKeys
+from processors.worker.book_cache import BookCache
+from processors.worker.reference import ReferenceView
+from processors.worker.state import RECENT_EXPIRY, RECENT_WINDOW, WalletStateStore, WindowedKeys
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import DecisionAction
 from schemas.orders import ExecutionReport
@@ -245,6 +245,14 @@ def create_app(
                 await dead_letter("order-lifecycle", error, event)
 
     return app
+
+
+def run_app(app: faust.App, log_level: str) -> None:
+    """Run the app as a Faust worker in this process until SIGTERM/SIGINT."""
+    worker = faust.Worker(
+        app, loglevel=log_level.lower().replace("warning", "warn"), quiet=True, redirect_stdouts=False
+    )
+    worker.execute_from_commandline()
 
 
 def _book_feed_service(feed: MarketBookFeed) -> type[Service]:

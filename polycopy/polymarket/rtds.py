@@ -1,7 +1,7 @@
 """The RTDS feed: the venue's wallet-tagged trade stream (`activity`), handed frame by frame to a callback
 (the producer publishes them to the raw-trades topic; `polycopy capture` writes them to a file).
 
-The feed is undocumented and known to stall silently, so the socket is a `polycopy.ws.WebSocketSession`:
+The feed is undocumented and known to stall silently, so the socket is a `polycopy.infra.ws.WebSocketSession`:
 a text PING every few seconds, a data watchdog that reconnects when no frame arrives for a while (PING replies
 do not count), and jittered exponential backoff between attempts.
 """
@@ -12,8 +12,8 @@ import json
 import time
 from collections.abc import Callable
 
-from polycopy.metrics import PipelineMetrics
-from polycopy.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSession
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSession
 
 __all__ = ["SUBSCRIBE", "BackoffPolicy", "FrameHandler", "RtdsFeed"]
 

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from polycopy.metrics import PipelineMetrics
-from processors.core.books import BookFormatError, OrderBook, parse_book
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.polymarket.books import BookFormatError, parse_book
+from schemas.books import OrderBook
 
 BookFetcher = Callable[[str], dict[str, Any] | None]
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from polycopy.demo import Processes
-from polycopy.kafka import (
+from polycopy.infra.kafka import (
     MessagePublisher,
     create_topics,
     end_offsets,
@@ -21,23 +20,27 @@ from polycopy.kafka import (
     wait_for_broker,
     wait_for_consumer_group,
 )
-from polycopy.metrics import PipelineMetrics
-from polycopy.postgres import create_database, drop_database, migrate
-from polycopy.settings import PolycopySettings
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import create_database, drop_database, migrate
+from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.books import parse_book
 from polycopy.simulator.market import MarketSimulator
-from polycopy.summary import percentile
-from processors.core.books import OrderBook, parse_book, simulate_fill
+from polycopy.tools.demo import Processes
+from polycopy.tools.summary import percentile
+from processors.core.books import simulate_fill
 from processors.core.ledger import WalletLedger
 from processors.core.policy import MarketInfo, day_of, evaluate_trade
 from processors.core.targeting import select_followers
 from producers.parsing import parse_rtds_frame
 from producers.publisher import TradePublisher
 from producers.replay import wrap_as_rtds_frame
+from schemas.books import OrderBook
 from schemas.decisions import Decision, DecisionAction
 from schemas.orders import ExecutionReport, OrderIntent
 from schemas.topics import ALL_TOPICS, DECISIONS, EXECUTION_REPORTS, RAW_TRADES, WALLET_CONFIG, TopicSpec
 from schemas.trades import RawTrade, TradeSource
 from schemas.wallets import WalletConfig
+from sinks import MIGRATIONS
 
 PROGRESS_SECS = 5.0
 DRAIN_SECS = 30.0
@@ -178,7 +181,7 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
     )
     result = BenchResult()
     try:
-        migrate(bench.database_url)
+        migrate(bench.database_url, MIGRATIONS)
         wallets = build_bench_wallets(MarketSimulator(options.seed).top_wallets(20))
         trades = _run_pipeline(bench, options, wallets, result, out)
         _run_in_process(trades, wallets, options.seed, result, out)

@@ -10,7 +10,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -18,14 +18,13 @@ from typing import Any
 
 import httpx
 
+from polycopy.polymarket.reference import decode_json_string_fields
+
 log = logging.getLogger(__name__)
 
 TRADES_PATH = "/trades"
 LEADERBOARD_PATH = "/v1/leaderboard"
 MARKETS_PATH = "/markets"
-
-# Gamma sends these as JSON text inside the JSON document: decode the document, then each of these again.
-GAMMA_JSON_STRING_FIELDS = ("outcomes", "outcomePrices", "clobTokenIds")
 
 
 class VenueHttpError(RuntimeError):
@@ -136,25 +135,6 @@ class RetryPolicy:
         if retry_after_secs is not None:
             return min(retry_after_secs, self.max_retry_after_secs)
         return min(self.cap_secs, self.base_secs * 2.0 ** min(attempt, 16)) * (0.5 + random_fn() / 2)
-
-
-def decode_json_string_fields(
-    market: Mapping[str, Any], fields: Sequence[str] = GAMMA_JSON_STRING_FIELDS
-) -> dict[str, Any]:
-    """A copy of a Gamma market with its JSON-encoded string fields decoded into lists.
-
-    Already-decoded lists pass through; an empty or undecodable string becomes an empty list.
-    """
-    decoded = dict(market)
-    for name in fields:
-        value = decoded.get(name)
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else []
-            except ValueError:
-                value = []
-        decoded[name] = list(value) if isinstance(value, list | tuple) else []
-    return decoded
 
 
 def extract_rows(document: Any, what: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from polycopy.settings import PolycopySettings
+from polycopy.infra.settings import PolycopySettings
 from schemas.base import Message
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, TopicSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import psycopg
@@ -42,16 +42,18 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def migration_files() -> list[tuple[str, str]]:
-    """(name, SQL) of every migration shipped in sinks/migrations, in order."""
-    folder = resources.files("sinks") / "migrations"
+def migration_files(folder: Traversable) -> list[tuple[str, str]]:
+    """(name, SQL) of every `.sql` file in `folder`, in name order."""
     return sorted(
         (entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql")
     )
 
 
-def migrate(url: str) -> list[str]:
-    """Apply migrations not yet applied, each in its own transaction; returns the names applied."""
+def migrate(url: str, folder: Traversable) -> list[str]:
+    """Apply the migrations in `folder` not yet applied; returns the names applied.
+
+    The owner of the tables passes its folder (`sinks.MIGRATIONS`): infrastructure never reads upward.
+    """
     applied = []
     with connect(url) as conn:
         conn.execute(
@@ -60,7 +62,7 @@ def migrate(url: str) -> list[str]:
         )
         conn.execute("SELECT pg_advisory_xact_lock(7270)")  # two migrators never race
         done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
-        for name, text in migration_files():
+        for name, text in migration_files(folder):
             if name in done:
                 continue
             conn.execute(text)

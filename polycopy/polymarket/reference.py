@@ -1,0 +1,179 @@
+"""Reference data from the venue: Gamma market objects as MarketReference, leaderboard rows as
+TraderReference. Pure mapping; `polycopy.polymarket.http` fetches the JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.reference import MarketReference, TraderReference
+
+# Gamma sends these as JSON text inside the JSON document: decode the document, then each of these again.
+GAMMA_JSON_STRING_FIELDS = ("outcomes", "outcomePrices", "clobTokenIds")
+LEADERBOARD_PAGE = 50  # the venue's maximum `limit`
+LEADERBOARD_MAX_OFFSET = 1000  # the venue's maximum `offset`
+
+
+class ReferenceParseError(ValueError):
+    """A venue object or file row that cannot become reference data."""
+
+
+def decode_json_string_fields(
+    market: Mapping[str, Any], fields: Sequence[str] = GAMMA_JSON_STRING_FIELDS
+) -> dict[str, Any]:
+    """A copy of a Gamma market with its JSON-encoded string fields decoded into lists.
+
+    Already-decoded lists pass through; an empty or undecodable string becomes an empty list.
+    """
+    decoded = dict(market)
+    for name in fields:
+        value = decoded.get(name)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else []
+            except ValueError:
+                value = []
+        decoded[name] = list(value) if isinstance(value, list | tuple) else []
+    return decoded
+
+
+def build_market_reference(market: Mapping[str, Any], updated_at_ms: int) -> MarketReference:
+    """A Gamma market object as MarketReference; the JSON-encoded string fields may still be strings."""
+    decoded = decode_json_string_fields(market)
+    condition_id = str(decoded.get("conditionId") or "").lower()
+    if not condition_id:
+        raise ReferenceParseError(f"Gamma market {decoded.get('id')!r} has no conditionId")
+    # Protocol-V2 markets trade position ids (a plain array) instead of clobTokenIds.
+    token_ids = decoded["clobTokenIds"] or list(decoded.get("positionIds") or [])
+    events = [event for event in decoded.get("events") or [] if isinstance(event, Mapping)]
+    first_event: Mapping[str, Any] = events[0] if events else {}
+    closed = bool(decoded.get("closed", False))
+    accepting = decoded.get("acceptingOrders")
+    try:
+        return MarketReference(
+            condition_id=condition_id,
+            question=str(decoded.get("question") or ""),
+            slug=decoded.get("slug") or None,
+            # `category` is mostly empty on markets; the event sometimes carries it, and tags are richer.
+            category=decoded.get("category") or first_event.get("category") or None,
+            tags=_tag_labels(decoded.get("tags") or first_event.get("tags") or []),
+            end_date_ms=_parse_time_ms(decoded.get("endDate") or decoded.get("endDateIso")),
+            closed=closed,
+            accepting_orders=bool(accepting)
+            if accepting is not None
+            else (not closed and bool(decoded.get("active", True))),
+            neg_risk=bool(decoded.get("negRisk", False)),
+            tick_size=_optional_decimal(decoded.get("orderPriceMinTickSize")),
+            min_order_size=_optional_decimal(decoded.get("orderMinSize")),
+            token_ids=tuple(str(token) for token in token_ids),
+            outcomes=tuple(str(outcome) for outcome in decoded["outcomes"]),
+            updated_at_ms=updated_at_ms,
+        )
+    except ValidationError as error:
+        raise ReferenceParseError(f"Gamma market {condition_id}: {_first_error(error)}") from error
+    except ReferenceParseError as error:
+        raise ReferenceParseError(f"Gamma market {condition_id}: {error}") from error
+
+
+def build_trader_reference(row: Mapping[str, Any], *, source: str, updated_at_ms: int) -> TraderReference:
+    """One leaderboard row as TraderReference.
+
+    Accepts the Data API `/v1/leaderboard` row (proxyWallet, userName, rank, pnl, vol), the older profit
+    leaderboard row (proxyWallet, name/pseudonym, amount = profit) and file rows (address or wallet,
+    name or username, pnl, vol, win_rate as a fraction 0..1, rank). Missing figures stay empty.
+    """
+    wallet = str(_first(row, "proxyWallet", "proxy_wallet", "wallet", "address") or "").strip().lower()
+    if not wallet:
+        raise ReferenceParseError("row has no wallet (proxyWallet, wallet or address)")
+    name = _first(row, "userName", "user_name", "username", "name", "pseudonym")
+    # The older profit leaderboard has no `pnl`: its `amount` is the profit over `period`.
+    pnl = _first(row, "pnl", "pnl_usdc", "profit", "amount")
+    try:
+        return TraderReference(
+            wallet=wallet,
+            name=(str(name).strip() or None) if name is not None else None,
+            rank=_optional_int(_first(row, "rank")),
+            pnl_usdc=_optional_decimal(pnl),
+            volume_usdc=_optional_decimal(_first(row, "vol", "volume", "volume_usdc")),
+            win_rate=_optional_decimal(_first(row, "win_rate", "winRate")),
+            source=source,
+            updated_at_ms=updated_at_ms,
+        )
+    except ValidationError as error:
+        raise ReferenceParseError(f"trader {wallet}: {_first_error(error)}") from error
+    except ReferenceParseError as error:
+        raise ReferenceParseError(f"trader {wallet}: {error}") from error
+
+
+def rows_of_document(document: Any) -> list[dict[str, Any]]:
+    """Leaderboard rows from a JSON document: a bare array, or an object with `data` or `leaderboard`."""
+    if isinstance(document, Mapping):
+        document = document.get("data", document.get("leaderboard"))
+    if not isinstance(document, list):
+        raise ReferenceParseError("expected a JSON array of leaderboard rows (or {data: [...]})")
+    return [row for row in document if isinstance(row, dict)]
+
+
+def _first(row: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        value = row.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation as error:
+        raise ReferenceParseError(f"not a number: {value!r}") from error
+    if not number.is_finite():
+        raise ReferenceParseError(f"not a finite number: {value!r}")
+    return number
+
+
+def _optional_int(value: Any) -> int | None:
+    number = _optional_decimal(value)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise ReferenceParseError(f"not a whole number: {value!r}")
+    return int(number)
+
+
+def _parse_time_ms(value: Any) -> int | None:
+    """ISO-8601 date or date-time (Gamma: `2026-01-23T18:30:00Z`, sometimes with fractions) as epoch ms."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(text[:10]), datetime.min.time())
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+def _tag_labels(tags: Any) -> tuple[str, ...]:
+    labels: list[str] = []
+    for tag in tags if isinstance(tags, list) else []:
+        label = tag.get("label") or tag.get("slug") if isinstance(tag, Mapping) else tag
+        if isinstance(label, str) and label and label not in labels:
+            labels.append(label)
+    return tuple(labels)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return ".".join(str(part) for part in first["loc"]) + f": {first['msg']}"
