@@ -216,8 +216,7 @@ def _apply_rules(
     duplicate: bool,
 ) -> tuple[Decimal, Decimal, Decimal]:
     """Run every rule in order; raise _Skip at the first that fails, else return (shares, limit, depth)."""
-    trader = trade.proxy_wallet
-    if not wallet.enabled or not (wallet.follows(trader) or (not wallet.targets and trader in followed)):
+    if not wallet.follows(trade.proxy_wallet, followed):
         raise _Skip(SkipReason.NOT_TARGET)
     if trade.side not in wallet.sides:
         raise _Skip(SkipReason.SIDE_DISABLED, f"{trade.side.value} not in {','.join(wallet.sides)}")
