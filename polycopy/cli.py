@@ -414,6 +414,15 @@ def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
     return 0
 
 
+def cmd_books(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.wiring import run_books
+
+    if not settings.clob_market_ws_url:
+        raise UsageError("polycopy books needs POLYCOPY_CLOB_MARKET_WS_URL (the CLOB market channel)")
+    run_books(settings)
+    return 0
+
+
 def cmd_executor(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.wiring import run_executor
 
@@ -574,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     traders_import.add_argument("file")
     add("worker", cmd_worker, "run the Faust processors (target filter, evaluation, order lifecycle)")
+    add("books", cmd_books, "run the books producer (CLOB market channel -> books topic)")
     add("executor", cmd_executor, "run the executor sink (paper by default)")
     add("sink", cmd_sink, "run the PostgreSQL sink")
     simulate = add(

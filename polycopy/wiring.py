@@ -23,12 +23,15 @@ def build_metrics(settings: PolycopySettings, component: str, *, serve: bool = T
 
 
 def run_worker(settings: PolycopySettings) -> None:
-    """`polycopy worker`: the Faust app with live reference data, streamed books and a REST book fallback."""
+    """`polycopy worker`: the Faust app with live reference data, books from the books topic (kept current by
+    `polycopy books`) and a REST book fallback whose books it publishes there too."""
+    from polycopy.infra.kafka import TopicFollower, now_ms
     from polycopy.polymarket.clob import ClobGateway
-    from polycopy.polymarket.market_channel import MarketBookFeed
+    from processors.core.book_log import PINNED_KEEP_MS
     from processors.worker.app import create_app, run_app
-    from processors.worker.book_cache import BookCache
+    from processors.worker.book_cache import BookCache, SharedBooks
     from processors.worker.reference import LiveReferenceData
+    from schemas.topics import BOOKS
 
     metrics = build_metrics(settings, "worker")
     reference = LiveReferenceData(
@@ -38,17 +41,37 @@ def run_worker(settings: PolycopySettings) -> None:
         ),
     ).start()
     metrics.wallets.set_function(lambda: len(reference.wallets()))
-    # Books stream from the market channel (run by the Faust app on its loop); GET /book fills the gaps.
-    feed = MarketBookFeed(settings.clob_market_ws_url, metrics) if settings.clob_market_ws_url else None
+    shared = SharedBooks()
+    # Far enough back for every state still fresh, and for the pins of trades still waiting for evaluation.
+    lookback_ms = max(settings.market_book_max_age_ms, PINNED_KEEP_MS)
+    reader = TopicFollower(
+        settings,
+        BOOKS,
+        lambda record: shared.apply_record(record.key, record.value),
+        since_ms=now_ms() - lookback_ms,
+    ).start(wait_secs=120)
     books = BookCache(
         ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
         settings.book_max_age_ms,
-        channel=feed,
+        books=shared,
         channel_max_age_ms=settings.market_book_max_age_ms,
         metrics=metrics,
     )
-    app = create_app(settings, reference=reference, books=books, metrics=metrics, book_feed=feed)
-    run_app(app, settings.log_level)
+    app = create_app(settings, reference=reference, books=books, metrics=metrics)
+    run_app(app, settings.log_level, on_stop=reader.stop)
+
+
+def run_books(settings: PolycopySettings) -> None:
+    """`polycopy books`: the deployment's one market-channel connection, publishing every book state of the
+    tokens that followed traders trade to the books topic, until SIGTERM."""
+    from polycopy.infra.kafka import MessagePublisher
+    from producers.books import run_books_producer
+
+    run_books_producer(
+        settings,
+        MessagePublisher(settings, client_id="polycopy-books", **{"linger.ms": 0}),
+        build_metrics(settings, "books"),
+    )
 
 
 def run_executor(settings: PolycopySettings) -> None:

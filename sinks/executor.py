@@ -1,4 +1,4 @@
-"""The executor sink: order intents -> (journal claim) -> paper book or venue -> execution reports.
+"""The executor sink: order intents -> (journal claim) -> paper fill or venue -> execution reports.
 
 Money safety: an intent is claimed in the PostgreSQL journal before anything is sent, so a re-delivered
 intent is never placed twice; offsets commit only after the reports are delivered, so none is lost.
@@ -10,7 +10,6 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -18,14 +17,11 @@ from polycopy.infra.kafka import MessagePublisher, build_consumer, consume_batch
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
-from polycopy.polymarket.books import parse_book
-from polycopy.polymarket.clob import ClobGateway
 from processors.core.ids import build_paper_order_id
-from schemas.books import OrderBook
+from processors.core.paper import build_execution_report, execute_on_paper
 from schemas.deadletter import build_dead_letter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
 from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS
-from sinks.paper import build_execution_report, execute_on_paper
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +29,8 @@ log = logging.getLogger(__name__)
 class Executor:
     """Consumes intents and publishes what happened to each order."""
 
-    def __init__(
-        self,
-        settings: PolycopySettings,
-        metrics: PipelineMetrics,
-        fetch_book: Callable[[str], dict[str, object] | None] | None = None,
-    ) -> None:
+    def __init__(self, settings: PolycopySettings, metrics: PipelineMetrics) -> None:
         self._settings, self._metrics = settings, metrics
-        self._fetch_book = fetch_book or ClobGateway(settings.clob_url, settings.chain_id).fetch_book
         self._journal = ExecutionJournal(settings.database_url)
         self._publisher = MessagePublisher(settings, client_id="polycopy-executor")
         self._consumer = build_consumer(settings, settings.consumer_group("executor"))
@@ -120,16 +110,9 @@ class Executor:
                     reported_at_ms=now_ms(),
                 )
             ]
-        book = self._load_book(intent.asset)
-        return execute_on_paper(intent, book, order_id, sent_at_ms=sent_at, reported_at_ms=now_ms())
-
-    def _load_book(self, token_id: str) -> OrderBook | None:
-        try:
-            payload = self._fetch_book(token_id)
-        except Exception:  # noqa: BLE001 - treated like the venue refusing the order
-            log.exception("book fetch failed for paper fill")
-            return None
-        return parse_book(payload) if payload else None
+        # Paper fills take the book levels the liquidity gate saw (carried by the intent), not a book fetched
+        # now: a replay of the log then fills exactly as this run did.
+        return execute_on_paper(intent, order_id, sent_at_ms=sent_at, reported_at_ms=now_ms())
 
 
 def run_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> None:

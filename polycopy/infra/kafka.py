@@ -373,3 +373,93 @@ def wait_for_consumer_group(settings: PolycopySettings, group: str, timeout_secs
             pass
         time.sleep(0.5)
     return False
+
+
+class TopicFollower:
+    """Hands every record of a topic to `on_record`, from `since_ms` (or the beginning) on, following it in a
+    background thread with no consumer group: each process that needs the whole stream runs one."""
+
+    def __init__(
+        self,
+        settings: PolycopySettings,
+        spec: TopicSpec,
+        on_record: Callable[[Record], None],
+        *,
+        since_ms: int | None = None,
+    ) -> None:
+        self._settings, self._on_record, self._since_ms = settings, on_record, since_ms
+        self._name = settings.topic_name(spec)
+        self._caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"follower-{self._name}", daemon=True)
+        self.failures = 0
+
+    def start(self, wait_secs: float = 30.0) -> TopicFollower:
+        """Start following; wait until the records already on the topic have been handed on."""
+        self._thread.start()
+        if not self._caught_up.wait(wait_secs):
+            raise KafkaSetupError(f"could not read {self._name} up to its end within {wait_secs} s")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self._settings.kafka_bootstrap_servers,
+                "group.id": "polycopy-follower",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
+        try:
+            metadata = consumer.list_topics(self._name, timeout=10).topics[self._name]
+            if metadata.error is not None:
+                raise KafkaSetupError(f"topic {self._name}: {metadata.error}")
+            bounds = {
+                p: consumer.get_watermark_offsets(TopicPartition(self._name, p), timeout=10)
+                for p in sorted(metadata.partitions)
+            }
+            ends = {partition: high for partition, (_, high) in bounds.items()}
+            partitions = [TopicPartition(self._name, p, low) for p, (low, _) in bounds.items()]
+            if self._since_ms is not None:
+                wanted = [TopicPartition(self._name, tp.partition, self._since_ms) for tp in partitions]
+                found = consumer.offsets_for_times(wanted, timeout=10)
+                # No record at or after the time: start at the end.
+                partitions = [
+                    TopicPartition(
+                        self._name, tp.partition, tp.offset if tp.offset >= 0 else ends[tp.partition]
+                    )
+                    for tp in found
+                ]
+            position = {tp.partition: tp.offset for tp in partitions}
+            consumer.assign(partitions)
+            while not self._stop.is_set():
+                if not self._caught_up.is_set() and all(position[p] >= ends[p] for p in ends):
+                    self._caught_up.set()
+                message = consumer.poll(0.1)
+                if message is None or message.error():
+                    continue
+                position[message.partition()] = message.offset() + 1
+                try:
+                    self._on_record(
+                        Record(
+                            message.topic(),
+                            message.partition(),
+                            message.offset(),
+                            message.key(),
+                            message.value(),
+                            message.timestamp()[1],
+                        )
+                    )
+                except Exception:  # noqa: BLE001 - one bad record must not stop the stream; it is logged
+                    self.failures += 1
+                    log.exception(
+                        "record %s/%d/%d not handled", self._name, message.partition(), message.offset()
+                    )
+        except Exception:  # noqa: BLE001 - a dead follower must be loud, never silent
+            log.exception("follower of %s stopped", self._name)
+        finally:
+            consumer.close()

@@ -7,7 +7,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # Default /metrics ports, one per deployable, so that they can share a host.
-DEFAULT_PORTS = {"worker": 9108, "executor": 9109, "producer": 9110, "sink": 9111, "poller": 9112}
+DEFAULT_PORTS = {
+    "worker": 9108,
+    "executor": 9109,
+    "producer": 9110,
+    "sink": 9111,
+    "poller": 9112,
+    "books": 9113,
+}
 
 
 class PipelineMetrics:
@@ -58,6 +65,24 @@ class PipelineMetrics:
             "polycopy_book_source_total",
             "Order books served, by source: the market channel or REST GET /book",
             ["source"],
+            registry=r,
+        )
+        self.pinned_book_waits = Counter(
+            "polycopy_pinned_book_waits_total",
+            "Evaluations that waited for the book their trade was pinned to, by outcome: found or missing",
+            ["outcome"],
+            registry=r,
+        )
+        self.books_published = Counter(
+            "polycopy_books_published_total",
+            "Book states put on the books topic, by source (channel, rest) or lost (the channel's book of a "
+            "token stopped being current)",
+            ["source"],
+            registry=r,
+        )
+        self.books_watched = Gauge(
+            "polycopy_books_watched_tokens",
+            "Tokens the books producer follows on the market channel",
             registry=r,
         )
         self.intents = Counter("polycopy_order_intents_total", "Order intents emitted", ["side"], registry=r)
