@@ -6,6 +6,7 @@ nothing), and only then commit the offsets, so a crash re-delivers and re-delive
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -40,7 +41,11 @@ def decision_row(decision: Decision) -> dict[str, Any]:
 
 
 def intent_row(intent: OrderIntent) -> dict[str, Any]:
-    return intent.model_dump(exclude={"schema_version"})
+    row = intent.model_dump(exclude={"schema_version", "book_levels"})
+    # JSON text for the jsonb column: [{"price": "0.5", "size": "100"}, ...], best first (None: no book).
+    levels = intent.model_dump(mode="json", include={"book_levels"})["book_levels"]
+    row["book_levels"] = json.dumps(levels) if levels is not None else None
+    return row
 
 
 def event_row(event: OrderEvent) -> dict[str, Any]:
