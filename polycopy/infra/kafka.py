@@ -392,6 +392,7 @@ class TopicFollower:
         self._caught_up = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"follower-{self._name}", daemon=True)
+        self._error: Exception | None = None
         self.failures = 0
 
     def start(self, wait_secs: float = 30.0) -> TopicFollower:
@@ -399,6 +400,8 @@ class TopicFollower:
         self._thread.start()
         if not self._caught_up.wait(wait_secs):
             raise KafkaSetupError(f"could not read {self._name} up to its end within {wait_secs} s")
+        if self._error is not None:
+            raise KafkaSetupError(f"cannot follow {self._name}: {self._error}") from self._error
         return self
 
     def stop(self) -> None:
@@ -459,7 +462,9 @@ class TopicFollower:
                     log.exception(
                         "record %s/%d/%d not handled", self._name, message.partition(), message.offset()
                     )
-        except Exception:  # noqa: BLE001 - a dead follower must be loud, never silent
+        except Exception as error:  # noqa: BLE001 - a dead follower must be loud, never silent
             log.exception("follower of %s stopped", self._name)
+            self._error = error
+            self._caught_up.set()  # wake start(), which raises it
         finally:
             consumer.close()
