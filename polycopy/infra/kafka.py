@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from polycopy.infra.settings import PolycopySettings
@@ -183,16 +183,9 @@ class Record:
 
 def end_offsets(settings: PolycopySettings, spec: TopicSpec) -> dict[int, int]:
     """The next offset of every partition: where a reader that wants only newer records starts."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "polycopy-reader"}
-    )
+    consumer = _reader(settings, "polycopy-reader", fetch_wait_ms=50)
     try:
-        name = settings.topic_name(spec)
-        metadata = consumer.list_topics(name, timeout=10).topics[name]
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
-            for p in metadata.partitions
-        }
+        return {p: high for p, (_, high) in _partition_bounds(consumer, settings.topic_name(spec)).items()}
     finally:
         consumer.close()
 
@@ -212,39 +205,19 @@ def read_topic(
     Starts at `start_offsets`, else at the first record at or after `since_ms`, else at the beginning
     (`from_beginning`) or `limit` records before the end. Gives up after `idle_secs` without a record.
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": "polycopy-reader",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 50,
-        }
-    )
+    consumer = _reader(settings, "polycopy-reader", fetch_wait_ms=50)
     try:
         name = settings.topic_name(spec)
-        metadata = consumer.list_topics(name, timeout=10).topics[name]
-        if metadata.error is not None:
-            raise KafkaSetupError(f"topic {name}: {metadata.error}")
-        partitions = [TopicPartition(name, p) for p in sorted(metadata.partitions)]
-        bounds = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10) for tp in partitions}
-        for tp in partitions:
-            low, high = bounds[tp.partition]
+        bounds = _partition_bounds(consumer, name)
+        starts = {}
+        for partition, (low, high) in bounds.items():
             if start_offsets is not None:
-                tp.offset = max(start_offsets.get(tp.partition, low), low)
-            elif from_beginning or since_ms is not None:
-                tp.offset = low
+                starts[partition] = max(start_offsets.get(partition, low), low)
             else:
-                tp.offset = max(high - (limit or 0), low)
+                starts[partition] = low if from_beginning else max(high - (limit or 0), low)
         if since_ms is not None:
-            for tp in partitions:
-                tp.offset = since_ms
-            partitions = consumer.offsets_for_times(partitions, timeout=10)
-            partitions = [
-                TopicPartition(
-                    tp.topic, tp.partition, tp.offset if tp.offset >= 0 else bounds[tp.partition][1]
-                )
-                for tp in partitions
-            ]
+            starts = _offsets_at(consumer, name, since_ms, bounds)
+        partitions = [TopicPartition(name, partition, offset) for partition, offset in starts.items()]
         remaining = {tp.partition for tp in partitions if tp.offset < bounds[tp.partition][1]}
         consumer.assign(partitions)
         count, last_seen = 0, time.monotonic()
@@ -287,59 +260,24 @@ class CompactedTopicReader:
         decode: Callable[[bytes], Any],
         on_change: Callable[[str, Any | None], None] | None = None,
     ) -> None:
-        self._settings, self._spec, self._decode, self._on_change = settings, spec, decode, on_change
+        self._decode, self._on_change = decode, on_change
         self._values: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._caught_up = threading.Event()
-        self._stop = threading.Event()
         self._name = settings.topic_name(spec)
-        self._thread = threading.Thread(target=self._run, name=f"reader-{self._name}", daemon=True)
+        self._follower = TopicFollower(settings, spec, lambda record: self._apply(record.key, record.value))
         self.decode_errors = 0
 
     def start(self, wait_secs: float = 30.0) -> CompactedTopicReader:
         """Start following; wait until the topic's current content is loaded."""
-        self._thread.start()
-        if not self._caught_up.wait(wait_secs):
-            raise KafkaSetupError(f"could not load {self._name} within {wait_secs} s")
+        self._follower.start(wait_secs)
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._follower.stop()
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return dict(self._values)
-
-    def _run(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self._settings.kafka_bootstrap_servers,
-                "group.id": "polycopy-compacted-reader",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 100,
-            }
-        )
-        try:
-            metadata = consumer.list_topics(self._name, timeout=10).topics[self._name]
-            partitions = [TopicPartition(self._name, p, OFFSET_BEGINNING) for p in metadata.partitions]
-            ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-            consumer.assign(partitions)
-            position = {p: 0 for p in ends}
-            if all(end == 0 for end in ends.values()):
-                self._caught_up.set()
-            while not self._stop.is_set():
-                message = consumer.poll(0.2)
-                if message is None or message.error():
-                    continue
-                self._apply(message.key(), message.value())
-                position[message.partition()] = message.offset() + 1
-                if not self._caught_up.is_set() and all(position[p] >= ends[p] for p in ends):
-                    self._caught_up.set()
-        except Exception:  # noqa: BLE001 - a dead reader must be loud, never silent
-            log.exception("compacted reader for %s stopped", self._name)
-        finally:
-            consumer.close()
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -409,36 +347,14 @@ class TopicFollower:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self._settings.kafka_bootstrap_servers,
-                "group.id": "polycopy-follower",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
-        )
+        consumer = _reader(self._settings, "polycopy-follower", fetch_wait_ms=10)
         try:
-            metadata = consumer.list_topics(self._name, timeout=10).topics[self._name]
-            if metadata.error is not None:
-                raise KafkaSetupError(f"topic {self._name}: {metadata.error}")
-            bounds = {
-                p: consumer.get_watermark_offsets(TopicPartition(self._name, p), timeout=10)
-                for p in sorted(metadata.partitions)
-            }
+            bounds = _partition_bounds(consumer, self._name)
             ends = {partition: high for partition, (_, high) in bounds.items()}
-            partitions = [TopicPartition(self._name, p, low) for p, (low, _) in bounds.items()]
+            position = {partition: low for partition, (low, _) in bounds.items()}
             if self._since_ms is not None:
-                wanted = [TopicPartition(self._name, tp.partition, self._since_ms) for tp in partitions]
-                found = consumer.offsets_for_times(wanted, timeout=10)
-                # No record at or after the time: start at the end.
-                partitions = [
-                    TopicPartition(
-                        self._name, tp.partition, tp.offset if tp.offset >= 0 else ends[tp.partition]
-                    )
-                    for tp in found
-                ]
-            position = {tp.partition: tp.offset for tp in partitions}
-            consumer.assign(partitions)
+                position = _offsets_at(consumer, self._name, self._since_ms, bounds)
+            consumer.assign([TopicPartition(self._name, p, offset) for p, offset in position.items()])
             while not self._stop.is_set():
                 if not self._caught_up.is_set() and all(position[p] >= ends[p] for p in ends):
                     self._caught_up.set()
@@ -468,3 +384,34 @@ class TopicFollower:
             self._caught_up.set()  # wake start(), which raises it
         finally:
             consumer.close()
+
+
+def _reader(settings: PolycopySettings, group: str, *, fetch_wait_ms: int) -> Consumer:
+    # A consumer that is assigned partitions and never commits: the group id is only a label.
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": fetch_wait_ms,
+        }
+    )
+
+
+def _partition_bounds(consumer: Consumer, name: str) -> dict[int, tuple[int, int]]:
+    """(low, high) watermark offsets of every partition of a topic."""
+    metadata = consumer.list_topics(name, timeout=10).topics[name]
+    if metadata.error is not None:
+        raise KafkaSetupError(f"topic {name}: {metadata.error}")
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+        for p in sorted(metadata.partitions)
+    }
+
+
+def _offsets_at(
+    consumer: Consumer, name: str, since_ms: int, bounds: dict[int, tuple[int, int]]
+) -> dict[int, int]:
+    """Per partition, the first offset at or after `since_ms` (record time), else its end."""
+    found = consumer.offsets_for_times([TopicPartition(name, p, since_ms) for p in bounds], timeout=10)
+    return {tp.partition: tp.offset if tp.offset >= 0 else bounds[tp.partition][1] for tp in found}
