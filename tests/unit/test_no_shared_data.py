@@ -18,7 +18,7 @@ from tests.unit.conftest import NO_SHARED_DATA
 UNIT_TESTS = Path(__file__).resolve().parent
 SHARED_NAMES = {"SHARED_DATA", "load_shared_json", "load_shared_csv_rows", "_shared_path"}
 # Every unit test module and the conftest, but this one: it names the loaders to prove they fail.
-MODULES = sorted(path for path in UNIT_TESTS.glob("*.py") if path != Path(__file__).resolve())
+MODULES = sorted(path for path in UNIT_TESTS.rglob("*.py") if path != Path(__file__).resolve())
 
 
 def find_shared_data_uses(source: str) -> list[str]:
@@ -48,7 +48,7 @@ def find_shared_data_uses(source: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda path: path.name)
+@pytest.mark.parametrize("module", MODULES, ids=lambda path: str(path.relative_to(UNIT_TESTS)))
 def test_no_unit_test_module_reaches_the_shared_data_folder(module: Path) -> None:
     assert find_shared_data_uses(module.read_text(encoding="utf-8")) == []
 
