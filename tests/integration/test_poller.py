@@ -21,12 +21,12 @@ from polycopy.infra.kafka import MessagePublisher, read_topic
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.http import VenueHttpClient
+from polycopy.wiring import build_postgres_sink
 from producers.poller import PollSummary, SafetyNetPoller
 from schemas.reference import MarketReference, PollerWatermark, TraderReference
 from schemas.topics import MARKETS, POLLER_WATERMARKS, RAW_TRADES, TRADERS, WALLET_CONFIG
 from schemas.trades import RawTrade, TradeSource
 from schemas.wallets import WalletConfig
-from sinks.postgres_sink import PostgresSink
 from tests.builders import SHARED_DATA, build_trade_payload
 from tests.integration.helpers import count_rows, publish, read_all, wait_until
 
@@ -188,7 +188,7 @@ def test_traders_import_of_the_real_leaderboard_publishes_fifty_traders(settings
     top = next(trader for trader in traders if trader.rank == 1)
     assert top.wallet == "0x09b428f7c2b469786286214aa5c90dd9015f7320" and top.name == "DEEDDIT"
     assert top.pnl_usdc == Decimal("8052184.542897382") and top.volume_usdc == Decimal("72132442.51951")
-    PostgresSink(settings, PipelineMetrics()).run(max_idle_secs=3)
+    build_postgres_sink(settings, PipelineMetrics()).run(max_idle_secs=3)
     assert count_rows(settings, "traders", "source = 'import'") == 50
 
 

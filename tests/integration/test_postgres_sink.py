@@ -9,6 +9,7 @@ import pytest
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import query
 from polycopy.infra.settings import PolycopySettings
+from polycopy.wiring import build_postgres_sink
 from schemas.deadletter import DeadLetter
 from schemas.orders import OrderStatus
 from schemas.topics import DEAD_LETTERS, DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def run_sink_until_idle(settings: PolycopySettings) -> PostgresSink:
-    sink = PostgresSink(settings, PipelineMetrics())
+    sink = build_postgres_sink(settings, PipelineMetrics())
     sink.run(max_idle_secs=3)
     return sink
 

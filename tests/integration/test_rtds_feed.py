@@ -13,12 +13,12 @@ from polycopy.infra.kafka import MessagePublisher
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.rtds import BackoffPolicy, RtdsFeed
+from polycopy.wiring import build_postgres_sink
 from producers.parsing import build_raw_trade
 from producers.publisher import TradePublisher
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, RAW_TRADES
 from schemas.trades import RawTrade, TradeSource
-from sinks.postgres_sink import PostgresSink
 from tests.integration.helpers import count_rows, read_all
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ async def test_the_same_fills_from_two_producers_both_types_and_a_reconnect_are_
     raw = read_all(settings, RAW_TRADES, RawTrade)
     assert len(raw) == 8 * len(payloads)  # 2 producers x 2 subscription types x 2 deliveries
     assert len({trade.dedup_key for trade in raw}) == len(payloads)
-    PostgresSink(settings, PipelineMetrics()).run(max_idle_secs=3)
+    build_postgres_sink(settings, PipelineMetrics()).run(max_idle_secs=3)
     assert count_rows(settings, "trades") == len(payloads)
     assert metrics.reconnects.labels("closed")._value.get() == 2  # one per producer
 
@@ -171,7 +171,7 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
         await asyncio.to_thread(poller.run_once)
     finally:
         poller.stop()
-    PostgresSink(settings, PipelineMetrics()).run(max_idle_secs=3)
+    build_postgres_sink(settings, PipelineMetrics()).run(max_idle_secs=3)
 
     def keys(payloads: list[dict]) -> set[str]:  # type: ignore[type-arg]
         return {build_raw_trade(p, source=TradeSource.RTDS, received_at_ms=1).dedup_key for p in payloads}
