@@ -130,7 +130,7 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     settings_factory, simulator_factory
 ) -> None:  # type: ignore[no-untyped-def]
     from polycopy.polymarket.http import VenueHttpClient
-    from producers.poller import SafetyNetPoller
+    from polycopy.wiring import build_poller
     from schemas.topics import WALLET_CONFIG
     from schemas.wallets import WalletConfig
     from tests.integration.helpers import publish
@@ -160,11 +160,10 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     await stop(feed)
     assert feed[1].trades == 2 * len(before)  # nothing of `during` reached the socket
 
-    poller = SafetyNetPoller(
+    poller = build_poller(
         settings,
-        VenueHttpClient(settings.data_api_url, settings.gamma_url, requests_per_sec=50),
-        MessagePublisher(settings),
         PipelineMetrics(),
+        VenueHttpClient(settings.data_api_url, settings.gamma_url, requests_per_sec=50),
         clock_ms=lambda: 1_790_000_060_000,
     ).start()
     try:
