@@ -20,11 +20,10 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.http import VenueHttpError
 from producers.parsing import TradeParseError, build_raw_trade
-from producers.publisher import TradePublisher
-from schemas.base import Message
-from schemas.deadletter import DeadLetter, build_dead_letter
+from producers.publisher import Publisher, TradePublisher
+from schemas.deadletter import build_dead_letter
 from schemas.reference import PollerWatermark
-from schemas.topics import POLLER_WATERMARKS, TopicSpec
+from schemas.topics import POLLER_WATERMARKS
 from schemas.trades import RawTrade, TradeSource
 from schemas.wallets import WalletConfig
 
@@ -45,20 +44,6 @@ class TopicTable(Protocol):
     def stop(self) -> None: ...
 
     def snapshot(self) -> dict[str, Any]: ...
-
-
-class PollPublisher(Protocol):
-    """Where the poller publishes (`polycopy.infra.kafka.MessagePublisher`, or a fake in tests)."""
-
-    delivery_failures: int
-
-    def publish(
-        self, spec: TopicSpec, key: str | None, message: Message | None, *, timestamp_ms: int = 0
-    ) -> None: ...
-
-    def publish_dead_letter(self, letter: DeadLetter) -> None: ...
-
-    def flush(self, timeout: float = 30.0) -> int: ...
 
 
 class UserTradesClient(Protocol):
@@ -209,7 +194,7 @@ class SafetyNetPoller:
         self,
         settings: PolycopySettings,
         client: UserTradesClient,
-        publisher: PollPublisher,
+        publisher: Publisher,
         metrics: PipelineMetrics,
         tables: PollerTables,
         *,

@@ -23,7 +23,6 @@ from schemas.deadletter import DeadLetter, build_dead_letter
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class SinkFlushError(RuntimeError):
@@ -64,7 +63,7 @@ class DeadLetterPublisher(Protocol):
     def flush(self, timeout: float = 30.0) -> int: ...
 
 
-class BatchSink(Protocol[T_contra]):
+class BatchSink(Protocol[T]):
     """A sink run by `ConsumeLoop`: it decodes, takes records one by one, and makes a batch durable."""
 
     @property
@@ -76,12 +75,12 @@ class BatchSink(Protocol[T_contra]):
         """The broker-side topic names to consume."""
         ...
 
-    def decode(self, record: Record) -> T_contra | None:
+    def decode(self, record: Record) -> T | None:
         """The record's schema model; None when there is nothing to write (e.g. a tombstone).
         Raises ValueError (pydantic's ValidationError is one) for a record to dead-letter."""
         ...
 
-    def write(self, value: T_contra, record: Record) -> None:
+    def write(self, value: T, record: Record) -> None:
         """Handle one decoded record (add it to the batch, or act on it). Raise `RecordRejected` to
         dead-letter this record; any other exception stops the loop with nothing committed."""
         ...

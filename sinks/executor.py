@@ -7,8 +7,8 @@ intent is never placed twice; offsets commit only after the reports are delivere
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from polycopy.infra.kafka import Record, now_ms
 from polycopy.infra.metrics import PipelineMetrics
@@ -31,7 +31,7 @@ REPORT_DELIVERY_SECS = 30.0
 class BookGateway(Protocol):
     """Where paper fills read the book (`polycopy.polymarket.clob.ClobGateway`, or a fake in tests)."""
 
-    def fetch_book(self, token_id: str) -> Mapping[str, object] | None: ...
+    def fetch_book(self, token_id: str) -> dict[str, Any] | None: ...
 
 
 class IntentJournal(Protocol):

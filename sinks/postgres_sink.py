@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -90,8 +90,8 @@ class RowWriter(Protocol):
 
     def write(
         self,
-        inserts: dict[str, Sequence[dict[str, Any]]],
-        upserts: dict[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
+        inserts: Mapping[str, Sequence[dict[str, Any]]],
+        upserts: Mapping[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
     ) -> None: ...
 
     def close(self) -> None: ...
@@ -156,18 +156,14 @@ class PostgresSink:
     def flush(self) -> Sequence[Rejection]:
         """Write the batch in one transaction; on failure it is kept out of the tables and re-read."""
         started = time.perf_counter()
-        try:
-            self._writer.write(
-                self._pending,
-                {table: (*LATEST_WINS[table], list(rows.values())) for table, rows in self._latest.items()},
-            )
-        finally:
-            # Written or not, these rows are gone from memory: on failure the records are read again.
-            written = {table: len(rows) for table, rows in [*self._pending.items(), *self._latest.items()]}
-            for rows in [*self._pending.values(), *self._latest.values()]:
-                rows.clear()
-        for table, count in written.items():
-            self._metrics.rows_written.labels(table).inc(count)
-            self.rows_written += count
+        # The batch leaves memory before the write: if the write fails, its records are read again anyway.
+        inserts, self._pending = self._pending, {table: [] for table in self._pending}
+        latest, self._latest = self._latest, {table: {} for table in LATEST_WINS}
+        self._writer.write(
+            inserts, {table: (*LATEST_WINS[table], list(rows.values())) for table, rows in latest.items()}
+        )
+        for table, rows in [*inserts.items(), *latest.items()]:
+            self._metrics.rows_written.labels(table).inc(len(rows))
+            self.rows_written += len(rows)
         self._metrics.sink_flush.observe(time.perf_counter() - started)
         return ()

@@ -148,12 +148,12 @@ class FakeBooks:
     """A book gateway serving fixed `GET /book` payloads by token; `error` makes every fetch fail."""
 
     def __init__(
-        self, books: Mapping[str, Mapping[str, object]] | None = None, error: Exception | None = None
-    ):
+        self, books: Mapping[str, dict[str, Any]] | None = None, error: Exception | None = None
+    ) -> None:
         self.books, self.error = dict(books or {}), error
         self.requests: list[str] = []
 
-    def fetch_book(self, token_id: str) -> Mapping[str, object] | None:
+    def fetch_book(self, token_id: str) -> dict[str, Any] | None:
         self.requests.append(token_id)
         if self.error is not None:
             raise self.error
@@ -177,8 +177,8 @@ class FakeWriter:
 
     def write(
         self,
-        inserts: dict[str, Sequence[dict[str, Any]]],
-        upserts: dict[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
+        inserts: Mapping[str, Sequence[dict[str, Any]]],
+        upserts: Mapping[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
     ) -> None:
         assert self.connected, "write before connect"
         if self.fail_with is not None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from polycopy.infra.settings import PolycopySettings
+
+R = TypeVar("R")
 
 
 class UsageError(Exception):
@@ -62,7 +65,7 @@ def load_wallet_file(path: Path):  # type: ignore[no-untyped-def]
         raise UsageError("\n".join(lines + [f"{path}: refused, nothing applied"])) from None
 
 
-def deliver_or_fail(run):  # type: ignore[no-untyped-def]
+def deliver_or_fail(run: Callable[[], R]) -> R:
     """Call `run()`; a message not delivered to Kafka becomes a usage error (one line, exit status 2)."""
     from polycopy.wiring import NotDeliveredError
 

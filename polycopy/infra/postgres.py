@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources.abc import Traversable
 from typing import Any
 
@@ -86,8 +86,8 @@ class BatchWriter:
 
     def write(
         self,
-        inserts: dict[str, Sequence[dict[str, Any]]],
-        upserts: dict[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
+        inserts: Mapping[str, Sequence[dict[str, Any]]],
+        upserts: Mapping[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
     ) -> None:
         """Insert rows per table (`ON CONFLICT DO NOTHING`), then upsert rows that only move forward.
 
