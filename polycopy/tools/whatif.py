@@ -9,16 +9,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from polycopy.infra.kafka import CompactedTopicReader, MessagePublisher, create_topics, read_topic
+from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
 from polycopy.infra.settings import PolycopySettings
+from polycopy.wiring import read_table
 from processors.core.book_log import ReplayBooks, ReplayedTrade
 from processors.core.engine import StaticReference
 from processors.core.whatif import WalletReport, WhatIfRun
 from schemas.books import OrderBook
 from schemas.decisions import Decision
-from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES, TRADERS, TopicSpec
+from schemas.reference import MarketReference, TraderReference
+from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES, TRADERS
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
@@ -92,9 +93,9 @@ def run_whatif(
         f"whatif: {len(trades)} logged trades from {_iso(from_ms)} to {_iso(to_ms) if to_ms else 'now'}, "
         f"{len(wallets)} wallets; sandbox topics {sandbox_prefix}*"
     )
-    reference = StaticReference.build(
-        wallets, _read_compacted(settings, MARKETS).values(), _read_compacted(settings, TRADERS).values()
-    )
+    markets = read_table(settings, MARKETS, MarketReference.model_validate_json)
+    traders = read_table(settings, TRADERS, TraderReference.model_validate_json)
+    reference = StaticReference.build(wallets, markets.values(), traders.values())
     out(
         f"  reference data: {len(reference.markets_by_token)} market tokens, "
         f"{len(reference.traders)} synced traders"
@@ -177,14 +178,6 @@ def _rebuild_books(
         records += 1
     out(f"  {records} book records read from the books topic")
     return replay
-
-
-def _read_compacted(settings: PolycopySettings, spec: TopicSpec) -> dict[str, Any]:
-    reader = CompactedTopicReader(settings, spec, spec.value_model.model_validate_json).start()
-    try:
-        return reader.snapshot()
-    finally:
-        reader.stop()
 
 
 def render_reports(reports: list[WalletReport]) -> str:

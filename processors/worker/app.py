@@ -3,7 +3,7 @@ order lifecycle. Every step is the copy engine's (`processors.core.engine`).
 
 Agents are thin edges: decode (bad input -> dead-letter topic + counter, continue), call one engine
 function, map the result to messages, send with an explicit key, observe metrics. Faust acks a message whose
-agent raised and never redelivers it, so every agent catches per event (`_consume_each`).
+agent raised and never redelivers it, so every agent catches per event (`consume_each`).
 """
 
 from __future__ import annotations
