@@ -1,0 +1,80 @@
+"""Topic administration: creating topics, waiting for the broker and for a consumer group to be ready."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from polycopy.infra.settings import PolycopySettings
+from schemas.topics import TopicSpec
+
+
+class KafkaSetupError(RuntimeError):
+    """The broker could not be reached or a topic could not be created."""
+
+
+def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
+    """Create missing topics; existing ones are left alone. Returns the names created."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as error:
+        raise KafkaSetupError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error}") from error
+    wanted = [spec for spec in specs if settings.topic_name(spec) not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                settings.topic_name(s),
+                num_partitions=s.partitions,
+                replication_factor=1,
+                config=s.broker_config(),
+            )
+            for s in wanted
+        ],
+        operation_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaSetupError(f"cannot create topic {name}: {error}") from error
+    return created
+
+
+def wait_for_broker(settings: PolycopySettings, timeout_secs: float = 60.0) -> None:
+    """Block until the broker answers metadata requests."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    deadline = time.monotonic() + timeout_secs
+    while True:
+        try:
+            admin.list_topics(timeout=2)
+            return
+        except KafkaException as error:
+            if time.monotonic() > deadline:
+                raise KafkaSetupError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} not ready: {error}"
+                ) from error
+            time.sleep(0.5)
+
+
+def wait_for_consumer_group(settings: PolycopySettings, group: str, timeout_secs: float = 60.0) -> bool:
+    """Wait until a consumer group is stable with members (its partitions assigned)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    deadline = time.monotonic() + timeout_secs
+    while time.monotonic() < deadline:
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=5)
+            if description.members and str(description.state).upper().endswith("STABLE"):
+                return True
+        except KafkaException:
+            pass
+        time.sleep(0.5)
+    return False
