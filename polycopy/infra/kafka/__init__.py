@@ -4,6 +4,7 @@ without a group, and topic administration. Callers import from here."""
 from polycopy.infra.kafka.admin import (
     KafkaSetupError,
     create_topics,
+    delete_topics,
     wait_for_broker,
     wait_for_consumer_group,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "TopicFollower",
     "consume_batch",
     "create_topics",
+    "delete_topics",
     "end_offsets",
     "now_ms",
     "producer_config",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -47,6 +48,26 @@ def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeou
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KafkaSetupError(f"cannot create topic {name}: {error}") from error
     return created
+
+
+def delete_topics(
+    settings: PolycopySettings, select: Callable[[str], bool], timeout: float = 30.0
+) -> list[str]:
+    """Delete every topic whose name `select` accepts (a finished test's or bench's namespace); returns them.
+
+    Topics already gone are not an error. A broker keeps a few open files per partition, so namespaces that
+    are never deleted pile up until it runs out of file descriptors.
+    """
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    try:
+        names = [name for name in admin.list_topics(timeout=timeout).topics if select(name)]
+    except KafkaException as error:
+        raise KafkaSetupError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error}") from error
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=timeout).values():
+            with contextlib.suppress(KafkaException):
+                future.result()
+    return names
 
 
 def wait_for_broker(settings: PolycopySettings, timeout_secs: float = 60.0) -> None:
