@@ -1,0 +1,41 @@
+"""Helpers of the operations tests: free ports, and the operations tools (helm, promtool, prometheus)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
+
+
+def free_port_block(count: int, attempts: int = 200) -> int:
+    """The first of `count` consecutive free ports, below the kernel's ephemeral range (so no client socket
+    takes one between this check and the bind)."""
+    for _ in range(attempts):
+        base = random.randrange(20000, 32000 - count)
+        probes = []
+        try:
+            for port in range(base, base + count):
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def find_tool(name: str) -> str:
+    """A tool from `make tools` (.tools/bin) or the PATH; the message says how to get it when missing."""
+    for candidate in (TOOLS_BIN / name, shutil.which(name)):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise FileNotFoundError(
+        f"{name} not found in {TOOLS_BIN} or on PATH: run `make tools` (as root on Debian)"
+    )
