@@ -58,6 +58,7 @@ DEAD_LETTER_STAGES = (
     "executor",
     "postgres-sink",
 )
+PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel")  # a bad market-channel frame is counted, not lettered
 RECONNECT_REASONS = ("closed", "error", "watchdog")
 
 Readiness = Callable[[], bool]
@@ -201,12 +202,15 @@ class PipelineMetrics:
 def _export_known_label_values(metrics: PipelineMetrics) -> None:
     for stage in DEAD_LETTER_STAGES:
         metrics.dead_letters.labels(stage)
+    for stage in PARSE_STAGES:
+        metrics.parse_errors.labels(stage)
     for reason in RECONNECT_REASONS:
         metrics.reconnects.labels(reason)
     for event in OrderEventType:
         metrics.order_events.labels(event.value)
     for source in TradeSource:
         metrics.first_seen.labels(source.value)
+        metrics.duplicates_dropped.labels(source.value)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -39,3 +39,17 @@ def find_tool(name: str) -> str:
     raise FileNotFoundError(
         f"{name} not found in {TOOLS_BIN} or on PATH: run `make tools` (as root on Debian)"
     )
+
+
+def load_dashboard_generator():  # type: ignore[no-untyped-def]
+    """infra/grafana/generate.py as a module (infra/ is not a Python package)."""
+    import importlib.util
+    import sys
+
+    path = REPO_ROOT / "infra" / "grafana" / "generate.py"
+    spec = importlib.util.spec_from_file_location("polycopy_dashboards_generator", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module

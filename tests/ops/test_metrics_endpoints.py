@@ -71,6 +71,8 @@ def test_known_label_values_are_exported_at_zero_so_rules_and_panels_see_a_serie
     assert ({"stage": "rtds-parse"}, 0.0) in found["polycopy_dead_letters_total"]
     assert ({"source": "poll"}, 0.0) in found["polycopy_trades_first_seen_total"]
     assert ({"reason": "watchdog"}, 0.0) in found["polycopy_feed_reconnects_total"]
+    assert ({"stage": "market-channel"}, 0.0) in found["polycopy_parse_errors_total"]
+    assert ({"source": "rtds"}, 0.0) in found["polycopy_duplicate_trades_total"]
 
 
 def test_healthz_answers_while_the_process_serves(served) -> None:  # type: ignore[no-untyped-def]
