@@ -53,3 +53,14 @@ def load_dashboard_generator():  # type: ignore[no-untyped-def]
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+def exported_names() -> set[str]:
+    """Every sample name the components' metrics bundle can export (labelled series included)."""
+    from polycopy.infra.metrics import PipelineMetrics
+
+    names = set()
+    for family in PipelineMetrics().registry.collect():
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "info": ("_info",)}
+        names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+    return names
