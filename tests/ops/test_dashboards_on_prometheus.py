@@ -179,7 +179,7 @@ def test_every_dashboard_query_is_valid_and_returns_data_from_a_scraped_demo_run
     started = time.time()
     with (settings.data_dir / "poller.log").open("wb") as poller_log:
         poller = subprocess.Popen(
-            [sys.executable, "-m", "polycopy.cli", "poll", "--loop", "--interval-secs", "2"],
+            [str(Path(sys.executable).parent / "polycopy"), "poll", "--loop", "--interval-secs", "2"],
             env=os.environ | settings.to_env(),
             stdout=poller_log,
             stderr=subprocess.STDOUT,
@@ -192,7 +192,11 @@ def test_every_dashboard_query_is_valid_and_returns_data_from_a_scraped_demo_run
             )
         finally:
             poller.send_signal(signal.SIGTERM)
-            poller.wait(120)
+            try:
+                poller.wait(120)
+            except subprocess.TimeoutExpired:
+                poller.kill()
+                poller.wait(10)
             runner.join()
     ended = time.time()
     if "error" in outcome:
