@@ -372,3 +372,23 @@ def test_the_grafana_dashboard_configmaps_carry_the_generated_dashboards() -> No
         for name, text in c["data"].items()
     }
     assert carried == shipped
+
+
+def test_the_packaged_chart_carries_the_linked_alert_rules_and_dashboards_as_files(tmp_path: Path) -> None:
+    import tarfile
+
+    result = helm("package", str(CHART), "--destination", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    [archive] = tmp_path.glob("polycopy-*.tgz")
+    with tarfile.open(archive) as bundle:
+        members = {member.name: member for member in bundle.getmembers()}
+        rules = members["polycopy/files/alerts.yml"]
+        assert rules.isfile()
+        shipped = (REPO_ROOT / "infra" / "prometheus" / "alerts.yml").read_bytes()
+        assert bundle.extractfile(rules).read() == shipped  # type: ignore[union-attr]
+        dashboards = {
+            name.rsplit("/", 1)[1] for name in members if name.startswith("polycopy/files/dashboards/")
+        }
+    assert dashboards == {
+        path.name for path in (REPO_ROOT / "infra" / "grafana" / "dashboards").glob("*.json")
+    }
