@@ -1,8 +1,14 @@
-"""Fixtures for the simulator server tests: servers on free ports, stopped after the test; a client."""
+"""Unit-test fixtures: no shared data folder for any test; simulator servers on free ports and a client.
+
+Unit tests must pass in a clone with no `../shared` beside it, so every one of them runs with the shared-data
+path of tests/builders pointing at a folder that does not exist: a loader called anyway fails loudly.
+test_no_shared_data.py checks that no unit test module reaches the folder some other way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -10,8 +16,16 @@ import pytest
 
 from polycopy.simulator.market import MarketSimulator
 from polycopy.simulator.server import SimulatorServer
+from tests import builders
 
 ServerFactory = Callable[..., Awaitable[SimulatorServer]]
+NO_SHARED_DATA = Path("/nonexistent/unit-tests-never-read-shared-data")
+
+
+@pytest.fixture(autouse=True)
+def no_shared_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the shared-data folder nowhere: a unit test loading from it fails whatever the machine holds."""
+    monkeypatch.setattr(builders, "SHARED_DATA", NO_SHARED_DATA)
 
 
 @pytest.fixture

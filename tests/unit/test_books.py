@@ -13,15 +13,15 @@ from polycopy.polymarket.books import BookFormatError, parse_book
 from processors.core.books import check_liquidity, simulate_fill
 from schemas.base import Side
 from schemas.books import OrderBook
-from tests.builders import build_book, build_book_payload, load_shared_json
+from tests.builders import build_book, build_book_payload, load_fixture_json
 
 D = Decimal
-REAL_BOOK = "ra1nty__polymarket-cli/book.json"
+REAL_BOOK = "ra1nty__polymarket-cli/book.json"  # a real GET /book response (MIT), see tests/fixtures
 
 
 @pytest.fixture(scope="module")
 def real_payload() -> dict[str, Any]:
-    return load_shared_json(REAL_BOOK)
+    return load_fixture_json(REAL_BOOK)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from processors.core.ids import build_report_id
 from schemas.base import Side
 from schemas.orders import ExecutionMode, OrderType, ReportKind
 from sinks.paper import execute_on_paper
-from tests.builders import NOW_MS, build_book, build_intent, load_shared_json
+from tests.builders import NOW_MS, build_book, build_intent, load_fixture_json
 
 D = Decimal
 ORDER_ID = "paper-test-order"
@@ -81,7 +81,7 @@ def test_a_sell_takes_the_bids_down_to_its_limit() -> None:
 
 
 def test_a_buy_on_the_real_book_fills_at_its_cheapest_ask() -> None:
-    book = parse_book(load_shared_json("ra1nty__polymarket-cli/book.json"))
+    book = parse_book(load_fixture_json("ra1nty__polymarket-cli/book.json"))
     intent = build_intent(asset=book.asset, size=D("100"), limit_price=D("0.5"), tick_size=D("0.001"))
 
     reports = execute_on_paper(intent, book, ORDER_ID, sent_at_ms=1, reported_at_ms=2)

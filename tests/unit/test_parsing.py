@@ -20,15 +20,17 @@ from tests.builders import (
     TX_HASH,
     build_trade,
     build_trade_payload,
-    load_shared_csv_rows,
-    load_shared_json,
+    build_trade_rows,
+    build_wrapped_trade_pages,
+    load_fixture_json,
+    read_trades_csv,
     rtds_frame,
     unique_by,
+    write_trades_csv,
 )
 
 D = Decimal
-SMART_MONEY_TRADES = "edulabrador__polymarket-smart-money/trades.json"
-NOBEL_TRADES_CSV = "ibalgo__insider-trading-prediction/polymarket_trades.csv"
+RECORDED_TRADES = "ra1nty__polymarket-cli/trades.json"  # real Data API rows (MIT), see tests/fixtures
 
 
 def parse_one(frame: str | bytes, received_at_ms: int = RECEIVED_AT_MS) -> Any:
@@ -39,21 +41,26 @@ def parse_one(frame: str | bytes, received_at_ms: int = RECEIVED_AT_MS) -> Any:
 
 
 @pytest.fixture(scope="module")
-def smart_money_rows() -> list[dict[str, Any]]:
-    return load_shared_json(SMART_MONEY_TRADES)
+def recorded_rows() -> list[dict[str, Any]]:
+    return load_fixture_json(RECORDED_TRADES)
 
 
 @pytest.fixture(scope="module")
-def nobel_rows() -> list[dict[str, Any]]:
-    return load_shared_csv_rows(NOBEL_TRADES_CSV)
+def dump_rows() -> list[dict[str, Any]]:
+    """A CSV dump of an event's trades, paged until the offset wrapped, read back as the API typed it."""
+    return read_trades_csv(write_trades_csv(build_wrapped_trade_pages(pages=10, page_size=500)))
 
 
-# --- real Data API rows, wrapped as the RTDS feed sends them ------------------------------------------------
+# --- Data API rows, wrapped as the RTDS feed sends them -----------------------------------------------------
+@pytest.mark.parametrize("source", ["recorded", "rebuilt"])
 @pytest.mark.parametrize("feed_type", ["trades", "orders_matched"])
-def test_real_data_api_rows_wrapped_in_rtds_frames_parse_field_for_field(
-    smart_money_rows: list[dict[str, Any]], feed_type: str
+def test_data_api_rows_wrapped_in_rtds_frames_parse_field_for_field(
+    recorded_rows: list[dict[str, Any]], source: str, feed_type: str
 ) -> None:
-    for row in smart_money_rows:
+    # The rebuilt rows carry the traps of recorded pages the repository cannot hold: mixed-case wallets,
+    # six-decimal share counts, long float prices, empty names.
+    rows = recorded_rows if source == "recorded" else build_trade_rows(5)
+    for row in rows:
         trade = parse_one(rtds_frame(row, type=feed_type))
 
         assert trade.proxy_wallet == row["proxyWallet"].lower()
@@ -71,34 +78,38 @@ def test_real_data_api_rows_wrapped_in_rtds_frames_parse_field_for_field(
             row["eventSlug"],
             row["title"],
         )
+        assert (trade.name, trade.pseudonym) == (row["name"] or None, row["pseudonym"] or None)
         assert (trade.source, trade.feed_type, trade.received_at_ms) == (
             TradeSource.RTDS,
             feed_type,
             RECEIVED_AT_MS,
         )
+    assert any(row["proxyWallet"] != row["proxyWallet"].lower() for row in build_trade_rows(5))
 
 
-def test_a_real_fractional_fill_keeps_every_digit(smart_money_rows: list[dict[str, Any]]) -> None:
-    trade = parse_one(rtds_frame(smart_money_rows[0]))
+def test_a_real_fractional_fill_keeps_every_digit(recorded_rows: list[dict[str, Any]]) -> None:
+    trade = parse_one(rtds_frame(recorded_rows[1]))
 
-    assert (trade.size, trade.price) == (D("30974.624038"), D("0.968534758"))
-    assert (trade.name, trade.pseudonym) == ("CryptoFortunate", "Favorable-Webinar")
+    assert (trade.size, trade.price) == (D("1.754383"), D("0.5699998232997013"))
+    assert (trade.name, trade.pseudonym) == ("lucky313", "Grumpy-Pipeline")
 
 
-def test_real_rows_give_one_key_per_distinct_fill(nobel_rows: list[dict[str, Any]]) -> None:
+def test_dump_rows_give_one_key_per_distinct_fill(dump_rows: list[dict[str, Any]]) -> None:
     """The dump repeats rows because its pagination wrapped: 5000 rows, 1500 distinct fills."""
-    keys = {parse_one(rtds_frame(row)).dedup_key for row in nobel_rows}
+    keys = {parse_one(rtds_frame(row)).dedup_key for row in dump_rows}
 
     distinct_fills = unique_by(
-        nobel_rows,
+        dump_rows,
         lambda r: (r["transactionHash"], r["asset"], r["side"], r["price"], r["size"], r["proxyWallet"]),
     )
-    assert len(nobel_rows) == 5000
+    assert len(dump_rows) == 5000
     assert len(keys) == len(distinct_fills) == 1500
+    # a transaction hash alone would merge fills: some transactions hold several fills of one wallet
+    assert len({row["transactionHash"] for row in distinct_fills}) < 1500
 
 
-def test_a_real_csv_size_written_as_5000_0_keys_like_5000(nobel_rows: list[dict[str, Any]]) -> None:
-    row = next(r for r in nobel_rows if r["size"] == 5000.0)
+def test_a_csv_size_written_as_5000_0_keys_like_5000(dump_rows: list[dict[str, Any]]) -> None:
+    row = next(r for r in dump_rows if r["size"] == 5000.0)
     as_float = parse_one(rtds_frame(row))
     as_int = parse_one(rtds_frame(row | {"size": 5000}))
 

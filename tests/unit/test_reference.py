@@ -1,4 +1,8 @@
-"""Tests of reference-data mapping on real venue responses (Gamma markets, leaderboards) and file imports."""
+"""Tests of reference-data mapping on venue responses (Gamma markets, leaderboards) and file imports.
+
+The BTC market is a real Gamma response (tests/fixtures); the listings and leaderboards are rebuilt by the
+builders with the shapes and traps of recorded ones.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,34 @@ from polycopy.polymarket.reference import ReferenceParseError, build_market_refe
 from producers.reference import build_trader_file, read_trader_rows, sync_markets, sync_traders
 from schemas.reference import MarketReference, TraderReference
 from schemas.topics import MARKETS, TRADERS
-from tests.builders import SHARED_DATA, load_shared_json
+from tests.builders import (
+    build_gamma_markets,
+    build_leaderboard_row,
+    build_leaderboard_rows,
+    build_leaderboard_snapshots_csv,
+    build_profit_leaderboard_row,
+    load_fixture_json,
+)
 
 UPDATED_AT_MS = 1_790_000_000_000
-GAMMA_MARKETS = "borat14011-sudo__wom-polymarket-strategy/markets.json"
-LEADERBOARD = "edulabrador__polymarket-smart-money/leaderboard.json"
-OLD_LEADERBOARD = "jm709__pscanner/leaderboard.json"
 BTC_MARKET = "ra1nty__polymarket-cli/market_detail.json"  # the one market whose trades and book we also have
-SNAPSHOTS = "thesaddestlandscape__polymarket-research/leaderboard_2026-07-02.csv"
+CATEGORIES = ("Sports", "US-current-affairs", "NFTs")
+TOP_WALLET = "0x" + "Ab12Cd34Ef" * 4  # mixed case, as the venue sends it
+
+
+def gamma_listing() -> list[dict[str, Any]]:
+    """600 Gamma markets as a listing returns them: half closed, 4 served twice, 6 without an end date."""
+    return build_gamma_markets(
+        600, closed=300, neg_risk=236, without_end_date=6, repeated=4, categories=CATEGORIES
+    )
+
+
+def leaderboard_page() -> list[dict[str, Any]]:
+    """A full `/v1/leaderboard` page of 50 rows whose first row has known figures."""
+    top = build_leaderboard_row(
+        rank="1", proxyWallet=TOP_WALLET, userName="DeepPockets", vol=98765432.10987654, pnl=7512345.678901234
+    )
+    return [top, *build_leaderboard_rows(49, start_rank=2)]
 
 
 class RecordingPublisher:
@@ -35,7 +59,7 @@ class RecordingPublisher:
 
 # --- Gamma markets ------------------------------------------------------------------------------------------
 def test_the_real_btc_market_maps_field_by_field() -> None:
-    market = build_market_reference(load_shared_json(BTC_MARKET), UPDATED_AT_MS)
+    market = build_market_reference(load_fixture_json(BTC_MARKET), UPDATED_AT_MS)
 
     assert market == MarketReference(
         condition_id="0xba3509c3c29a52bb2f8cf8204755314a38461825e61e77e6350f5abd4b848e05",
@@ -56,49 +80,58 @@ def test_the_real_btc_market_maps_field_by_field() -> None:
     )
 
 
-def test_every_real_gamma_market_maps_with_decoded_token_ids_and_outcomes() -> None:
-    rows = load_shared_json(GAMMA_MARKETS)
+def test_every_gamma_market_of_a_listing_maps_with_decoded_token_ids_and_outcomes() -> None:
+    rows = gamma_listing()
 
     markets = [build_market_reference(row, UPDATED_AT_MS) for row in rows]
 
-    assert len(markets) == 600 and len({market.condition_id for market in markets}) == 596  # real duplicates
+    assert len(markets) == 600 and len({market.condition_id for market in markets}) == 596  # served twice
     for row, market in zip(rows, markets, strict=True):
         assert market.token_ids == tuple(json.loads(row["clobTokenIds"]))  # decoded from the JSON text
         assert market.outcomes == tuple(json.loads(row["outcomes"])) and len(market.outcomes) == 2
         assert market.condition_id == row["conditionId"].lower()
         assert market.closed is row["closed"] and market.neg_risk is row.get("negRisk", False)
         assert market.tick_size in (Decimal("0.01"), Decimal("0.001"), None)
+        assert market.tick_size == (
+            Decimal(str(row["orderPriceMinTickSize"])) if "orderPriceMinTickSize" in row else None
+        )
         if row.get("acceptingOrders") is not None:
             assert market.accepting_orders is row["acceptingOrders"]
     assert sum(market.closed for market in markets) == 300
     assert sum(market.neg_risk for market in markets) == 236
     assert sum(market.end_date_ms is not None for market in markets) == 594
+    assert any(market.tick_size is None for market in markets)  # objects without a tick size are kept
+    assert {market.outcomes for market in markets} > {("Yes", "No"), ("Over", "Under"), ("Up", "Down")}
     # category is mostly empty on Gamma markets; where the event carries one, it is used
-    assert {market.category for market in markets} == {None, "Sports", "US-current-affairs", "NFTs"}
+    assert {market.category for market in markets} == {None, *CATEGORIES}
+    from_event_only = [
+        row for row, market in zip(rows, markets, strict=True) if market.category and "category" not in row
+    ]
+    assert len(from_event_only) == len(CATEGORIES) - 1
 
 
 def test_a_market_already_decoded_maps_the_same_as_the_raw_one() -> None:
-    raw = load_shared_json(BTC_MARKET)
+    raw = load_fixture_json(BTC_MARKET)
     decoded = raw | {name: json.loads(raw[name]) for name in ("outcomes", "clobTokenIds", "outcomePrices")}
     assert build_market_reference(decoded, 1) == build_market_reference(raw, 1)
 
 
 def test_market_tags_come_from_labels_and_category_from_the_event_when_missing() -> None:
-    raw = load_shared_json(BTC_MARKET)
+    raw = load_fixture_json(BTC_MARKET)
     tags = [{"label": "Crypto"}, {"slug": "bitcoin"}, {"label": "Crypto"}]
     market = build_market_reference(raw | {"tags": tags, "events": [{"category": "Crypto"}]}, 1)
     assert market.tags == ("Crypto", "bitcoin") and market.category == "Crypto"
 
 
 def test_a_protocol_v2_market_trades_its_position_ids() -> None:
-    raw = load_shared_json(BTC_MARKET)
+    raw = load_fixture_json(BTC_MARKET)
     v2 = {"clobTokenIds": "", "positionIds": ["11", "22"], "version": "v2"}
     market = build_market_reference(raw | v2, 1)
     assert market.token_ids == ("11", "22")
 
 
 def test_a_market_without_accepting_orders_is_open_only_when_active_and_not_closed() -> None:
-    raw = load_shared_json(BTC_MARKET)
+    raw = load_fixture_json(BTC_MARKET)
     del raw["acceptingOrders"]
     assert build_market_reference(raw, 1).accepting_orders is True
     assert build_market_reference(raw | {"closed": True}, 1).accepting_orders is False
@@ -115,30 +148,30 @@ def test_a_market_without_accepting_orders_is_open_only_when_active_and_not_clos
     ],
 )
 def test_end_dates_in_the_venues_forms_become_epoch_ms(end_date: str, expected: int | None) -> None:
-    raw = load_shared_json(BTC_MARKET) | {"endDate": end_date, "endDateIso": None}
+    raw = load_fixture_json(BTC_MARKET) | {"endDate": end_date, "endDateIso": None}
     assert build_market_reference(raw, 1).end_date_ms == expected
 
 
 @pytest.mark.parametrize("override", [{"conditionId": ""}, {"conditionId": None}, {"orderMinSize": "lots"}])
 def test_a_market_without_a_condition_id_or_with_bad_numbers_is_refused(override: dict[str, Any]) -> None:
-    raw = load_shared_json(BTC_MARKET) | override
+    raw = load_fixture_json(BTC_MARKET) | override
     with pytest.raises(ReferenceParseError):
         build_market_reference(raw, 1)
 
 
 # --- leaderboard traders ------------------------------------------------------------------------------------
-def test_the_real_leaderboard_maps_every_row_with_exact_figures() -> None:
-    rows = load_shared_json(LEADERBOARD)
+def test_a_leaderboard_page_maps_every_row_with_exact_figures() -> None:
+    rows = leaderboard_page()
 
     traders = [build_trader_reference(row, source="leaderboard", updated_at_ms=UPDATED_AT_MS) for row in rows]
 
     assert len(traders) == 50 and [trader.rank for trader in traders] == list(range(1, 51))
     assert traders[0] == TraderReference(
-        wallet="0x09b428f7c2b469786286214aa5c90dd9015f7320",
-        name="DEEDDIT",
+        wallet=TOP_WALLET.lower(),
+        name="DeepPockets",
         rank=1,
-        pnl_usdc=Decimal("8052184.542897382"),
-        volume_usdc=Decimal("72132442.51951"),
+        pnl_usdc=Decimal("7512345.678901234"),
+        volume_usdc=Decimal("98765432.10987654"),
         win_rate=None,
         source="leaderboard",
         updated_at_ms=UPDATED_AT_MS,
@@ -147,13 +180,18 @@ def test_the_real_leaderboard_maps_every_row_with_exact_figures() -> None:
         assert trader.wallet == row["proxyWallet"].lower() and trader.name == (row["userName"] or None)
         assert trader.pnl_usdc == Decimal(str(row["pnl"])) and trader.volume_usdc == Decimal(str(row["vol"]))
         assert trader.win_rate is None  # the leaderboard publishes no win rate
+    assert any(trader.name is None for trader in traders) and any(
+        trader.volume_usdc == 0 for trader in traders
+    )
 
 
 def test_the_older_profit_leaderboard_maps_amount_to_pnl() -> None:
-    rows = load_shared_json(OLD_LEADERBOARD)
-    trader = build_trader_reference(rows[0], source="import", updated_at_ms=1)
-    assert trader.wallet == "0x56687bf447db6ffa42ffe2204a05edaa20f55839" and trader.name == "Theo4"
-    assert trader.pnl_usdc == Decimal("22053933.752321757")
+    row = build_profit_leaderboard_row(
+        proxyWallet="0x" + "5A6b" * 10, name="TopEarner", pseudonym="Top-Earner", amount=15234567.891234567
+    )
+    trader = build_trader_reference(row, source="import", updated_at_ms=1)
+    assert trader.wallet == "0x" + "5a6b" * 10 and trader.name == "TopEarner"
+    assert trader.pnl_usdc == Decimal("15234567.891234567")
     assert trader.volume_usdc is None and trader.rank is None
 
 
@@ -176,11 +214,18 @@ def test_a_csv_with_win_rates_imports_them_and_later_rows_win(tmp_path: Path) ->
     assert texaskid.pnl_usdc is None and texaskid.win_rate is None and texaskid.source == "import"
 
 
-def test_the_real_leaderboard_snapshot_csv_keeps_one_row_per_wallet() -> None:
-    rows = read_trader_rows(SHARED_DATA / SNAPSHOTS)
+def test_a_leaderboard_snapshot_csv_keeps_one_row_per_wallet(tmp_path: Path) -> None:
+    path = tmp_path / "leaderboard_2026-07-02.csv"
+    path.write_text(build_leaderboard_snapshots_csv(snapshots=108, per_snapshot=75, wallets=123))
+
+    rows = read_trader_rows(path)
     result = build_trader_file(rows, UPDATED_AT_MS)
+
     assert len(rows) == 8100 and result.refused == []
     assert len(result.traders) == 123  # 108 snapshots of the same wallets
+    last_row_of = {row["address"]: row for row in rows}
+    for trader in result.traders:  # the latest snapshot's figures win
+        assert trader.pnl_usdc == Decimal(last_row_of[trader.wallet]["pnl"])
 
 
 @pytest.mark.parametrize(
@@ -214,11 +259,11 @@ def test_an_unreadable_file_is_one_error(tmp_path: Path) -> None:
 
 # --- syncs with a fake venue --------------------------------------------------------------------------------
 class FakeVenue:
-    """Serves the real Gamma rows and leaderboard in pages; records requests."""
+    """Serves a Gamma listing and a leaderboard page in pages; records requests."""
 
     def __init__(self) -> None:
-        self.markets = load_shared_json(GAMMA_MARKETS)
-        self.leaderboard = load_shared_json(LEADERBOARD)
+        self.markets = gamma_listing()
+        self.leaderboard = leaderboard_page()
         self.requests: list[dict[str, Any]] = []
 
     def fetch_markets(

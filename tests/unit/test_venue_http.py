@@ -28,10 +28,14 @@ from polycopy.polymarket.http import (
     should_retry,
 )
 from polycopy.polymarket.reference import decode_json_string_fields
-from tests.builders import build_trade_payload, load_shared_json
+from tests.builders import (
+    build_gamma_markets,
+    build_leaderboard_rows,
+    build_trade_payload,
+    load_fixture_json,
+)
 
 WALLET = "0x" + "ab" * 20
-LEADERBOARD = "edulabrador__polymarket-smart-money/leaderboard.json"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -309,7 +313,7 @@ def test_leaderboard_request_names_period_order_and_page() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json=load_shared_json(LEADERBOARD))
+        return httpx.Response(200, json=build_leaderboard_rows(50))
 
     client, _ = build_client(handler)
     rows = client.fetch_leaderboard(limit=50, offset=100, time_period="ALL", order_by="VOL")
@@ -327,7 +331,7 @@ def test_leaderboard_request_names_period_order_and_page() -> None:
 
 
 def test_markets_request_repeats_condition_ids_and_decodes_the_json_string_fields() -> None:
-    real = load_shared_json("ra1nty__polymarket-cli/market_detail.json")
+    real = load_fixture_json("ra1nty__polymarket-cli/market_detail.json")
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -357,9 +361,9 @@ def test_active_markets_page_asks_for_open_markets_only() -> None:
     assert query_of(seen[0]) == {"active": ["true"], "closed": ["false"], "limit": ["100"], "offset": ["200"]}
 
 
-# --- Gamma double decoding on real rows ---------------------------------------------------------------------
-def test_every_real_gamma_market_decodes_into_lists() -> None:
-    markets = load_shared_json("borat14011-sudo__wom-polymarket-strategy/markets.json")
+# --- Gamma double decoding on a listing ---------------------------------------------------------------------
+def test_every_gamma_market_of_a_listing_decodes_into_lists() -> None:
+    markets = build_gamma_markets(600, closed=300, neg_risk=236, repeated=4)
     assert len(markets) == 600 and all(isinstance(m["clobTokenIds"], str) for m in markets)  # as sent: text
 
     decoded = [decode_json_string_fields(market) for market in markets]
