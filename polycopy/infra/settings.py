@@ -94,7 +94,14 @@ class PolycopySettings(BaseSettings):
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
     sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
     metrics_port: int = Field(
-        default=0, ge=0, description="Prometheus /metrics port; 0 picks the component default"
+        default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 picks the component default"
+    )
+    metrics_base_port: int = Field(
+        default=9108,
+        ge=1,
+        le=65535 - 6,
+        description="moves every component's default metrics port by (this - 9108), "
+        "so a second pipeline on the same host (a demo, a test) gets ports of its own",
     )
     metrics_enabled: bool = Field(default=True, description="serve /metrics from each component")
     data_dir: Path = Field(
