@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from polycopy.infra.kafka import CompactedTopicReader, MessagePublisher, RecordConsumer, TopicFollower, now_ms
+from polycopy.infra.kafka import (
+    CompactedTopicReader,
+    MessagePublisher,
+    RecordConsumer,
+    TopicFollower,
+    create_named_topics,
+    now_ms,
+)
 from polycopy.infra.metrics import PipelineMetrics, component_port, serve_metrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
@@ -121,9 +128,10 @@ def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> Worker
 
 def run_worker(settings: PolycopySettings) -> None:
     """`polycopy worker`: load the reference data and recent books, then run the Faust app until SIGTERM."""
-    from processors.worker.app import run_app
+    from processors.worker.app import changelog_topics, run_app
 
     worker = build_worker(settings, build_metrics(settings, "worker"))
+    create_named_topics(settings, changelog_topics(worker.app), wait=True)
     worker.reference.start()
     worker.books.start(wait_secs=120)
     run_app(worker.app, settings.log_level, on_stop=worker.books.stop)

@@ -15,8 +15,10 @@ from decimal import Decimal
 from typing import Protocol, TypeVar
 
 import faust
+from mode.utils.times import want_seconds
 from pydantic import ValidationError
 
+from polycopy.infra.kafka import TopicLayout
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
@@ -245,6 +247,24 @@ def create_app(
         await consume_each(stream, ExecutionReport, "order-lifecycle", track_one)
 
     return app
+
+
+def changelog_topics(app: faust.App) -> list[TopicLayout]:
+    """The changelog topic of every table, laid out as Faust declares it (partitions, cleanup, retention).
+
+    Created before the app starts (`create_named_topics(..., wait=True)`), so Faust finds them served: created
+    by Faust itself, a changelog can be missing from the metadata it reads next, and a table whose changelog
+    has "0 partitions" fails every write it makes from then on.
+    """
+    layouts = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        policy = [flag for flag, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on]
+        config = {"cleanup.policy": ",".join(policy)} if policy else {}
+        if topic.retention:
+            config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        layouts.append(TopicLayout(topic.get_topic_name(), table.partitions or topic.partitions, config))
+    return layouts
 
 
 def run_app(app: faust.App, log_level: str, on_stop: Callable[[], None] | None = None) -> None:

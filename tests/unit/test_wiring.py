@@ -18,6 +18,7 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.rtds import RtdsFeed
+from processors.worker.app import changelog_topics
 from producers.poller import SafetyNetPoller
 from producers.reference import SyncSummary
 from schemas.base import Message
@@ -31,6 +32,7 @@ from schemas.topics import (
     ORDER_INTENTS,
     POLLER_WATERMARKS,
     RAW_TRADES,
+    TARGETED_TRADES,
     TRADERS,
     WALLET_CONFIG,
     TopicSpec,
@@ -287,6 +289,13 @@ def test_the_worker_is_built_in_its_group_and_namespace_without_starting_anythin
     assert set(worker.app.agents) == {"target-filter", "evaluate", "order-lifecycle"}
     assert worker.reference.wallets() == {}  # its readers have not started: nothing was read
     assert worker.books.topic == topic(settings, BOOKS) and not worker.books.started
+    # The tables' changelogs, laid out as Faust declares them: run_worker creates them before Faust starts.
+    assert {(t.name, t.partitions, t.config.get("cleanup.policy")) for t in changelog_topics(worker.app)} == {
+        ("grp-processor-recent-fills-changelog", RAW_TRADES.partitions, "compact,delete"),
+        ("grp-processor-recent-decisions-changelog", TARGETED_TRADES.partitions, "compact,delete"),
+        ("grp-processor-wallet-state-changelog", TARGETED_TRADES.partitions, "compact"),
+        ("grp-processor-leader-positions-changelog", TARGETED_TRADES.partitions, "compact"),
+    }
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ without a group, and topic administration. Callers import from here."""
 
 from polycopy.infra.kafka.admin import (
     KafkaSetupError,
+    TopicLayout,
+    create_named_topics,
     create_topics,
     delete_topics,
     wait_for_broker,
@@ -19,7 +21,9 @@ __all__ = [
     "Record",
     "RecordConsumer",
     "TopicFollower",
+    "TopicLayout",
     "consume_batch",
+    "create_named_topics",
     "create_topics",
     "delete_topics",
     "end_offsets",

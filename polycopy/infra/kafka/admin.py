@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -17,37 +18,78 @@ class KafkaSetupError(RuntimeError):
     """The broker could not be reached or a topic could not be created."""
 
 
+@dataclass(frozen=True)
+class TopicLayout:
+    """A topic as the broker is asked to create it: its full name, partitions and topic-level config."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
 def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
-    """Create missing topics; existing ones are left alone. Returns the names created."""
+    """Create missing topics of the registry in this deployment's namespace; existing ones are left alone.
+    Returns the names created."""
+    layouts = [TopicLayout(settings.topic_name(s), s.partitions, s.broker_config()) for s in specs]
+    return create_named_topics(settings, layouts, timeout)
+
+
+def create_named_topics(
+    settings: PolycopySettings, layouts: Iterable[TopicLayout], timeout: float = 30.0, *, wait: bool = False
+) -> list[str]:
+    """Create missing topics by full name; existing ones are left alone. Returns the names created.
+
+    With `wait`, return only once the broker's metadata lists every one of them with all its partitions: a
+    topic is created on the controller before the broker serves it, and a client that asks at once (Faust,
+    for its tables' changelogs) may be told it does not exist.
+    """
+    wanted = list(layouts)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as error:
         raise KafkaSetupError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error}") from error
-    wanted = [spec for spec in specs if settings.topic_name(spec) not in existing]
-    if not wanted:
-        return []
-    futures = admin.create_topics(
-        [
-            NewTopic(
-                settings.topic_name(s),
-                num_partitions=s.partitions,
-                replication_factor=1,
-                config=s.broker_config(),
-            )
-            for s in wanted
-        ],
-        operation_timeout=timeout,
-    )
+    missing = [layout for layout in wanted if layout.name not in existing]
     created = []
-    for name, future in futures.items():
-        try:
-            future.result()
-            created.append(name)
-        except KafkaException as error:
-            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise KafkaSetupError(f"cannot create topic {name}: {error}") from error
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    layout.name,
+                    num_partitions=layout.partitions,
+                    replication_factor=1,
+                    config=dict(layout.config),
+                )
+                for layout in missing
+            ],
+            operation_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise KafkaSetupError(f"cannot create topic {name}: {error}") from error
+    if wait:
+        _wait_until_served(admin, wanted, timeout)
     return created
+
+
+def _wait_until_served(admin: AdminClient, layouts: list[TopicLayout], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {layout.name: layout.partitions for layout in layouts}
+    while pending:
+        topics = admin.list_topics(timeout=timeout).topics
+        for name, partitions in list(pending.items()):
+            metadata = topics.get(name)
+            if metadata is not None and metadata.error is None and len(metadata.partitions) >= partitions:
+                del pending[name]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaSetupError(f"topics not served within {timeout} s: {', '.join(sorted(pending))}")
+        time.sleep(0.1)
 
 
 def delete_topics(
