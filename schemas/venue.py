@@ -14,7 +14,7 @@ from schemas.base import Side
 
 
 class VenueOrderStatus(StrEnum):
-    """An order's status at the venue (the CLOB sends these upper-case, REST sometimes `ORDER_STATUS_`-prefixed)."""
+    """An order's status at the venue (upper-case; REST sometimes prefixes `ORDER_STATUS_`)."""
 
     LIVE = "LIVE"  # resting on the book
     MATCHED = "MATCHED"  # fully matched
