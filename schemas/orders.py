@@ -58,6 +58,8 @@ class ReportKind(StrEnum):
     REJECTED = "rejected"  # refused at placement
     NOT_FOUND = "not_found"  # a status poll could not find the order
     UNKNOWN = "unknown"  # ambiguous submit (timeout, 503): reconcile later, never resubmit
+    FILL_CONFIRMED = "fill_confirmed"  # live: `matched_size` of the fills reached CONFIRMED (final)
+    FILL_REVERSED = "fill_reversed"  # live: a fill FAILED on chain; `matched_size` is the new, lower total
 
 
 class ExecutionReport(Message):
