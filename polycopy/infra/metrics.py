@@ -95,6 +95,24 @@ class PipelineMetrics:
             ["status"],
             registry=r,
         )
+        self.circuit_breaker_open = Gauge(
+            "polycopy_circuit_breaker_open",
+            "1 while a venue endpoint group's breaker stops calls (open, probing or paused), else 0",
+            ["endpoint"],
+            registry=r,
+        )
+        self.circuit_breaker_changes = Counter(
+            "polycopy_circuit_breaker_changes_total",
+            "Breaker state changes by endpoint group and new state",
+            ["endpoint", "state"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "polycopy_alerts_total",
+            "Alerts by kind and outcome (sent, duplicate, failed)",
+            ["kind", "outcome"],
+            registry=r,
+        )
 
 
 def serve_metrics(metrics: PipelineMetrics, port: int) -> None:

@@ -195,6 +195,24 @@ class WalletLedger:
         if reservation.open_size <= 0:
             del self.reservations[intent_id]
 
+    def rebook(
+        self,
+        intent_id: str,
+        *,
+        asset: str,
+        condition_id: str,
+        side: Side,
+        size: Decimal,
+        limit_price: Decimal,
+        matched: Decimal,
+    ) -> None:
+        """Hold an order again whose reservation was released (a LOST order the venue then filled): the fill
+        happened, so no capital check can refuse it. `matched` shares were already booked before."""
+        filled_value = matched * limit_price
+        self.reservations[intent_id] = Reservation(
+            asset, condition_id, side, limit_price, size, matched, filled_value
+        )
+
     def release(self, intent_id: str) -> Decimal:
         """Close an order (cancel, reject, lost): give back what did not fill; returns the USDC released."""
         reservation = self.reservations.pop(intent_id, None)

@@ -79,12 +79,42 @@ def summarise_fills(order_id: str, fills: Iterable[OrderFill]) -> FillSummary:
     )
 
 
-def observe_placement(placement: Placement) -> list[Observation]:
-    """What a placement tells at once: accepted (with the matched part), rejected, or unknown."""
+def placement_from_order(order: VenueOrder, detail: str) -> Placement:
+    """An accepted placement as the venue's order shows it (after a duplicate answer or a restart)."""
+    return Placement(
+        order.order_id,
+        PlacementKind.ACCEPTED,
+        venue_status=order.status,
+        matched_size=order.size_matched,
+        average_price=order.price if order.size_matched > 0 else None,
+        detail=detail,
+    )
+
+
+def placement_from_fills(order_id: str, fills: Sequence[OrderFill], detail: str) -> Placement:
+    """An accepted (matched) placement as the account's trades show it, failed fills left out."""
+    summary = summarise_fills(order_id, fills)
+    return Placement(
+        order_id,
+        PlacementKind.ACCEPTED,
+        venue_status=V.MATCHED,
+        matched_size=summary.matched,
+        average_price=summary.average_price,
+        trade_ids=tuple(sorted({fill.trade_id for fill in fills})),
+        detail=detail,
+    )
+
+
+def observe_placement(placement: Placement, size: Decimal, kills_remainder: bool) -> list[Observation]:
+    """What a placement tells at once: accepted (with the matched part, and for FAK/FOK the killed rest),
+    rejected, or unknown. A `delayed` order is only accepted: it matches (or not) later."""
     if placement.kind is PlacementKind.ACCEPTED:
         observations = [Observation(ReportKind.ACCEPTED, ZERO, None, (placement.venue_status or "").lower())]
-        if placement.matched_size > 0:
-            observations.append(Observation(ReportKind.FILL, placement.matched_size, placement.average_price))
+        matched, average = placement.matched_size, placement.average_price
+        if matched > 0:
+            observations.append(Observation(ReportKind.FILL, matched, average))
+        if kills_remainder and placement.venue_status is V.MATCHED and matched < size:
+            observations.append(Observation(ReportKind.CANCELLED, matched, average, "FAK remainder killed"))
         return observations
     if placement.kind is PlacementKind.REJECTED:
         reason = placement.reject_reason.value if placement.reject_reason else "rejected"
@@ -116,8 +146,13 @@ def reconcile_order(
         observations.append(Observation(ReportKind.FILL_REVERSED, matched, average, f"trade {trades} FAILED"))
     if summary.confirmed > known.confirmed:
         observations.append(Observation(ReportKind.FILL_CONFIRMED, summary.confirmed, average))
-    if order is not None and order.status in CANCELLED_STATUSES and not known.finished:
-        observations.append(Observation(ReportKind.CANCELLED, matched, average, order.status.value.lower()))
+    if order is not None and not known.finished:
+        if order.status in CANCELLED_STATUSES:
+            observations.append(
+                Observation(ReportKind.CANCELLED, matched, average, order.status.value.lower())
+            )
+        elif order.status is V.MATCHED and 0 < matched < known.size and order.size_matched < known.size:
+            observations.append(Observation(ReportKind.CANCELLED, matched, average, "remainder killed"))
     return observations
 
 
