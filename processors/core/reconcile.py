@@ -9,7 +9,7 @@ matched size falls back and a FILL_REVERSED observation tells the ledger to give
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from schemas.orders import ReportKind
@@ -163,3 +163,17 @@ def is_finished(order: VenueOrder) -> bool:
 
 def _status_text(order: VenueOrder | None) -> str:
     return order.status.value.lower() if order is not None else "found in the account's trades"
+
+
+def advance_known(known: KnownOrder, observation: Observation) -> KnownOrder:
+    """`known` once `observation` has been reported."""
+    kind = observation.kind
+    if kind in (ReportKind.FILL, ReportKind.FILL_REVERSED):
+        return replace(known, matched=observation.matched, accepted=True)
+    if kind is ReportKind.FILL_CONFIRMED:
+        return replace(known, confirmed=observation.matched, accepted=True)
+    if kind is ReportKind.ACCEPTED:
+        return replace(known, accepted=True)
+    if kind in (ReportKind.CANCELLED, ReportKind.REJECTED):
+        return replace(known, finished=True)
+    return known
