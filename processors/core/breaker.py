@@ -135,7 +135,7 @@ def record(breaker: Breaker, outcome: CallOutcome, now: float, policy: BreakerPo
         event = E.TRIP if failures >= policy.failure_threshold else E.FAILURE
         state = transition(breaker.state, event)
         if state is S.OPEN and breaker.state is not S.OPEN:
-            reason = f"{failures} consecutive failures" if event is E.TRIP else "probe failed"
+            reason = "probe failed" if breaker.state is S.HALF_OPEN else f"{failures} consecutive failures"
             return Breaker(S.OPEN, failures, now + policy.open_secs, reason)
         return replace(breaker, state=state, failures=failures)
     wait, reason = _pause_of(outcome, policy)
