@@ -15,15 +15,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from polycopy.infra.kafka import CompactedTopicReader, MessagePublisher, now_ms
+from polycopy.infra.kafka import now_ms
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.http import VenueHttpError
 from producers.parsing import TradeParseError, build_raw_trade
-from producers.publisher import TradePublisher
+from producers.publisher import Publisher, TradePublisher
 from schemas.deadletter import build_dead_letter
-from schemas.reference import PollerWatermark, TraderReference
-from schemas.topics import POLLER_WATERMARKS, TRADERS, WALLET_CONFIG
+from schemas.reference import PollerWatermark
+from schemas.topics import POLLER_WATERMARKS
 from schemas.trades import RawTrade, TradeSource
 from schemas.wallets import WalletConfig
 
@@ -34,6 +34,16 @@ PARSE_STAGE = "poll-parse"
 
 class PollerError(RuntimeError):
     """A poll run could not complete: its messages were not delivered to Kafka (watermarks stay put)."""
+
+
+class TopicTable(Protocol):
+    """The latest value per key of a compacted topic (`infra.kafka.CompactedTopicReader`, or a fake)."""
+
+    def start(self) -> TopicTable: ...
+
+    def stop(self) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 class UserTradesClient(Protocol):
@@ -167,6 +177,16 @@ class PollSummary:
     watermarks: dict[str, int]
 
 
+@dataclass(frozen=True)
+class PollerTables:
+    """The compacted topics the poller reads: wallet configs and synced traders (followed while it runs),
+    and its own watermarks (read once at start)."""
+
+    wallets: TopicTable  # WALLET_CONFIG -> WalletConfig
+    traders: TopicTable  # TRADERS -> TraderReference
+    watermarks: TopicTable  # POLLER_WATERMARKS -> PollerWatermark
+
+
 class SafetyNetPoller:
     """Polls the followed wallets; `start()` loads wallet configs, traders and watermarks from Kafka."""
 
@@ -174,41 +194,38 @@ class SafetyNetPoller:
         self,
         settings: PolycopySettings,
         client: UserTradesClient,
-        publisher: MessagePublisher,
+        publisher: Publisher,
         metrics: PipelineMetrics,
+        tables: PollerTables,
         *,
         page_size: int = 500,
         max_pages: int = 3,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         # 3 pages of 500 keep `offset` <= 1000, the strictest bound a Data API revision documents.
-        self._settings, self._client, self._publisher, self._metrics = settings, client, publisher, metrics
+        self._client, self._publisher, self._metrics, self._tables = client, publisher, metrics, tables
         self._trades = TradePublisher(publisher, metrics, stage=PARSE_STAGE)
         self._page_size, self._max_pages, self._clock_ms = page_size, max_pages, clock_ms
         self._overlap_secs = settings.poll_overlap_secs
         self._first_lookback_secs = int(settings.poll_interval_secs) + settings.poll_overlap_secs
-        self._wallet_reader = CompactedTopicReader(settings, WALLET_CONFIG, WalletConfig.model_validate_json)
-        self._trader_reader = CompactedTopicReader(settings, TRADERS, TraderReference.model_validate_json)
         self._watermarks: dict[str, int] = {}
 
     def start(self) -> SafetyNetPoller:
         """Load the watermarks; start following the wallet configuration and the synced traders."""
-        watermark_reader = CompactedTopicReader(
-            self._settings, POLLER_WATERMARKS, PollerWatermark.model_validate_json
-        ).start()
+        watermark_reader = self._tables.watermarks.start()
         try:
             self._watermarks = {
                 wallet: mark.last_trade_timestamp for wallet, mark in watermark_reader.snapshot().items()
             }
         finally:
             watermark_reader.stop()
-        self._wallet_reader.start()
-        self._trader_reader.start()
+        self._tables.wallets.start()
+        self._tables.traders.start()
         return self
 
     def stop(self) -> None:
-        self._wallet_reader.stop()
-        self._trader_reader.stop()
+        self._tables.wallets.stop()
+        self._tables.traders.stop()
 
     def watermarks(self) -> dict[str, int]:
         return dict(self._watermarks)
@@ -217,7 +234,7 @@ class SafetyNetPoller:
         """Poll every followed wallet once; publish its fills, then (once delivered) its new watermark."""
         now = self._clock_ms()
         failures_before = self._publisher.delivery_failures
-        wallets = select_wallets(self._wallet_reader.snapshot().values(), self._trader_reader.snapshot())
+        wallets = select_wallets(self._tables.wallets.snapshot().values(), self._tables.traders.snapshot())
         polls: list[WalletPoll] = []
         failed = 0
         for wallet in wallets:

@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
-from polycopy.infra.kafka import MessagePublisher, now_ms
+from polycopy.infra.kafka import now_ms
 from polycopy.infra.metrics import PipelineMetrics
 from producers.parsing import parse_rtds_frame
-from schemas.deadletter import build_dead_letter
-from schemas.topics import RAW_TRADES
+from schemas.base import Message
+from schemas.deadletter import DeadLetter, build_dead_letter
+from schemas.topics import RAW_TRADES, TopicSpec
 from schemas.trades import RawTrade, TradeSource
 
 log = logging.getLogger(__name__)
 
 
+class Publisher(Protocol):
+    """Where producers publish (`polycopy.infra.kafka.MessagePublisher`, or a fake in tests)."""
+
+    delivery_failures: int
+
+    def publish(
+        self, spec: TopicSpec, key: str | None, message: Message | None, *, timestamp_ms: int = 0
+    ) -> None: ...
+
+    def publish_dead_letter(self, letter: DeadLetter) -> None: ...
+
+    def flush(self, timeout: float = 30.0) -> int: ...
+
+
 class TradePublisher:
     """The common back half of every producer: parse, publish keyed by trader wallet, dead-letter, count."""
 
-    def __init__(
-        self, publisher: MessagePublisher, metrics: PipelineMetrics, stage: str = "rtds-parse"
-    ) -> None:
+    def __init__(self, publisher: Publisher, metrics: PipelineMetrics, stage: str = "rtds-parse") -> None:
         self._publisher, self._metrics, self._stage = publisher, metrics, stage
         self.trades = 0
         self.dead_letters = 0

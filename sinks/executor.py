@@ -7,91 +7,103 @@ intent is never placed twice; offsets commit only after the reports are delivere
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from pydantic import ValidationError
-
-from polycopy.infra.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
+from polycopy.infra.kafka import Record, now_ms
 from polycopy.infra.metrics import PipelineMetrics
-from polycopy.infra.postgres import ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.books import parse_book
-from polycopy.polymarket.clob import ClobGateway
 from processors.core.ids import build_paper_order_id
+from schemas.base import Message
 from schemas.books import OrderBook
-from schemas.deadletter import build_dead_letter
+from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
-from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS
+from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS, TopicSpec
+from sinks.base import ConsumeLoop, Rejection
 from sinks.paper import build_execution_report, execute_on_paper
 
 log = logging.getLogger(__name__)
 
+REPORT_DELIVERY_SECS = 30.0
+
+
+class BookGateway(Protocol):
+    """Where paper fills read the book (`polycopy.polymarket.clob.ClobGateway`, or a fake in tests)."""
+
+    def fetch_book(self, token_id: str) -> dict[str, Any] | None: ...
+
+
+class IntentJournal(Protocol):
+    """The durable claim per intent (`polycopy.infra.postgres.ExecutionJournal`, or a fake in tests)."""
+
+    def connect(self) -> None: ...
+
+    def claim(self, intent_id: str, order_id: str, mode: str) -> str | None: ...
+
+    def mark(self, intent_id: str, state: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ReportPublisher(Protocol):
+    """Where reports and dead letters go (`polycopy.infra.kafka.MessagePublisher`, or a fake in tests)."""
+
+    def publish(
+        self, spec: TopicSpec, key: str | None, message: Message | None, *, timestamp_ms: int = 0
+    ) -> None: ...
+
+    def publish_dead_letter(self, letter: DeadLetter) -> None: ...
+
+    def flush(self, timeout: float = 30.0) -> int: ...
+
+
+class ReportsNotDelivered(RuntimeError):  # noqa: N818 - reads as the event it reports
+    """Reports were still undelivered when the flush timed out."""
+
 
 class Executor:
-    """Consumes intents and publishes what happened to each order."""
+    """Consumes intents and publishes what happened to each order; a `BatchSink` of the consume loop."""
+
+    stage = "executor"
 
     def __init__(
         self,
         settings: PolycopySettings,
+        *,
+        loop: ConsumeLoop,
+        publisher: ReportPublisher,
+        journal: IntentJournal,
+        books: BookGateway,
         metrics: PipelineMetrics,
-        fetch_book: Callable[[str], dict[str, object] | None] | None = None,
     ) -> None:
         self._settings, self._metrics = settings, metrics
-        self._fetch_book = fetch_book or ClobGateway(settings.clob_url, settings.chain_id).fetch_book
-        self._journal = ExecutionJournal(settings.database_url)
-        self._publisher = MessagePublisher(settings, client_id="polycopy-executor")
-        self._consumer = build_consumer(settings, settings.consumer_group("executor"))
-        self._stop = threading.Event()
+        self._loop, self._publisher, self._journal = loop, publisher, journal
+        self._fetch_book = books.fetch_book
         self.handled = 0
 
     def stop(self, *_: object) -> None:
-        self._stop.set()
+        """End after the current batch is delivered and committed (usable as a signal handler)."""
+        self._loop.stop()
 
     def run(self, max_idle_secs: float | None = None) -> None:
-        """Run until stopped (or idle for `max_idle_secs`); commit after each delivered batch."""
-        self._consumer.subscribe([self._settings.topic_name(ORDER_INTENTS)])
-        idle_since = time.monotonic()
+        """Run until stopped (or idle for `max_idle_secs`); offsets commit after each delivered batch."""
+        self._journal.connect()
         try:
-            while not self._stop.is_set():
-                messages = consume_batch(self._consumer, 100, timeout=0.1)
-                if not messages:
-                    if max_idle_secs is not None and time.monotonic() - idle_since > max_idle_secs:
-                        return
-                    continue
-                idle_since = time.monotonic()
-                for message in messages:
-                    if message.error():
-                        log.warning("consumer error: %s", message.error())
-                        continue
-                    self._handle(message.value(), message.topic(), message.partition(), message.offset())
-                if self._publisher.flush(30) != 0:
-                    raise RuntimeError("reports not delivered; not committing (intents will be re-read)")
-                self._consumer.commit(asynchronous=False)
+            self._loop.run(self, max_idle_secs)
         finally:
-            self._publisher.flush(30)
-            self._consumer.close()
+            self._publisher.flush(REPORT_DELIVERY_SECS)
             self._journal.close()
 
-    def _handle(self, value: bytes | None, topic: str, partition: int, offset: int) -> None:
-        try:
-            intent = OrderIntent.model_validate_json(value or b"")
-        except ValidationError as error:
-            self._metrics.dead_letters.labels("executor").inc()
-            self._publisher.publish_dead_letter(
-                build_dead_letter(
-                    "executor",
-                    str(error),
-                    value,
-                    occurred_at_ms=now_ms(),
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                )
-            )
-            return
+    # --- the consume loop's hooks ---------------------------------------------------------------------------
+    def topics(self) -> Sequence[str]:
+        return [self._settings.topic_name(ORDER_INTENTS)]
+
+    def decode(self, record: Record) -> OrderIntent:
+        return OrderIntent.model_validate_json(record.value or b"")
+
+    def write(self, intent: OrderIntent, record: Record) -> None:
+        """Claim the intent in the journal, then (first claim only) execute it and publish its reports."""
         order_id = build_paper_order_id(intent.intent_id)
         earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
         if earlier is not None and not (earlier == "claimed" and intent.mode is ExecutionMode.PAPER):
@@ -103,6 +115,13 @@ class Executor:
             self._publisher.publish(EXECUTION_REPORTS, intent.wallet_id, report)
         self._journal.mark(intent.intent_id, "sent")
         self.handled += 1
+
+    def flush(self) -> Sequence[Rejection]:
+        """The batch's reports delivered, or an error (then no offset commits and the intents are re-read)."""
+        undelivered = self._publisher.flush(REPORT_DELIVERY_SECS)
+        if undelivered:
+            raise ReportsNotDelivered(f"{undelivered} reports not delivered")
+        return ()
 
     def _execute(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
         sent_at = now_ms()
@@ -130,12 +149,3 @@ class Executor:
             log.exception("book fetch failed for paper fill")
             return None
         return parse_book(payload) if payload else None
-
-
-def run_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> None:
-    """Entry point of `polycopy executor`: stops cleanly on SIGTERM/SIGINT."""
-    executor = Executor(settings, metrics)
-    signal.signal(signal.SIGTERM, executor.stop)
-    signal.signal(signal.SIGINT, executor.stop)
-    log.info("executor running in %s mode", settings.execution_mode.value)
-    executor.run()

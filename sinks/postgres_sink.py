@@ -1,30 +1,29 @@
 """The PostgreSQL sink: trades, decisions, intents, orders and order events, written idempotently.
 
-Shape after quixstreams' sinks: batch what arrives, write the batch in one transaction (conflicts change
-nothing), and only then commit the offsets, so a crash re-delivers and re-delivery is harmless.
+Shape after quixstreams' sinks (the loop is `sinks.base.ConsumeLoop`): batch what arrives, write the batch in
+one transaction (conflicts change nothing), and only then commit the offsets, so a crash re-delivers and
+re-delivery is harmless.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from polycopy.infra.kafka import MessagePublisher, build_consumer, consume_batch, now_ms
+from polycopy.infra.kafka import Record
 from polycopy.infra.metrics import PipelineMetrics
-from polycopy.infra.postgres import BatchWriter
 from polycopy.infra.settings import PolycopySettings
-from schemas.deadletter import build_dead_letter
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderIntent
 from schemas.reference import TraderReference
 from schemas.topics import DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, TRADERS, TopicSpec
 from schemas.trades import RawTrade
+from sinks.base import ConsumeLoop, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -84,103 +83,87 @@ ROUTES: dict[TopicSpec, tuple[type[BaseModel], str, Any]] = {
 LATEST_WINS = {"orders": ("order_id", "sequence"), "traders": ("wallet", "updated_at_ms")}
 
 
-class PostgresSink:
-    """Consumes the pipeline's topics and writes them to PostgreSQL in batches."""
+class RowWriter(Protocol):
+    """Idempotent batch writes (`polycopy.infra.postgres.BatchWriter`, or a fake in tests)."""
 
-    def __init__(self, settings: PolycopySettings, metrics: PipelineMetrics) -> None:
-        self._settings, self._metrics = settings, metrics
-        self._writer = BatchWriter(settings.database_url)
-        self._consumer = build_consumer(settings, settings.consumer_group("postgres-sink"))
-        self._publisher = MessagePublisher(settings, client_id="polycopy-postgres-sink")
-        self._stop = threading.Event()
+    def connect(self) -> None: ...
+
+    def write(
+        self,
+        inserts: Mapping[str, Sequence[dict[str, Any]]],
+        upserts: Mapping[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PostgresSink:
+    """Consumes the pipeline's topics and writes them to PostgreSQL in batches; a `BatchSink` of the loop."""
+
+    stage = "postgres-sink"
+
+    def __init__(
+        self,
+        settings: PolycopySettings,
+        *,
+        loop: ConsumeLoop,
+        writer: RowWriter,
+        metrics: PipelineMetrics,
+    ) -> None:
+        self._loop, self._writer, self._metrics = loop, writer, metrics
         self._routes = {settings.topic_name(spec): route for spec, route in ROUTES.items()}
+        self._pending: dict[str, list[dict[str, Any]]] = {table: [] for _, table, _ in ROUTES.values()}
+        self._latest: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in LATEST_WINS}
         self.rows_written = 0
 
     def stop(self, *_: object) -> None:
-        self._stop.set()
+        """End after a last flush (usable as a signal handler)."""
+        self._loop.stop()
 
     def run(self, max_idle_secs: float | None = None) -> None:
         """Run until stopped (or idle for `max_idle_secs` with nothing pending)."""
-        self._consumer.subscribe(list(self._routes))
-        pending: dict[str, list[dict[str, Any]]] = {table: [] for _, table, _ in ROUTES.values()}
-        latest: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in LATEST_WINS}
-        count, last_flush, idle_since = 0, time.monotonic(), time.monotonic()
+        self._writer.connect()
         try:
-            while not self._stop.is_set():
-                for message in consume_batch(self._consumer, self._settings.sink_batch_size, timeout=0.1):
-                    if message.error():
-                        continue
-                    idle_since = time.monotonic()
-                    count += self._route(message, pending, latest)
-                due = time.monotonic() - last_flush >= self._settings.sink_flush_secs
-                if count and (due or count >= self._settings.sink_batch_size):
-                    self._flush(pending, latest)
-                    count, last_flush = 0, time.monotonic()
-                if max_idle_secs is not None and not count and time.monotonic() - idle_since > max_idle_secs:
-                    return
+            self._loop.run(self, max_idle_secs)
         finally:
-            if count:
-                self._flush(pending, latest)
-            self._publisher.flush(10)
-            self._consumer.close()
             self._writer.close()
 
-    def _route(
-        self,
-        message: Any,
-        pending: dict[str, list[dict[str, Any]]],
-        latest: dict[str, dict[str, dict[str, Any]]],
-    ) -> int:
-        model, table, build_row = self._routes[message.topic()]
-        if message.value() is None:
-            return 1  # a tombstone on a compacted topic: the row stays as the last record of it
-        try:
-            value = model.model_validate_json(message.value() or b"")
-        except ValidationError as error:
-            self._metrics.dead_letters.labels("postgres-sink").inc()
-            self._publisher.publish_dead_letter(
-                build_dead_letter(
-                    "postgres-sink",
-                    str(error),
-                    message.value(),
-                    occurred_at_ms=now_ms(),
-                    topic=message.topic(),
-                    partition=message.partition(),
-                    offset=message.offset(),
-                )
-            )
-            return 1  # counts toward a flush so its offset gets committed
+    # --- the consume loop's hooks ---------------------------------------------------------------------------
+    def topics(self) -> Sequence[str]:
+        return list(self._routes)
+
+    def decode(self, record: Record) -> BaseModel | None:
+        if record.value is None:
+            return None  # a tombstone on a compacted topic: the row stays as the last record of it
+        model, _, _ = self._routes[record.topic]
+        return model.model_validate_json(record.value)
+
+    def write(self, value: BaseModel, record: Record) -> None:
+        """Add the record's row to the batch (the newest version only, for latest-wins tables)."""
+        _, table, build_row = self._routes[record.topic]
         row = build_row(value)
         if isinstance(value, OrderEvent):
-            pending[table].append(row)
+            self._pending[table].append(row)
             table, row = "orders", order_row(value)
         if table in LATEST_WINS:
             key, version = LATEST_WINS[table]
-            newest = latest[table].get(row[key])
+            newest = self._latest[table].get(row[key])
             if newest is None or newest[version] < row[version]:
-                latest[table][row[key]] = row
+                self._latest[table][row[key]] = row
         else:
-            pending[table].append(row)
-        return 1
+            self._pending[table].append(row)
 
-    def _flush(
-        self, pending: dict[str, list[dict[str, Any]]], latest: dict[str, dict[str, dict[str, Any]]]
-    ) -> None:
+    def flush(self) -> Sequence[Rejection]:
+        """Write the batch in one transaction; on failure it is kept out of the tables and re-read."""
         started = time.perf_counter()
+        # The batch leaves memory before the write: if the write fails, its records are read again anyway.
+        inserts, self._pending = self._pending, {table: [] for table in self._pending}
+        latest, self._latest = self._latest, {table: {} for table in LATEST_WINS}
         self._writer.write(
-            pending, {table: (*LATEST_WINS[table], list(rows.values())) for table, rows in latest.items()}
+            inserts, {table: (*LATEST_WINS[table], list(rows.values())) for table, rows in latest.items()}
         )
-        for table, rows in [*pending.items(), *latest.items()]:
+        for table, rows in [*inserts.items(), *latest.items()]:
             self._metrics.rows_written.labels(table).inc(len(rows))
             self.rows_written += len(rows)
-            rows.clear()
-        self._consumer.commit(asynchronous=False)
         self._metrics.sink_flush.observe(time.perf_counter() - started)
-
-
-def run_postgres_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> None:
-    """Entry point of `polycopy sink`: stops cleanly on SIGTERM/SIGINT after a last flush."""
-    sink = PostgresSink(settings, metrics)
-    signal.signal(signal.SIGTERM, sink.stop)
-    signal.signal(signal.SIGINT, sink.stop)
-    sink.run()
+        return ()

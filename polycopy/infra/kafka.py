@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,21 +91,6 @@ class MessagePublisher:
         return int(self._producer.flush(timeout))
 
 
-def build_consumer(settings: PolycopySettings, group: str, **overrides: Any) -> Consumer:
-    """A consumer that commits only what the caller says it has processed."""
-    return Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
-            "fetch.wait.max.ms": 10,
-        }
-        | overrides
-    )
-
-
 def consume_batch(consumer: Consumer, max_messages: int, timeout: float) -> list[Any]:
     """Wait up to `timeout` for one message, then take whatever else is already there.
 
@@ -179,6 +164,18 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+
+    @classmethod
+    def of(cls, message: Any) -> Record:
+        """The record of a confluent-kafka message."""
+        return cls(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.key(),
+            message.value(),
+            message.timestamp()[1],
+        )
 
 
 def end_offsets(settings: PolycopySettings, spec: TopicSpec) -> dict[int, int]:
@@ -262,16 +259,71 @@ def read_topic(
             if message.offset() >= bounds[message.partition()][1]:
                 continue
             count += 1
-            yield Record(
-                message.topic(),
-                message.partition(),
-                message.offset(),
-                message.key(),
-                message.value(),
-                message.timestamp()[1],
-            )
+            yield Record.of(message)
     finally:
         consumer.close()
+
+
+class RecordConsumer:
+    """A consumer-group member for the sinks: batches of `Record`s in, explicit offsets committed out.
+
+    Nothing is committed unless the caller says so (no auto-commit), and the caller names the offsets, so a
+    commit covers exactly what it made durable, never what was merely fetched.
+    """
+
+    def __init__(self, settings: PolycopySettings, group: str, **overrides: Any) -> None:
+        self.group = group
+        self.topics: tuple[str, ...] = ()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "fetch.wait.max.ms": 10,
+            }
+            | overrides
+        )
+
+    def subscribe(self, topics: Iterable[str], on_revoke: Callable[[], None] | None = None) -> None:
+        """Join the group for `topics`; `on_revoke` runs (inside a poll) before partitions are taken away."""
+        self.topics = tuple(topics)
+
+        def revoked(_consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+            if on_revoke is not None:
+                on_revoke()
+
+        self._consumer.subscribe(list(self.topics), on_revoke=revoked)
+
+    def poll_batch(self, max_records: int, timeout_secs: float) -> list[Record]:
+        """Up to `max_records` records, waiting at most `timeout_secs` for the first (see `consume_batch`)."""
+        records = []
+        for message in consume_batch(self._consumer, max_records, timeout_secs):
+            if message.error():
+                log.warning("consumer error: %s", message.error())
+            else:
+                records.append(Record.of(message))
+        return records
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> bool:
+        """Commit (topic, partition) -> next offset to read, synchronously. False when refused (e.g. during a
+        rebalance): nothing is lost, the records are read again."""
+        if not offsets:
+            return True
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(topic, part, offset) for (topic, part), offset in offsets.items()],
+                asynchronous=False,
+            )
+        except KafkaException as error:
+            log.warning("offset commit refused, the records will be read again: %s", error)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Leave the group without committing anything more."""
+        self._consumer.close()
 
 
 class CompactedTopicReader:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.resources.abc import Traversable
 from typing import Any
 
@@ -76,20 +76,29 @@ class BatchWriter:
     """Writes batches of rows in one transaction; conflicts on the primary key change nothing."""
 
     def __init__(self, url: str) -> None:
-        self._conn = connect(url)
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def connect(self) -> None:
+        """Open the connection (the sink does it at start, so a bad URL fails at once); idempotent."""
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.url)
 
     def write(
         self,
-        inserts: dict[str, Sequence[dict[str, Any]]],
-        upserts: dict[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
+        inserts: Mapping[str, Sequence[dict[str, Any]]],
+        upserts: Mapping[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
     ) -> None:
         """Insert rows per table (`ON CONFLICT DO NOTHING`), then upsert rows that only move forward.
 
         `upserts[table] = (conflict_column, guard_column, rows)`: a row replaces the stored one only when its
         `guard_column` is greater, so an old re-delivered event never rolls a row back.
         """
+        self.connect()
+        conn = self._conn
+        assert conn is not None
         try:
-            with self._conn.transaction(), self._conn.cursor() as cursor:
+            with conn.transaction(), conn.cursor() as cursor:
                 for table, rows in inserts.items():
                     if rows:
                         cursor.executemany(_insert_sql(table, list(rows[0])), rows)
@@ -100,7 +109,8 @@ class BatchWriter:
             raise DatabaseError(f"batch write failed: {error}") from error
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 def _insert_sql(table: str, columns: list[str]) -> sql.Composed:
@@ -134,30 +144,43 @@ class ExecutionJournal:
     """The executor's durable claim per intent: claimed before sending, so no intent is ever sent twice."""
 
     def __init__(self, url: str) -> None:
-        self._conn = connect(url, autocommit=True)
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def connect(self) -> None:
+        """Open the connection (the executor does it at start, so a bad URL fails at once); idempotent."""
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.url, autocommit=True)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        self.connect()
+        assert self._conn is not None
+        return self._conn
 
     def claim(self, intent_id: str, order_id: str, mode: str) -> str | None:
         """Claim an intent. Returns None when newly claimed, else the state of the earlier claim."""
-        row = self._conn.execute(
+        conn = self._connection()
+        row = conn.execute(
             "INSERT INTO executor_journal (intent_id, order_id, mode, state) VALUES (%s, %s, %s, 'claimed') "
             "ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id",
             (intent_id, order_id, mode),
         ).fetchone()
         if row is not None:
             return None
-        existing = self._conn.execute(
+        existing = conn.execute(
             "SELECT state FROM executor_journal WHERE intent_id = %s", (intent_id,)
         ).fetchone()
         return str(existing[0]) if existing else "claimed"
 
     def mark(self, intent_id: str, state: str) -> None:
-        self._conn.execute(
+        self._connection().execute(
             "UPDATE executor_journal SET state = %s, updated_at = now() WHERE intent_id = %s",
             (state, intent_id),
         )
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
 
 
 def query(url: str, statement: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:

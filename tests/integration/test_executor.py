@@ -9,6 +9,7 @@ import pytest
 
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
+from polycopy.wiring import build_executor
 from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionReport, OrderType, ReportKind
 from schemas.topics import DEAD_LETTERS, EXECUTION_REPORTS, ORDER_INTENTS
@@ -41,7 +42,7 @@ def intent_for_best_ask(venue, **overrides):  # type: ignore[no-untyped-def]
 
 
 def run_executor(settings: PolycopySettings) -> Executor:
-    executor = Executor(settings, PipelineMetrics())
+    executor = build_executor(settings, PipelineMetrics())
     executor.run(max_idle_secs=3)
     return executor
 

@@ -17,16 +17,15 @@ from typing import Any
 import pytest
 
 from polycopy.cli import main
-from polycopy.infra.kafka import MessagePublisher, read_topic
+from polycopy.infra.kafka import read_topic
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
-from polycopy.polymarket.http import VenueHttpClient
-from producers.poller import PollSummary, SafetyNetPoller
+from polycopy.wiring import build_poller, build_postgres_sink, build_venue_client
+from producers.poller import PollSummary
 from schemas.reference import MarketReference, PollerWatermark, TraderReference
 from schemas.topics import MARKETS, POLLER_WATERMARKS, RAW_TRADES, TRADERS, WALLET_CONFIG
 from schemas.trades import RawTrade, TradeSource
 from schemas.wallets import WalletConfig
-from sinks.postgres_sink import PostgresSink
 from tests.builders import SHARED_DATA, build_trade_payload
 from tests.integration.helpers import count_rows, publish, read_all, wait_until
 
@@ -72,16 +71,8 @@ def venue_settings(settings_factory, simulator_factory):  # type: ignore[no-unty
 def run_poller(settings: PolycopySettings, now_secs: int) -> tuple[PollSummary, PipelineMetrics]:
     """One poll run as `polycopy poll` does it, with the clock at `now_secs`; a fresh poller each time."""
     metrics = PipelineMetrics()
-    with VenueHttpClient(
-        settings.data_api_url,
-        settings.gamma_url,
-        settings.poll_requests_per_sec,
-        on_response=lambda status: metrics.poller_requests.labels(status).inc(),
-    ) as client:
-        publisher = MessagePublisher(settings, client_id="test-poller")
-        poller = SafetyNetPoller(
-            settings, client, publisher, metrics, clock_ms=lambda: now_secs * 1000 + 500
-        ).start()
+    with build_venue_client(settings, metrics) as client:
+        poller = build_poller(settings, metrics, client, clock_ms=lambda: now_secs * 1000 + 500).start()
         try:
             return poller.run_once(), metrics
         finally:
@@ -188,7 +179,7 @@ def test_traders_import_of_the_real_leaderboard_publishes_fifty_traders(settings
     top = next(trader for trader in traders if trader.rank == 1)
     assert top.wallet == "0x09b428f7c2b469786286214aa5c90dd9015f7320" and top.name == "DEEDDIT"
     assert top.pnl_usdc == Decimal("8052184.542897382") and top.volume_usdc == Decimal("72132442.51951")
-    PostgresSink(settings, PipelineMetrics()).run(max_idle_secs=3)
+    build_postgres_sink(settings, PipelineMetrics()).run(max_idle_secs=3)
     assert count_rows(settings, "traders", "source = 'import'") == 50
 
 

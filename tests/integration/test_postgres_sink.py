@@ -9,6 +9,7 @@ import pytest
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import query
 from polycopy.infra.settings import PolycopySettings
+from polycopy.wiring import build_postgres_sink
 from schemas.deadletter import DeadLetter
 from schemas.orders import OrderStatus
 from schemas.topics import DEAD_LETTERS, DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def run_sink_until_idle(settings: PolycopySettings) -> PostgresSink:
-    sink = PostgresSink(settings, PipelineMetrics())
+    sink = build_postgres_sink(settings, PipelineMetrics())
     sink.run(max_idle_secs=3)
     return sink
 
@@ -81,3 +82,39 @@ def test_a_malformed_message_goes_to_the_dead_letter_topic_and_the_rest_is_writt
         ("postgres-sink", settings.topic_name(DECISIONS))
     ]
     assert "not" in letters[0].payload
+
+
+def test_sigterm_makes_the_sink_write_and_commit_what_it_has_read(
+    settings: PolycopySettings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from polycopy.infra.kafka import MessagePublisher, wait_for_consumer_group
+    from tests.integration.helpers import wait_until
+
+    log_path = tmp_path / "sink.log"
+    env = os.environ | settings.to_env() | {"POLYCOPY_SINK_FLUSH_SECS": "3600"}  # only the stop flushes
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "polycopy.cli", "sink"], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            assert wait_for_consumer_group(settings, settings.consumer_group("postgres-sink"), 90)
+            decisions = [build_decision(dedup_key=f"{n:032x}") for n in range(3)]
+            publish(settings, DECISIONS, [(d.wallet_id, d) for d in decisions])
+            publisher = MessagePublisher(settings)
+            publisher._producer.produce(settings.topic_name(DECISIONS), key=b"w1", value=b"{last")
+            publisher.flush()
+            # A dead letter goes out as soon as its record is read: then every record before it was read too.
+            wait_until(lambda: len(read_all(settings, DEAD_LETTERS, DeadLetter)) == 1, 60, "the sink to read")
+            assert count_rows(settings, "decisions") == 0  # nothing flushed yet
+
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0, log_path.read_text()
+        finally:
+            process.kill()
+    assert count_rows(settings, "decisions") == 3
+    assert run_sink_until_idle(settings).rows_written == 0  # the offsets were committed: nothing re-read

@@ -13,12 +13,12 @@ from polycopy.infra.kafka import MessagePublisher
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.rtds import BackoffPolicy, RtdsFeed
+from polycopy.wiring import build_postgres_sink
 from producers.parsing import build_raw_trade
 from producers.publisher import TradePublisher
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, RAW_TRADES
 from schemas.trades import RawTrade, TradeSource
-from sinks.postgres_sink import PostgresSink
 from tests.integration.helpers import count_rows, read_all
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ async def test_the_same_fills_from_two_producers_both_types_and_a_reconnect_are_
     raw = read_all(settings, RAW_TRADES, RawTrade)
     assert len(raw) == 8 * len(payloads)  # 2 producers x 2 subscription types x 2 deliveries
     assert len({trade.dedup_key for trade in raw}) == len(payloads)
-    PostgresSink(settings, PipelineMetrics()).run(max_idle_secs=3)
+    build_postgres_sink(settings, PipelineMetrics()).run(max_idle_secs=3)
     assert count_rows(settings, "trades") == len(payloads)
     assert metrics.reconnects.labels("closed")._value.get() == 2  # one per producer
 
@@ -130,7 +130,7 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     settings_factory, simulator_factory
 ) -> None:  # type: ignore[no-untyped-def]
     from polycopy.polymarket.http import VenueHttpClient
-    from producers.poller import SafetyNetPoller
+    from polycopy.wiring import build_poller
     from schemas.topics import WALLET_CONFIG
     from schemas.wallets import WalletConfig
     from tests.integration.helpers import publish
@@ -160,18 +160,17 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     await stop(feed)
     assert feed[1].trades == 2 * len(before)  # nothing of `during` reached the socket
 
-    poller = SafetyNetPoller(
+    poller = build_poller(
         settings,
-        VenueHttpClient(settings.data_api_url, settings.gamma_url, requests_per_sec=50),
-        MessagePublisher(settings),
         PipelineMetrics(),
+        VenueHttpClient(settings.data_api_url, settings.gamma_url, requests_per_sec=50),
         clock_ms=lambda: 1_790_000_060_000,
     ).start()
     try:
         await asyncio.to_thread(poller.run_once)
     finally:
         poller.stop()
-    PostgresSink(settings, PipelineMetrics()).run(max_idle_secs=3)
+    build_postgres_sink(settings, PipelineMetrics()).run(max_idle_secs=3)
 
     def keys(payloads: list[dict]) -> set[str]:  # type: ignore[type-arg]
         return {build_raw_trade(p, source=TradeSource.RTDS, received_at_ms=1).dedup_key for p in payloads}

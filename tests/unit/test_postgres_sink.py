@@ -1,0 +1,163 @@
+"""The PostgreSQL sink with fakes (consumer, writer, publisher): rows per table, latest-wins tables keep the
+newest version, a batch is written before its offsets commit, a failed write commits nothing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import DatabaseError
+from polycopy.infra.settings import PolycopySettings
+from schemas.base import Message
+from schemas.orders import OrderStatus
+from schemas.reference import TraderReference
+from schemas.topics import (
+    DEAD_LETTERS,
+    DECISIONS,
+    ORDER_EVENTS,
+    ORDER_INTENTS,
+    RAW_TRADES,
+    TRADERS,
+    TopicSpec,
+)
+from sinks.base import ConsumeLoop, LoopPolicy, SinkFlushError
+from sinks.postgres_sink import PostgresSink
+from tests.builders import TRADER, build_decision, build_intent, build_order_event, build_trade
+from tests.fakes import FakeBroker, FakePublisher, FakeWriter
+
+PREFIX = "unit."
+
+
+def topic(spec: TopicSpec) -> str:
+    return PREFIX + spec.name
+
+
+class Harness:
+    """A PostgreSQL sink wired to fakes over one fake broker."""
+
+    def __init__(self, batch_size: int = 500) -> None:
+        self.settings = PolycopySettings(topic_prefix=PREFIX, metrics_enabled=False)
+        self.broker, self.publisher, self.writer = FakeBroker(), FakePublisher(), FakeWriter()
+        self.metrics = PipelineMetrics()
+        self.batch_size = batch_size
+
+    def send(self, spec: TopicSpec, *messages: Message) -> None:
+        for message in messages:
+            self.broker.append_message(topic(spec), message)
+
+    def run(self) -> PostgresSink:
+        self.consumer = self.broker.consumer("postgres-sink")
+        loop = ConsumeLoop(
+            self.consumer,
+            self.publisher,
+            self.metrics,
+            LoopPolicy(batch_size=self.batch_size, flush_secs=1e9),
+        )
+        sink = PostgresSink(self.settings, loop=loop, writer=self.writer, metrics=self.metrics)
+        sink.run(max_idle_secs=0)
+        return sink
+
+
+def test_every_message_becomes_a_row_of_its_table() -> None:
+    harness = Harness()
+    trades = [build_trade(transaction_hash="0x" + f"{n:064x}") for n in range(3)]
+    harness.send(RAW_TRADES, *trades)
+    harness.send(DECISIONS, build_decision())
+    harness.send(ORDER_INTENTS, build_intent())
+
+    sink = harness.run()
+
+    assert [row["transaction_hash"] for row in harness.writer.rows("trades")] == [
+        t.transaction_hash for t in trades
+    ]
+    assert harness.writer.rows("trades")[0]["trade_time"].timestamp() == trades[0].timestamp
+    assert len(harness.writer.rows("decisions")) == 1 and len(harness.writer.rows("order_intents")) == 1
+    assert sink.rows_written == 5 and harness.metrics.rows_written.labels("trades")._value.get() == 3
+    assert len(harness.writer.batches) == 1
+
+
+def test_order_events_are_all_kept_and_the_orders_table_gets_the_newest_state_only() -> None:
+    harness = Harness()
+    harness.send(
+        ORDER_EVENTS,
+        build_order_event(OrderStatus.PLACED, sequence=1),
+        build_order_event(OrderStatus.FILLED, sequence=2, matched_size=Decimal("20")),
+        build_order_event(OrderStatus.PLACED, sequence=1),  # an old event delivered again, last
+    )
+
+    harness.run()
+
+    assert [row["sequence"] for row in harness.writer.rows("order_events")] == [1, 2, 1]
+    [order] = harness.writer.rows("orders")
+    assert (order["status"], order["matched_size"], order["sequence"]) == (
+        OrderStatus.FILLED,
+        Decimal("20"),
+        2,
+    )
+    [(_, upserts)] = harness.writer.batches
+    assert upserts["orders"][:2] == ("order_id", "sequence")  # the database keeps the newest across batches
+
+
+def test_a_newer_trader_row_replaces_an_older_one_and_a_tombstone_writes_nothing() -> None:
+    harness = Harness()
+    harness.send(
+        TRADERS,
+        TraderReference(wallet=TRADER, name="old", updated_at_ms=2),
+        TraderReference(wallet=TRADER, name="new", updated_at_ms=3),
+        TraderReference(wallet=TRADER, name="stale", updated_at_ms=1),
+    )
+    harness.broker.append(topic(TRADERS), None, key=TRADER.encode())
+
+    harness.run()
+
+    assert [row["name"] for row in harness.writer.rows("traders")] == ["new"]
+    assert harness.broker.committed["postgres-sink"] == {(topic(TRADERS), 0): 4}
+    assert harness.publisher.on(DEAD_LETTERS) == []
+
+
+def test_a_malformed_message_is_dead_lettered_and_the_rest_is_written() -> None:
+    harness = Harness()
+    harness.broker.append(topic(DECISIONS), b'{"not": "a decision"}')
+    harness.send(DECISIONS, build_decision())
+
+    harness.run()
+
+    [letter] = harness.publisher.on(DEAD_LETTERS)
+    assert (letter.stage, letter.source_topic, letter.source_offset) == ("postgres-sink", topic(DECISIONS), 0)
+    assert len(harness.writer.rows("decisions")) == 1
+    assert harness.broker.committed["postgres-sink"] == {(topic(DECISIONS), 0): 2}
+
+
+def test_a_failed_write_commits_nothing_and_counts_no_rows() -> None:
+    harness = Harness()
+    harness.writer.fail_with = DatabaseError("batch write failed: connection lost")
+    harness.send(DECISIONS, build_decision())
+
+    with pytest.raises(SinkFlushError, match="connection lost"):
+        harness.run()
+
+    assert "postgres-sink" not in harness.broker.committed
+    assert harness.metrics.rows_written.labels("decisions")._value.get() == 0
+    assert harness.writer.closed
+
+
+def test_the_batch_size_bounds_each_write() -> None:
+    harness = Harness(batch_size=2)
+    harness.send(RAW_TRADES, *[build_trade(transaction_hash="0x" + f"{n:064x}") for n in range(5)])
+
+    harness.run()
+
+    assert [len(inserts["trades"]) for inserts, _ in harness.writer.batches] == [2, 2, 1]
+    assert [commit[(topic(RAW_TRADES), 0)] for commit in harness.consumer.commits] == [2, 4, 5]
+
+
+def test_the_sink_consumes_every_routed_topic_and_connects_before_reading() -> None:
+    harness = Harness()
+    sink = harness.run()
+
+    assert set(sink.topics()) == {
+        topic(s) for s in (RAW_TRADES, DECISIONS, ORDER_INTENTS, ORDER_EVENTS, TRADERS)
+    }
+    assert harness.writer.connected and harness.writer.closed
