@@ -7,7 +7,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # Default /metrics ports, one per deployable, so that they can share a host.
-DEFAULT_PORTS = {"worker": 9108, "executor": 9109, "producer": 9110, "sink": 9111, "poller": 9112}
+DEFAULT_PORTS = {
+    "worker": 9108,
+    "executor": 9109,
+    "producer": 9110,
+    "sink": 9111,
+    "poller": 9112,
+    "alerts": 9113,
+}
 
 
 class PipelineMetrics:
