@@ -62,3 +62,17 @@ def test_one_intent_always_signs_to_the_same_order_and_two_intents_never_do() ->
     assert order["salt"] == derive_order_salt(intent.intent_id) < 2**53
     assert order["timestamp"] == str(intent.created_at_ms)
     assert order["expiration"] == str(intent.created_at_ms // 1000 + 300)
+
+
+def test_the_signing_bench_measures_the_three_paths() -> None:
+    from polycopy.tools.signing_bench import format_figures, measure_signing
+
+    figures = measure_signing(orders=20)
+
+    assert [f.path for f in figures] == [
+        "coincurve (live client)",
+        "pure Python (no coincurve)",
+        "reference client typed data",
+    ]
+    assert all(0 < f.p50_ms <= f.p99_ms for f in figures)
+    assert format_figures(figures).count("build + sign") == 3
