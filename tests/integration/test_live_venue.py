@@ -457,3 +457,32 @@ def test_the_reference_client_trades_against_the_fake_venue_with_its_own_methods
     assert client.cancel_order(OrderPayload(orderID=posted["orderID"]))["canceled"] == [posted["orderID"]]
     with pytest.raises(Exception, match="Duplicated"):
         client.post_order(resting, OrderType.GTC)
+
+
+def test_the_wired_gateway_derives_its_key_and_reports_breaker_changes_as_metric_and_alert(
+    venue: Venue, settings_factory: Callable[..., Any]
+) -> None:
+    from polycopy.infra.metrics import PipelineMetrics
+    from polycopy.wiring_live import build_live_gateway
+    from schemas.topics import ALERTS
+    from tests.fakes import FakePublisher
+
+    settings = settings_factory(
+        clob_url=venue.sim.server.clob_url,
+        execution_mode="live",
+        private_key=PRIVATE_KEY,
+        metrics_enabled=False,
+    )
+    metrics, publisher = PipelineMetrics(), FakePublisher()
+    gateway = build_live_gateway(settings, metrics, publisher)  # no credentials configured: derived over L1
+
+    assert gateway.place(venue.intent(marketable=False)).kind is PlacementKind.ACCEPTED
+    venue.faults.fail_next(5, 500)
+    for _ in range(5):
+        gateway.place(venue.intent())
+
+    assert metrics.circuit_breaker_open.labels("orders.place")._value.get() == 1
+    assert metrics.circuit_breaker_open.labels("orders.read")._value.get() == 0
+    alerts = publisher.on(ALERTS)
+    assert [alert.kind.value for alert in alerts] == ["breaker_open"]
+    assert "orders.place" in alerts[0].summary and "5 consecutive failures" in alerts[0].detail
