@@ -60,7 +60,10 @@ class ReportKind(StrEnum):
     LOST = "lost"  # live: not found 3 times in a row and absent from the account's trades
     UNKNOWN = "unknown"  # ambiguous submit (timeout, 503): reconcile later, never resubmit
     FILL_CONFIRMED = "fill_confirmed"  # live: `matched_size` of the fills reached CONFIRMED (final)
-    FILL_REVERSED = "fill_reversed"  # live: a fill FAILED on chain; `matched_size` is the new, lower total
+    FILL_REVERSED = (
+        "fill_reversed"  # live: a fill FAILED on chain; `matched_size` is the new, lower total and
+    )
+    # `average_price` the price of the shares that failed
 
 
 class ExecutionReport(Message):
@@ -106,6 +109,7 @@ class OrderEventType(StrEnum):
     ORDER_CANCELLED = "OrderCancelled"
     ORDER_LOST = "OrderLost"
     ORDER_REJECTED = "OrderRejected"
+    ORDER_FILL_REVERSED = "OrderFillReversed"  # a fill failed on chain: matched size down, capital given back
 
 
 class OrderEvent(Message):

@@ -160,7 +160,9 @@ class ClobOrderService:
         self.keys[key.key] = key
 
     # --- faults around every L2 route ----------------------------------------------------------------------
-    def _guard(self, group: str, handle: Callable[[web.Request, str], Awaitable[web.Response]]) -> Handler:
+    def _guard(
+        self, group: str, handle: Callable[[web.Request, str, ApiKey], Awaitable[web.Response]]
+    ) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             body = await request.text()
             rule = self.faults.take(group)
@@ -170,8 +172,7 @@ class ClobOrderService:
                 key = verify_l2(request.headers, self.keys, request.method, request.path, body)
             except AuthError as error:
                 return json_error(error.status, str(error))
-            request["api_key"] = key
-            response = await handle(request, body)
+            response = await handle(request, body, key)
             return await self._misbehave(rule) if rule is not None else response
 
         return guarded
@@ -185,8 +186,7 @@ class ClobOrderService:
         return web.json_response({"error": text}, status=rule.status, headers=headers)
 
     # --- orders (L2) ---------------------------------------------------------------------------------------
-    async def _handle_post_order(self, request: web.Request, body: str) -> web.Response:
-        key: ApiKey = request["api_key"]
+    async def _handle_post_order(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
         try:
             payload = json.loads(body)
             order, owner = payload["order"], payload["owner"]
@@ -215,19 +215,16 @@ class ClobOrderService:
         status, answer = self.exchange.submit(submitted, self._clock_ms())
         return web.json_response(answer, status=status)
 
-    async def _handle_get_order(self, request: web.Request, body: str) -> web.Response:
-        key: ApiKey = request["api_key"]
+    async def _handle_get_order(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
         row = self.exchange.look_up(request.match_info["order_id"], key.key, self._clock_ms())
         return web.json_response(row) if row is not None else json_error(404, NOT_FOUND_TEXT)
 
-    async def _handle_open_orders(self, request: web.Request, body: str) -> web.Response:
-        key: ApiKey = request["api_key"]
+    async def _handle_open_orders(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
         query = request.query
         rows = self.exchange.open_orders(key.key, query.get("asset_id", ""), query.get("market", ""))
         return web.json_response(_page(rows))
 
-    async def _handle_trades(self, request: web.Request, body: str) -> web.Response:
-        key: ApiKey = request["api_key"]
+    async def _handle_trades(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
         try:
             after = int(request.query.get("after", "0") or 0)
         except ValueError:
@@ -237,22 +234,22 @@ class ClobOrderService:
             rows = [row for row in rows if row["id"] == request.query["id"]]
         return web.json_response(_page(rows))
 
-    async def _handle_cancel_one(self, request: web.Request, body: str) -> web.Response:
+    async def _handle_cancel_one(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
         try:
             order_id = str(json.loads(body)["orderID"])
         except (ValueError, KeyError, TypeError):
             return json_error(400, "Invalid order id")
-        return web.json_response(self.exchange.cancel(request["api_key"].key, [order_id]))
+        return web.json_response(self.exchange.cancel(key.key, [order_id]))
 
-    async def _handle_cancel_many(self, request: web.Request, body: str) -> web.Response:
+    async def _handle_cancel_many(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
         try:
             order_ids = [str(item) for item in json.loads(body)]
         except (ValueError, TypeError):
             return json_error(400, "Invalid order ids")
-        return web.json_response(self.exchange.cancel(request["api_key"].key, order_ids))
+        return web.json_response(self.exchange.cancel(key.key, order_ids))
 
-    async def _handle_cancel_all(self, request: web.Request, body: str) -> web.Response:
-        owner = request["api_key"].key
+    async def _handle_cancel_all(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
+        owner = key.key
         open_ids = [row["id"] for row in self.exchange.open_orders(owner)]
         return web.json_response(self.exchange.cancel(owner, open_ids))
 

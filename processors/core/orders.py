@@ -101,6 +101,8 @@ def apply_report(
     record = record or OrderRecord(report.order_id)
     if record.status in REOPENED_BY_FILLS and report.matched_size > record.matched:
         return _fill_lost_order(ledger, record, report, now_ms)
+    if report.kind is ReportKind.FILL_REVERSED:  # a settlement event: terminal orders are reversed too
+        return _reverse_fill(ledger, record, report, now_ms)
     if record.status in TERMINAL:
         return record, []
     events: list[OrderEvent] = []
@@ -117,9 +119,8 @@ def apply_report(
         move(T.LOSE, report.detail or "lost", ledger.release(report.intent_id))
         return record, events
     record.not_found_count = 0
-    if report.kind in (ReportKind.UNKNOWN, ReportKind.FILL_CONFIRMED, ReportKind.FILL_REVERSED):
-        # UNKNOWN: ambiguous submit, capital stays reserved until reconciled. FILL_CONFIRMED changes no
-        # amount. FILL_REVERSED (a fill FAILED on chain) is booked by the ledger's settlement (not here yet).
+    if report.kind in (ReportKind.UNKNOWN, ReportKind.FILL_CONFIRMED):
+        # UNKNOWN: an ambiguous submit keeps its capital reserved until reconciled. FILL_CONFIRMED: no change.
         return record, events
     if report.kind is ReportKind.REJECTED:
         if record.status is S.PENDING:
@@ -139,6 +140,21 @@ def apply_report(
     if report.kind is ReportKind.CANCELLED and record.status not in TERMINAL:
         move(T.CANCEL, report.detail, ledger.release(report.intent_id))
     return record, events
+
+
+def _reverse_fill(
+    ledger: WalletLedger, record: OrderRecord, report: ExecutionReport, now_ms: int
+) -> tuple[OrderRecord, list[OrderEvent]]:
+    if report.matched_size >= record.matched:
+        return record, []
+    reversed_shares = record.matched - report.matched_size
+    price = report.average_price or report.limit_price
+    day = day_of(report.reported_at_ms)
+    ledger.reverse_fill(report.intent_id, report.asset, report.side, reversed_shares, price, day)
+    record.matched = report.matched_size
+    record.sequence += 1
+    detail = f"{reversed_shares} shares failed on chain: {report.detail}".rstrip(": ")
+    return record, [_event(record, report, now_ms, detail, None, OrderEventType.ORDER_FILL_REVERSED)]
 
 
 def _fill_lost_order(
@@ -167,11 +183,16 @@ def _fill_lost_order(
 
 
 def _event(
-    record: OrderRecord, report: ExecutionReport, now_ms: int, detail: str, released: Decimal | None
+    record: OrderRecord,
+    report: ExecutionReport,
+    now_ms: int,
+    detail: str,
+    released: Decimal | None,
+    event_type: OrderEventType | None = None,
 ) -> OrderEvent:
     return OrderEvent(
         event_id=build_event_id(record.order_id, record.sequence),
-        event_type=EVENT_OF[record.status],
+        event_type=event_type or EVENT_OF[record.status],
         sequence=record.sequence,
         order_id=record.order_id,
         intent_id=report.intent_id,

@@ -51,6 +51,7 @@ class FillSummary:
     failed: Decimal
     average_price: Decimal | None
     failed_trades: tuple[str, ...]
+    failed_average_price: Decimal | None = None
 
 
 def summarise_fills(order_id: str, fills: Iterable[OrderFill]) -> FillSummary:
@@ -66,16 +67,17 @@ def summarise_fills(order_id: str, fills: Iterable[OrderFill]) -> FillSummary:
         if seen is None or rank[fill.status] >= rank[seen.status]:
             latest[fill.trade_id] = fill
     good = [fill for fill in latest.values() if fill.status is not FillStatus.FAILED]
+    bad = [fill for fill in latest.values() if fill.status is FillStatus.FAILED]
+    failed = sum((fill.size for fill in bad), ZERO)
     matched = sum((fill.size for fill in good), ZERO)
     value = sum((fill.size * fill.price for fill in good), ZERO)
     return FillSummary(
         matched=matched,
         confirmed=sum((fill.size for fill in good if fill.status is FillStatus.CONFIRMED), ZERO),
-        failed=sum((fill.size for fill in latest.values() if fill.status is FillStatus.FAILED), ZERO),
+        failed=failed,
         average_price=value / matched if matched > 0 else None,
-        failed_trades=tuple(
-            sorted(fill.trade_id for fill in latest.values() if fill.status is FillStatus.FAILED)
-        ),
+        failed_trades=tuple(sorted(fill.trade_id for fill in bad)),
+        failed_average_price=sum((f.size * f.price for f in bad), ZERO) / failed if failed > 0 else None,
     )
 
 
@@ -143,7 +145,10 @@ def reconcile_order(
         observations.append(Observation(ReportKind.FILL, matched, average))
     elif matched < known.matched:
         trades = ", ".join(summary.failed_trades) or "a fill"
-        observations.append(Observation(ReportKind.FILL_REVERSED, matched, average, f"trade {trades} FAILED"))
+        failed_price = summary.failed_average_price or average
+        observations.append(
+            Observation(ReportKind.FILL_REVERSED, matched, failed_price, f"trade {trades} FAILED")
+        )
     if summary.confirmed > known.confirmed:
         observations.append(Observation(ReportKind.FILL_CONFIRMED, summary.confirmed, average))
     if order is not None and not known.finished:

@@ -244,6 +244,10 @@ def test_a_matched_fill_that_fails_on_chain_is_reversed(venue: Venue) -> None:
     reversed_report = next(r for r in reports if r.kind is ReportKind.FILL_REVERSED)
     assert reversed_report.matched_size == 0 and "FAILED" in reversed_report.detail
     assert "fill_confirmed" not in kinds(reports)
+    ledger, record, events = book(reports)
+    assert events == ["OrderPlaced", "OrderFilled", "OrderFillReversed"]
+    assert record is not None and record.matched == 0
+    assert intent.asset not in ledger.positions and ledger.available == D("1000")  # the capital is back
 
 
 # --- lost orders --------------------------------------------------------------------------------------------

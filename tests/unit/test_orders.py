@@ -464,3 +464,69 @@ def test_any_report_sequence_moves_legally_and_keeps_the_ledger_whole(
     assert held == record.matched <= intent.size
     if record.status in TERMINAL:
         assert ledger.reserved == 0
+
+
+# --- a fill that failed on chain --------------------------------------------------------------------------
+def test_a_fill_that_failed_on_chain_is_reversed_and_its_capital_given_back() -> None:
+    intent = build_intent()  # BUY 20 @ 0.52
+    ledger = reserve(intent)
+    filled = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50"))
+    failed = build_report(
+        ReportKind.FILL_REVERSED,
+        intent=intent,
+        matched_size=D("0"),
+        average_price=D("0.50"),
+        detail="trade t1 FAILED",
+    )
+
+    record, events = apply_all(ledger, [filled, failed])
+
+    assert types_of(events) == ["OrderPlaced", "OrderFilled", "OrderFillReversed"]
+    assert events[-1].matched_size == 0 and events[-1].detail == "20 shares failed on chain: trade t1 FAILED"
+    assert record is not None and record.matched == 0
+    assert ASSET not in ledger.positions and ledger.available == D("1000") and ledger.reserved == 0
+
+
+def test_part_of_the_fills_failing_keeps_the_rest_of_the_position() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    filled = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50"))
+    failed = build_report(
+        ReportKind.FILL_REVERSED, intent=intent, matched_size=D("12"), average_price=D("0.50")
+    )
+
+    apply_all(ledger, [filled, failed])
+
+    assert ledger.positions[ASSET].shares == D("12") and ledger.positions[ASSET].cost_usdc == D("6.00")
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
+
+
+def test_a_failed_sale_gives_the_shares_back_and_takes_its_profit_back() -> None:
+    intent = build_intent(side=Side.SELL, limit_price=D("0.60"), size=D("20"))
+    ledger = reserve(intent)  # holds 100 shares bought at 0.40
+    sold = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.60"))
+    failed = build_report(
+        ReportKind.FILL_REVERSED, intent=intent, matched_size=D("0"), average_price=D("0.60")
+    )
+
+    record, _ = apply_all(ledger, [sold])
+    assert ledger.realised_pnl == D("4.00")
+    apply_all(ledger, [failed], record)
+
+    assert ledger.realised_pnl == 0
+    assert ledger.positions[ASSET].shares == D("100") and ledger.positions[ASSET].cost_usdc == D("40.00")
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
+
+
+def test_a_reversal_report_that_lowers_nothing_changes_nothing() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    filled = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50"))
+    record, _ = apply_all(ledger, [filled])
+
+    again = build_report(
+        ReportKind.FILL_REVERSED, intent=intent, matched_size=D("20"), average_price=D("0.50")
+    )
+    record, events = apply_all(ledger, [again], record)
+
+    assert events == [] and ledger.positions[ASSET].shares == D("20")
