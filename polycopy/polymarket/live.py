@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 POST_ORDER, CANCEL_ORDER, CANCEL_ORDERS = "/order", "/order", "/orders"
 GET_ORDER, OPEN_ORDERS, TRADES = "/data/order/", "/data/orders", "/data/trades"
 MAX_PAGES = 20
+SIGNED_ORDERS_KEPT = 10_000  # re-signing is deterministic, so forgetting an old one costs only time
 
 
 def build_order_terms(intent: OrderIntent) -> OrderTerms:
@@ -103,7 +105,7 @@ class LiveClobClient:
         self._http, self._signer, self._auth = http, signer, authenticator
         self._market_ttl_secs, self._clock = market_ttl_secs, clock
         self._markets: dict[str, tuple[float, MarketParameters | None]] = {}
-        self._signed: dict[str, SignedOrder] = {}
+        self._signed: OrderedDict[str, SignedOrder] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -141,6 +143,8 @@ class LiveClobClient:
             signed = self._signer.sign(build_order_terms(intent), self._auth.api_key)
             with self._lock:
                 self._signed[intent.intent_id] = signed
+                while len(self._signed) > SIGNED_ORDERS_KEPT:
+                    self._signed.popitem(last=False)
         return signed
 
     def order_id_for(self, intent: OrderIntent) -> str:

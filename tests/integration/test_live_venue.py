@@ -490,3 +490,31 @@ def test_the_wired_gateway_derives_its_key_and_reports_breaker_changes_as_metric
     alerts = publisher.on(ALERTS)
     assert [alert.kind.value for alert in alerts] == ["breaker_open"]
     assert "orders.place" in alerts[0].summary and "5 consecutive failures" in alerts[0].detail
+
+
+def test_an_order_the_market_would_refuse_for_sure_is_not_sent(venue: Venue) -> None:
+    market = venue.market()
+    too_fine = venue.intent(tick_size=market.tick_size / 10)
+    too_small = venue.intent(marketable=False, size=str(market.min_order_size - 1))
+
+    placements = [venue.gateway.place(too_fine), venue.gateway.place(too_small)]
+
+    assert [p.kind for p in placements] == [PlacementKind.REJECTED, PlacementKind.REJECTED]
+    assert "tick size changed" in placements[0].detail and "minimum" in placements[1].detail
+    assert venue.exchange.posts_received == 0
+
+
+def test_the_clients_error_line_for_a_404_is_dropped_and_other_errors_still_log(
+    venue: Venue, caplog: pytest.LogCaptureFixture
+) -> None:
+    from polycopy.polymarket.clob import ClobGateway, ClobGatewayError
+
+    books = ClobGateway(venue.sim.server.clob_url)
+    with caplog.at_level("ERROR", logger="py_clob_client_v2"):
+        assert books.fetch_book("999") is None  # 404: no book for this token
+        with pytest.raises(ClobGatewayError):
+            books.fetch_book("")  # 400: not a token id
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert not any("status=404" in line for line in lines)
+    assert any("status=400" in line for line in lines)
