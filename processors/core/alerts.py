@@ -86,3 +86,23 @@ def alert_for_feed_silence(source: str, silent_secs: float, since_ms: int, at_ms
         source=source,
         occurred_at_ms=at_ms,
     )
+
+
+class SilenceWatch:
+    """Feed silence for one source: one alert when no trade arrived for `threshold_secs`, and one again only
+    after trades resumed and stopped anew. The caller feeds it trade times and asks on its own clock."""
+
+    def __init__(self, source: str, threshold_secs: float, started_at_ms: int) -> None:
+        self._source, self._threshold_ms = source, int(threshold_secs * 1000)
+        self._last_ms, self._alerted = started_at_ms, False
+
+    def saw_trade(self, at_ms: int) -> None:
+        """A trade arrived (ends any silence)."""
+        self._last_ms, self._alerted = max(self._last_ms, at_ms), False
+
+    def check(self, now_ms: int) -> Alert | None:
+        """The silence alert, the first time `now_ms` is past the threshold; None otherwise."""
+        if self._alerted or now_ms - self._last_ms < self._threshold_ms:
+            return None
+        self._alerted = True
+        return alert_for_feed_silence(self._source, (now_ms - self._last_ms) / 1000, self._last_ms, now_ms)

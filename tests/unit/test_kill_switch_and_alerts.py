@@ -142,3 +142,41 @@ def test_kill_switch_and_feed_silence_alerts() -> None:
         silent.kind is AlertKind.FEED_SILENT
         and silent.alert_id == alert_for_feed_silence("rtds", 40.0, 5, 45_005).alert_id
     )
+
+
+def test_a_silent_feed_alerts_once_per_silence() -> None:
+    from processors.core.alerts import SilenceWatch
+
+    watch = SilenceWatch("rtds", 20, started_at_ms=0)
+    assert watch.check(19_999) is None
+    first = watch.check(20_000)
+    assert first is not None and first.kind is AlertKind.FEED_SILENT and watch.check(60_000) is None
+
+    watch.saw_trade(61_000)
+    assert watch.check(80_000) is None
+    second = watch.check(81_000)
+    assert second is not None and second.alert_id != first.alert_id
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "now", "expected"),
+    [
+        (7.0, 1_000, (8_000, None)),
+        (None, 1_000, (2_000, None)),  # no wait named: a second
+        (7.0, 55_000, (None, "not placed within 60 s of the signal: matching engine restarting")),
+    ],
+)
+def test_a_deferred_order_waits_within_the_intents_age_or_is_skipped_with_a_reason(
+    retry_after: float | None, now: int, expected: tuple[int | None, str | None]
+) -> None:
+    from processors.core.deferral import decide_deferral
+    from schemas.venue import Placement, PlacementKind
+
+    intent = build_intent(received_at_ms=0, created_at_ms=1)
+    placement = Placement(
+        "0x1", PlacementKind.DEFERRED, detail="matching engine restarting", retry_after_secs=retry_after
+    )
+
+    deferral = decide_deferral(intent, placement, now, max_age_secs=60)
+
+    assert (deferral.retry_at_ms, deferral.skip_reason) == expected
