@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from polycopy.infra.kafka import now_ms
+from processors.core.ids import build_report_id
 from processors.core.lost_orders import (
     LOST_AFTER_NOT_FOUND,
     LookupVerdict,
@@ -29,7 +30,6 @@ from processors.core.reconcile import (
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, OrderType, ReportKind
 from schemas.venue import LookupKind, Placement
 from sinks.gateway import RESOLVE_LOOKBACK_MS, OrderGateway
-from sinks.paper import build_execution_report
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +53,30 @@ class TrackedOrder:
 def build_live_report(
     tracked: TrackedOrder, observation: Observation, reported_at_ms: int
 ) -> ExecutionReport:
-    """The execution report of one observation about a live order (market included, for late fills)."""
-    report = build_execution_report(
-        tracked.intent,
-        tracked.order_id,
-        observation.kind,
-        ExecutionMode.LIVE,
-        matched=observation.matched,
-        average=observation.average_price,
+    """The execution report of one observation about a live order (its market included, for late fills).
+    Its id is stable for the same observation, so a re-run reconciliation pass publishes nothing new."""
+    intent = tracked.intent
+    return ExecutionReport(
+        report_id=build_report_id(
+            tracked.order_id, observation.kind.value, observation.matched, observation.detail
+        ),
+        intent_id=intent.intent_id,
+        wallet_id=intent.wallet_id,
+        order_id=tracked.order_id,
+        mode=ExecutionMode.LIVE,
+        kind=observation.kind,
+        side=intent.side,
+        asset=intent.asset,
+        size=intent.size,
+        limit_price=intent.limit_price,
+        matched_size=observation.matched,
+        average_price=observation.average_price,
         detail=observation.detail,
+        received_at_ms=intent.received_at_ms,
         sent_at_ms=tracked.sent_at_ms,
         reported_at_ms=reported_at_ms,
+        condition_id=intent.condition_id,
     )
-    return report.model_copy(update={"condition_id": tracked.intent.condition_id})
 
 
 class OrderReconciler:
