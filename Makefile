@@ -8,6 +8,15 @@ STAMP := $(VENV)/.installed
 DURATION ?= 60
 CAPTURE ?=
 WALLETS ?=
+# Operations tools (infra/): helm is built from the Go module proxy once, into the git-ignored .tools/.
+TOOLS := .tools
+HELM_VERSION := v3.22.0
+HELM_K8S_MINOR := 37
+HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,7 +42,7 @@ status: ## show whether Kafka and PostgreSQL are running
 run: install up ## run the simulator and the whole pipeline for a bounded demo (CAPTURE=file, WALLETS=file)
 	@$(BIN)/polycopy demo --duration-secs $(DURATION) $(if $(CAPTURE),--capture $(CAPTURE)) $(if $(WALLETS),--wallets $(WALLETS))
 
-test: install up ## lint (ruff, mypy, import contracts), then unit, integration and end-to-end tests
+test: install up tools ## lint (ruff, mypy, import contracts), then unit, integration, end-to-end and operations tests
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m pytest -q
 
@@ -49,7 +58,21 @@ lint: install ## ruff (lint and format), mypy strict (pure core, schemas) and im
 schemas: install ## re-export the JSON Schema files from the models
 	@$(BIN)/polycopy schemas export
 
+dashboards: install ## regenerate the Grafana dashboards (infra/grafana/dashboards/*.json) from their generator
+	@$(BIN)/python infra/grafana/generate.py
+
+$(HELM):
+	@test -x "$(GO)" || { echo "error: building helm needs Go >= 1.24 (this machine kind has it in /usr/local/go)" >&2; exit 1; }
+	@echo "building helm $(HELM_VERSION) from the Go module proxy into $(TOOLS)/ (once; a few minutes) ..."
+	@GOBIN="$(abspath $(dir $(HELM)))" CGO_ENABLED=0 "$(GO)" install -trimpath -ldflags '$(HELM_LDFLAGS)' \
+		helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@mkdir -p $(TOOLS)/bin && ln -sfn ../helm-$(HELM_VERSION)/helm $(TOOLS)/bin/helm
+
+tools: $(HELM) ## operations tools: helm (built once into .tools/); promtool and prometheus come from Debian
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 \
+		|| echo "warning: promtool/prometheus missing: apt-get install prometheus (bash .ci/run does)" >&2
+
 clean: down ## stop the servers and delete local data
 	rm -rf .data
 
-.PHONY: help install up down status run test bench lint schemas clean
+.PHONY: help install up down status run test bench lint schemas dashboards tools clean

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from polycopy.infra.kafka import CompactedTopicReader, MessagePublisher, RecordConsumer, now_ms
-from polycopy.infra.metrics import DEFAULT_PORTS, PipelineMetrics, serve_metrics
+from polycopy.infra.metrics import PipelineMetrics, component_port, serve_metrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.http import VenueHttpClient
@@ -47,10 +47,12 @@ class NotDeliveredError(RuntimeError):
 
 
 def build_metrics(settings: PolycopySettings, component: str, *, serve: bool = True) -> PipelineMetrics:
-    """A component's metrics, served on its port (`POLYCOPY_METRICS_PORT`, else the component default)."""
-    metrics = PipelineMetrics()
+    """A component's metrics with /healthz and /readyz, served on its port (`POLYCOPY_METRICS_PORT`, else the
+    component default moved by `POLYCOPY_METRICS_BASE_PORT`). A component that knows when it is ready says so
+    with `metrics.set_readiness(check)`; until then /readyz answers ready while the process serves."""
+    metrics = PipelineMetrics(component=component)
     if serve and settings.metrics_enabled:
-        serve_metrics(metrics, settings.metrics_port or DEFAULT_PORTS[component])
+        serve_metrics(metrics, settings.metrics_port or component_port(component, settings.metrics_base_port))
     return metrics
 
 

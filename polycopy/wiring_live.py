@@ -53,7 +53,7 @@ def build_live_gateway(
     from processors.core.alerts import alert_for_breaker
     from processors.core.breaker import BreakerChange, BreakerState
     from schemas.topics import ALERTS
-    from sinks.gateway import ENDPOINT_GROUPS, LiveOrderGateway
+    from sinks.gateway import LiveOrderGateway
 
     if settings.private_key is None:
         raise ValueError("live execution needs POLYCOPY_PRIVATE_KEY")
@@ -72,11 +72,9 @@ def build_live_gateway(
         key,
         credentials,
         signature_type=settings.signature_type,
-        funder=settings.funder,
+        funder=settings.funder or None,
         timeout_secs=settings.clob_timeout_secs,
     )
-    for group in ENDPOINT_GROUPS:
-        metrics.circuit_breaker_open.labels(group).set(0)
 
     def on_change(change: BreakerChange) -> None:
         metrics.circuit_breaker_open.labels(change.group).set(

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from polycopy.infra.metrics import BREAKER_ENDPOINTS
 from processors.core.breaker import BreakerBoard, BreakerChange
 from processors.core.reconcile import placement_from_fills, placement_from_order
 from schemas.orders import OrderIntent
@@ -27,8 +28,9 @@ from schemas.venue import (
 
 log = logging.getLogger(__name__)
 
-PLACE, READ, CANCEL = "orders.place", "orders.read", "orders.cancel"  # endpoint groups (metric labels)
-ENDPOINT_GROUPS = (PLACE, READ, CANCEL)
+# The endpoint groups, one breaker each; their names are metric labels, so the metrics bundle lists them.
+ENDPOINT_GROUPS = BREAKER_ENDPOINTS
+PLACE, READ, CANCEL = ENDPOINT_GROUPS
 RESOLVE_LOOKBACK_MS = 60_000  # account trades read from this long before the intent was created
 
 

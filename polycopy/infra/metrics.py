@@ -1,28 +1,111 @@
-"""Prometheus metrics as one typed bundle with an injected registry; labels are bounded (never ids)."""
+"""Prometheus metrics as one typed bundle with an injected registry; labels are bounded (never ids).
+
+Also each component's HTTP endpoint: `/metrics`, `/healthz` (liveness: the process serves) and `/readyz`
+(readiness: a check the component passes, 503 until it says ready), so probes hit what the process does.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import logging
+import platform
+import threading
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    make_wsgi_app,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from schemas.orders import OrderEventType
+from schemas.trades import TradeSource
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# Default /metrics ports, one per deployable, so that they can share a host.
+# Default /metrics ports, one per deployable, so that they can share a host. `books` (the market-channel
+# producer) and `alerts` (the alerts sink) are reserved for components that later issues add.
+BASE_PORT = 9108
 DEFAULT_PORTS = {
     "worker": 9108,
     "executor": 9109,
     "producer": 9110,
     "sink": 9111,
     "poller": 9112,
-    "alerts": 9113,
+    "books": 9113,
+    "alerts": 9114,
 }
+
+# Label values known in advance are exported at 0 from the start, so that dashboards and alert rules see a
+# zero rather than no series at all (an `increase() > 0` rule cannot fire on a series that does not exist, and
+# a panel over it reads "No data" on a healthy day). A stage missing here still counts when it happens.
+DEAD_LETTER_STAGES = (
+    "rtds-parse",
+    "poll-parse",
+    "target-filter",
+    "evaluate",
+    "order-lifecycle",
+    "executor",
+    "postgres-sink",
+    "alerts",
+)
+PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel")  # a bad market-channel frame is counted, not lettered
+RECONNECT_REASONS = ("closed", "error", "watchdog")
+# The live gateway's venue endpoint groups (sinks.gateway.ENDPOINT_GROUPS), each with its own breaker.
+BREAKER_ENDPOINTS = ("orders.place", "orders.read", "orders.cancel")
+
+Readiness = Callable[[], bool]
+
+
+def component_port(component: str, base_port: int = BASE_PORT) -> int:
+    """A component's /metrics port: its default (`DEFAULT_PORTS`) moved by `base_port - 9108`.
+
+    The base port lets several copies of the pipeline share a host (tests, a demo beside a running pipeline)
+    while every component keeps its own port.
+    """
+    return DEFAULT_PORTS[component] - BASE_PORT + base_port
+
+
+def package_version() -> str:
+    """The installed version of polycopy-stream ("unknown" from a source tree that is not installed)."""
+    try:
+        return metadata.version("polycopy-stream")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class PipelineMetrics:
     """Every metric of every component; a component uses the ones it needs."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, component: str = "", runtime: bool = True
+    ) -> None:
+        """`component` labels `polycopy_build_info`; `runtime=False` leaves out the process, platform and GC
+        collectors (for a registry that already has them)."""
         self.registry = registry or CollectorRegistry()
+        self._ready: Readiness | None = None
         r = self.registry
+        if runtime:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+        self.build_info = Gauge(
+            "polycopy_build_info",
+            "Always 1; the labels say which build and which component serve these metrics",
+            ["version", "python", "component"],
+            registry=r,
+        )
+        self.build_info.labels(package_version(), platform.python_version(), component).set(1)
         self.frames = Counter(
             "polycopy_feed_frames_total", "Frames received from the trade feed", ["source"], registry=r
         )
@@ -120,9 +203,105 @@ class PipelineMetrics:
             ["kind", "outcome"],
             registry=r,
         )
+        _export_known_label_values(self)
+
+    def set_readiness(self, ready: Readiness | None) -> None:
+        """Answer `/readyz` from this check from now on (None: ready whenever the process serves)."""
+        self._ready = ready
+
+    def is_ready(self) -> bool:
+        """What `/readyz` answers now: the readiness check's verdict; a check that raises means not ready."""
+        if self._ready is None:
+            return True
+        try:
+            return bool(self._ready())
+        except Exception:  # noqa: BLE001 - a failing check means not ready; the probe must still get an answer
+            log.exception("readiness check failed")
+            return False
 
 
-def serve_metrics(metrics: PipelineMetrics, port: int) -> None:
-    """Expose /metrics on `port` (0 = do not serve)."""
-    if port:
-        start_http_server(port, addr="0.0.0.0", registry=metrics.registry)
+def _export_known_label_values(metrics: PipelineMetrics) -> None:
+    for stage in DEAD_LETTER_STAGES:
+        metrics.dead_letters.labels(stage)
+    for stage in PARSE_STAGES:
+        metrics.parse_errors.labels(stage)
+    for reason in RECONNECT_REASONS:
+        metrics.reconnects.labels(reason)
+    for event in OrderEventType:
+        metrics.order_events.labels(event.value)
+    for source in TradeSource:
+        metrics.first_seen.labels(source.value)
+        metrics.duplicates_dropped.labels(source.value)
+    for endpoint in BREAKER_ENDPOINTS:
+        metrics.circuit_breaker_open.labels(endpoint).set(0)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
+        """Probes and scrapes every few seconds would flood the log."""
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow client never holds the process at exit
+
+
+class MetricsServer:
+    """`/metrics`, `/healthz` and `/readyz` on one port, served from a daemon thread.
+
+    `/healthz` answers 200 while the process serves (liveness). `/readyz` answers 200 when `ready()` is true
+    and 503 otherwise (Kubernetes then keeps the pod out of service until the component says it is ready).
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, port: int, *, ready: Readiness, addr: str = "0.0.0.0"
+    ) -> None:
+        self._metrics_app = make_wsgi_app(registry)
+        self._ready = ready
+        self._server = make_server(addr, port, self._app, _ThreadingWSGIServer, handler_class=_QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one asked for, or the one picked when asked for 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/healthz":
+            return _text(start_response, "200 OK", "ok\n")
+        if path == "/readyz":
+            if self._ready():
+                return _text(start_response, "200 OK", "ready\n")
+            return _text(start_response, "503 Service Unavailable", "not ready\n")
+        return self._metrics_app(environ, start_response)
+
+
+def _text(start_response: Callable[..., Any], status: str, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
+def serve_metrics(
+    metrics: PipelineMetrics, port: int, *, ready: Readiness | None = None, addr: str = "0.0.0.0"
+) -> MetricsServer | None:
+    """Serve `/metrics`, `/healthz` and `/readyz` on `port` (0 = do not serve).
+
+    `/readyz` follows `metrics.is_ready()`: the check passed here, or one set later with `set_readiness`.
+    """
+    if ready is not None:
+        metrics.set_readiness(ready)
+    if not port:
+        return None
+    return MetricsServer(metrics.registry, port, addr=addr, ready=metrics.is_ready).start()

@@ -78,10 +78,10 @@ class PolycopySettings(BaseSettings):
         le=3,
         description="order signature type: 0 EOA, 1 Polymarket proxy, 2 Gnosis Safe, 3 deposit wallet (1271)",
     )
-    funder: str | None = Field(
-        default=None,
-        pattern=r"^0x[0-9a-fA-F]{40}$",
-        description="address holding the funds (needed for signature types 1, 2 and 3); default the signer",
+    funder: str = Field(
+        default="",
+        pattern=r"^(0x[0-9a-fA-F]{40})?$",
+        description="address holding the funds (needed for signature types 1, 2 and 3); empty = the signer",
     )
     clob_timeout_secs: float = Field(
         default=5.0, gt=0, description="live order calls: seconds before an answer counts as lost (UNKNOWN)"
@@ -116,7 +116,14 @@ class PolycopySettings(BaseSettings):
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
     sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
     metrics_port: int = Field(
-        default=0, ge=0, description="Prometheus /metrics port; 0 picks the component default"
+        default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 picks the component default"
+    )
+    metrics_base_port: int = Field(
+        default=9108,
+        ge=1,
+        le=65535 - 6,
+        description="moves every component's default metrics port by (this - 9108), "
+        "so a second pipeline on the same host (a demo, a test) gets ports of its own",
     )
     metrics_enabled: bool = Field(default=True, description="serve /metrics from each component")
     data_dir: Path = Field(
@@ -136,7 +143,7 @@ class PolycopySettings(BaseSettings):
         missing = [name for name, value in credentials.items() if value is None]
         if 0 < len(missing) < len(credentials):
             raise ValueError(f"CLOB API credentials are all three or none: {', '.join(missing)} missing")
-        if self.signature_type in (1, 2, 3) and self.funder is None:
+        if self.signature_type in (1, 2, 3) and not self.funder:
             raise ValueError(
                 f"POLYCOPY_SIGNATURE_TYPE={self.signature_type} needs POLYCOPY_FUNDER (the funds' wallet)"
             )

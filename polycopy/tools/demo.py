@@ -23,7 +23,7 @@ from polycopy.infra.kafka import (
     wait_for_broker,
     wait_for_consumer_group,
 )
-from polycopy.infra.metrics import DEFAULT_PORTS
+from polycopy.infra.metrics import DEFAULT_PORTS, component_port
 from polycopy.infra.postgres import migrate, query
 from polycopy.infra.settings import PolycopySettings
 from polycopy.simulator.market import MarketSimulator
@@ -268,10 +268,11 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     out(f"  tables   psql {settings.database_url} -c 'SELECT reason, count(*) FROM decisions GROUP BY 1'")
     out("           (trades, decisions, order_intents, orders, order_events)")
     out("  topics   polycopy topics dump decisions --limit 5   (polycopy topics list for all)")
+    ports = {name: component_port(name, settings.metrics_base_port) for name in DEFAULT_PORTS}
     out(
-        f"  metrics  http://127.0.0.1:{DEFAULT_PORTS['worker']}/metrics (worker), "
-        f":{DEFAULT_PORTS['executor']} executor, :{DEFAULT_PORTS['producer']} producer, "
-        f":{DEFAULT_PORTS['sink']} sink, while the components run"
+        f"  metrics  http://127.0.0.1:{ports['worker']}/metrics (worker), "
+        f":{ports['executor']} executor, :{ports['producer']} producer, "
+        f":{ports['sink']} sink, while the components run"
     )
     out(f"  logs     {settings.data_dir / 'logs'}/   wallets {wallet_file}")
     return DemoResult(summary, baseline, started_ms)

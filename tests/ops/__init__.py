@@ -1,0 +1,1 @@
+"""Operations: metrics endpoints, alert rules, dashboards, the image and the Helm chart, with real tools."""
