@@ -57,9 +57,12 @@ DEAD_LETTER_STAGES = (
     "order-lifecycle",
     "executor",
     "postgres-sink",
+    "alerts",
 )
 PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel")  # a bad market-channel frame is counted, not lettered
 RECONNECT_REASONS = ("closed", "error", "watchdog")
+# The live gateway's venue endpoint groups (sinks.gateway.ENDPOINT_GROUPS), each with its own breaker.
+BREAKER_ENDPOINTS = ("orders.place", "orders.read", "orders.cancel")
 
 Readiness = Callable[[], bool]
 
@@ -182,6 +185,24 @@ class PipelineMetrics:
             ["status"],
             registry=r,
         )
+        self.circuit_breaker_open = Gauge(
+            "polycopy_circuit_breaker_open",
+            "1 while a venue endpoint group's breaker stops calls (open, probing or paused), else 0",
+            ["endpoint"],
+            registry=r,
+        )
+        self.circuit_breaker_changes = Counter(
+            "polycopy_circuit_breaker_changes_total",
+            "Breaker state changes by endpoint group and new state",
+            ["endpoint", "state"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "polycopy_alerts_total",
+            "Alerts by kind and outcome (sent, duplicate, failed)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         _export_known_label_values(self)
 
     def set_readiness(self, ready: Readiness | None) -> None:
@@ -211,6 +232,8 @@ def _export_known_label_values(metrics: PipelineMetrics) -> None:
     for source in TradeSource:
         metrics.first_seen.labels(source.value)
         metrics.duplicates_dropped.labels(source.value)
+    for endpoint in BREAKER_ENDPOINTS:
+        metrics.circuit_breaker_open.labels(endpoint).set(0)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -32,6 +32,8 @@ COMMANDS = [
     "worker",
     "executor",
     "sink",
+    "alerts",
+    "kill-switch",
     "simulate",
     "demo",
     "whatif",
