@@ -207,6 +207,10 @@ kafka_up() {
   # not take the broker down; the inner shell records its own pid, which
   # `exec` hands over to the JVM.
   # shellcheck disable=SC2086
+  # Every partition holds open files; tests create and delete many topics, and the default limit of a few
+  # thousand descriptors takes the broker down ("Too many open files": all log dirs fail). Raise it as far as
+  # this user may.
+  ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PIDFILE" \
     java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$KAFKA_LOG4J" \

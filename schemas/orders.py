@@ -60,8 +60,14 @@ class ReportKind(StrEnum):
     FILL = "fill"  # cumulative matched size changed
     CANCELLED = "cancelled"  # killed remainder, user or venue cancel
     REJECTED = "rejected"  # refused at placement
-    NOT_FOUND = "not_found"  # a status poll could not find the order
+    NOT_FOUND = "not_found"  # a status poll could not find the order (information only: see LOST)
+    LOST = "lost"  # live: not found 3 times in a row and absent from the account's trades
     UNKNOWN = "unknown"  # ambiguous submit (timeout, 503): reconcile later, never resubmit
+    FILL_CONFIRMED = "fill_confirmed"  # live: `matched_size` of the fills reached CONFIRMED (final)
+    FILL_REVERSED = (
+        "fill_reversed"  # live: a fill FAILED on chain; `matched_size` is the new, lower total and
+    )
+    # `average_price` the price of the shares that failed
 
 
 class ExecutionReport(Message):
@@ -83,6 +89,7 @@ class ExecutionReport(Message):
     received_at_ms: int  # when the signal that caused the order was received
     sent_at_ms: int  # when the order left us (or was simulated)
     reported_at_ms: int
+    condition_id: str = ""  # the order's market (live reports): a fill after LOST books its position again
 
 
 class OrderStatus(StrEnum):
@@ -106,6 +113,7 @@ class OrderEventType(StrEnum):
     ORDER_CANCELLED = "OrderCancelled"
     ORDER_LOST = "OrderLost"
     ORDER_REJECTED = "OrderRejected"
+    ORDER_FILL_REVERSED = "OrderFillReversed"  # a fill failed on chain: matched size down, capital given back
 
 
 class OrderEvent(Message):

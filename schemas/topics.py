@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.alerts import Alert
 from schemas.base import Message
 from schemas.books import OrderBook
+from schemas.control import KillSwitch
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionReport, OrderEvent, OrderIntent
@@ -139,6 +141,24 @@ DEAD_LETTERS = TopicSpec(
     description="input that could not be processed, with the reason",
 )
 
+CONTROL = TopicSpec(
+    "polycopy.control.v1",
+    "copy-wallet id, or * for every wallet",
+    KillSwitch,
+    1,
+    compacted=True,
+    description="operator controls: the kill switch stops new orders and cancels open ones (latest wins)",
+)
+ALERTS = TopicSpec(
+    "polycopy.alerts.v1",
+    "alert kind",
+    Alert,
+    1,
+    retention_ms=4 * WEEK_MS,
+    description="alerts for operators (breakers, silent feeds; lost orders and kill switches are added by "
+    "the alerts sink), posted to the webhook once each",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     RAW_TRADES,
     TARGETED_TRADES,
@@ -152,6 +172,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     POLLER_WATERMARKS,
     BOOKS,
     DEAD_LETTERS,
+    CONTROL,
+    ALERTS,
 )
 
 

@@ -34,7 +34,6 @@ RANGE = "$__range"
 # What brings the metrics that only later issues create (see the README, "Operations").
 STAGE_LATENCY = "per-stage latency histograms (issue 12, later part)"
 CONSUMER_LAG = "consumer lag exporter (issue 12, later part)"
-BREAKER = "circuit breaker (execution issue)"
 SINK_FAILURES = "sink failure counter (issue 12, later part)"
 WALLET_METRICS = "per-wallet outcome, capital and PnL gauges (settlement issue)"
 
@@ -269,14 +268,9 @@ ORDERS = Dashboard(
                 ),
                 Panel(
                     "Circuit breakers",
-                    "1 while calls to an endpoint are refused because the venue keeps failing.",
-                    (
-                        _q(
-                            "max by (endpoint) (polycopy_circuit_breaker_open)",
-                            "{{endpoint}}",
-                            BREAKER,
-                        ),
-                    ),
+                    "1 while calls of a venue endpoint group are held: open after failures, probing, or "
+                    "paused by the venue (425 restart, 429, 503 cancel-only).",
+                    (_q("max by (endpoint) (polycopy_circuit_breaker_open)", "{{endpoint}}"),),
                     width=12,
                 ),
             ),

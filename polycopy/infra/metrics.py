@@ -57,11 +57,14 @@ DEAD_LETTER_STAGES = (
     "order-lifecycle",
     "executor",
     "postgres-sink",
+    "alerts",
 )
 # A bad market-channel frame is counted, not lettered; so is a raw trade the books producer cannot read (the
 # target filter letters it).
 PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel", "books")
 RECONNECT_REASONS = ("closed", "error", "watchdog")
+# The live gateway's venue endpoint groups (sinks.gateway.ENDPOINT_GROUPS), each with its own breaker.
+BREAKER_ENDPOINTS = ("orders.place", "orders.read", "orders.cancel")
 
 Readiness = Callable[[], bool]
 
@@ -202,6 +205,24 @@ class PipelineMetrics:
             ["status"],
             registry=r,
         )
+        self.circuit_breaker_open = Gauge(
+            "polycopy_circuit_breaker_open",
+            "1 while a venue endpoint group's breaker stops calls (open, probing or paused), else 0",
+            ["endpoint"],
+            registry=r,
+        )
+        self.circuit_breaker_changes = Counter(
+            "polycopy_circuit_breaker_changes_total",
+            "Breaker state changes by endpoint group and new state",
+            ["endpoint", "state"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "polycopy_alerts_total",
+            "Alerts by kind and outcome (sent, duplicate, failed)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         _export_known_label_values(self)
 
     def set_readiness(self, ready: Readiness | None) -> None:
@@ -237,6 +258,8 @@ def _export_known_label_values(metrics: PipelineMetrics) -> None:
         metrics.pinned_book_waits.labels(outcome)
     for published in ("channel", "rest", "lost"):
         metrics.books_published.labels(published)
+    for endpoint in BREAKER_ENDPOINTS:
+        metrics.circuit_breaker_open.labels(endpoint).set(0)
 
 
 class _QuietHandler(WSGIRequestHandler):

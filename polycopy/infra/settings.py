@@ -67,6 +67,28 @@ class PolycopySettings(BaseSettings):
     )
     private_key: SecretStr | None = Field(default=None, description="signer key for live trading")
     chain_id: int = Field(default=137, description="Polygon chain id for order signing")
+    clob_api_key: SecretStr | None = Field(
+        default=None, description="CLOB L2 API key; with secret and passphrase, else derived from the signer"
+    )
+    clob_api_secret: SecretStr | None = Field(default=None, description="CLOB L2 API secret (urlsafe base64)")
+    clob_api_passphrase: SecretStr | None = Field(default=None, description="CLOB L2 API passphrase")
+    signature_type: int = Field(
+        default=0,
+        ge=0,
+        le=3,
+        description="order signature type: 0 EOA, 1 Polymarket proxy, 2 Gnosis Safe, 3 deposit wallet (1271)",
+    )
+    funder: str = Field(
+        default="",
+        pattern=r"^(0x[0-9a-fA-F]{40})?$",
+        description="address holding the funds (needed for signature types 1, 2 and 3); empty = the signer",
+    )
+    clob_timeout_secs: float = Field(
+        default=5.0, gt=0, description="live order calls: seconds before an answer counts as lost (UNKNOWN)"
+    )
+    alert_webhook_url: str = Field(
+        default="", description="Slack-compatible webhook the alerts sink posts to; empty = log only"
+    )
     consumer_group_prefix: str = Field(default="polycopy", description="prefix of every consumer group")
     topic_prefix: str = Field(
         default="",
@@ -113,6 +135,18 @@ class PolycopySettings(BaseSettings):
     def _live_needs_a_key(self) -> Self:
         if self.execution_mode is ExecutionMode.LIVE and self.private_key is None:
             raise ValueError("POLYCOPY_EXECUTION_MODE=live needs POLYCOPY_PRIVATE_KEY (paper is the default)")
+        credentials = {
+            "POLYCOPY_CLOB_API_KEY": self.clob_api_key,
+            "POLYCOPY_CLOB_API_SECRET": self.clob_api_secret,
+            "POLYCOPY_CLOB_API_PASSPHRASE": self.clob_api_passphrase,
+        }
+        missing = [name for name, value in credentials.items() if value is None]
+        if 0 < len(missing) < len(credentials):
+            raise ValueError(f"CLOB API credentials are all three or none: {', '.join(missing)} missing")
+        if self.signature_type in (1, 2, 3) and not self.funder:
+            raise ValueError(
+                f"POLYCOPY_SIGNATURE_TYPE={self.signature_type} needs POLYCOPY_FUNDER (the funds' wallet)"
+            )
         return self
 
     def topic_name(self, spec: TopicSpec) -> str:

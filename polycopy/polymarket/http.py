@@ -1,7 +1,9 @@
-"""The one module that imports httpx: the venue's public REST reads (Data API trades and leaderboard, Gamma).
+"""The one module that imports httpx: the venue's public REST reads (Data API trades and leaderboard, Gamma),
+and the one-shot transport of authenticated CLOB order calls (`ClobHttp`, never retrying by itself).
 
-Blocking calls, paced by token buckets that honour the published rate limits (brief, section 5.1), with
-bounded retries on 429/5xx/transport errors: every call here is an idempotent GET, so a retry is always safe.
+The reads are blocking calls, paced by token buckets that honour the published rate limits (brief, section
+5.1), with bounded retries on 429/5xx/transport errors: each is an idempotent GET, so a retry is always safe.
+An order call is not, so `ClobHttp` sends once and answers with a value, Retry-After included.
 """
 
 from __future__ import annotations
@@ -302,4 +304,86 @@ class VenueHttpClient:
                 self._sleep(delay)
         raise VenueHttpError(
             f"GET {path} failed after {self._retry.max_attempts} attempts: {last_error}", last_status
+        )
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One HTTP exchange with the CLOB, as a value: a status and body, or how the transport failed."""
+
+    status: int | None  # None: no answer (see `transport_error`)
+    body: Any = None  # parsed JSON (decimals kept exact), or the text when it is not JSON
+    retry_after_secs: float | None = None
+    transport_error: str = ""  # "timeout" | "connect" | "network": empty when the venue answered
+
+    @property
+    def reached_venue(self) -> bool:
+        """False only when the request provably never arrived (the connection was not established)."""
+        return self.transport_error != "connect"
+
+
+class ClobHttp:
+    """One-shot authenticated CLOB requests (orders, look-ups, cancels): no retry here, ever.
+
+    Whether and when to send again is the caller's decision (an order POST that timed out may have been
+    placed), so every outcome comes back as an `HttpAnswer` value, headers such as Retry-After included.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        timeout_secs: float = 5.0,
+        connect_timeout_secs: float = 2.0,
+        transport: httpx.BaseTransport | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.host = host.rstrip("/")
+        self._wall_clock_ns = wall_clock_ns
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_secs, connect=connect_timeout_secs),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "polycopy-stream"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: Sequence[tuple[str, str]] = (),
+        body: str | None = None,
+    ) -> HttpAnswer:
+        """Send one request; never raises for HTTP or transport failures."""
+        request_headers = dict(headers or {})
+        if body is not None:
+            request_headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.request(
+                method,
+                self.host + path,
+                params=tuple(params),
+                headers=request_headers,
+                content=body.encode() if body is not None else None,
+            )
+        except httpx.ConnectError:
+            return HttpAnswer(None, transport_error="connect")
+        except httpx.TimeoutException as error:
+            # A connect time-out never reached the venue; a read or write time-out may have.
+            kind = "connect" if isinstance(error, httpx.ConnectTimeout) else "timeout"
+            return HttpAnswer(None, transport_error=kind)
+        except httpx.TransportError:
+            return HttpAnswer(None, transport_error="network")
+        try:
+            parsed: Any = json.loads(response.content, parse_float=Decimal) if response.content else None
+        except ValueError:
+            parsed = response.text
+        return HttpAnswer(
+            response.status_code,
+            parsed,
+            parse_retry_after(response.headers.get("Retry-After"), self._wall_clock_ns() / 1e9),
         )

@@ -169,6 +169,33 @@ class MarketSimulator:
             return (max(bids)[0] + min(asks)[0]) / 2
         return self._books.last_trade_price(state, token_id)
 
+    def take_liquidity(
+        self, token_id: str, side: str, limit: Decimal, size: Decimal
+    ) -> list[tuple[Decimal, Decimal]]:
+        """Match a taker order of ours against the token's book up to `limit`, best level first, consuming
+        what it takes; the (price, size) fills in the token's prices (empty when nothing crosses)."""
+        state = self._books.find_token(token_id)
+        if state is None:
+            return []
+        is_first = token_id == state.market.token_ids[0]
+        # A BUY of the first token lifts its asks; a BUY of the mirrored token hits the first token's bids.
+        levels = state.asks if is_first == (side == "BUY") else state.bids
+        fills, remaining = [], size
+        for book_price in sorted(levels, reverse=levels is state.bids):
+            price = book_price if is_first else ONE - book_price
+            if remaining <= 0 or (price > limit if side == "BUY" else price < limit):
+                break
+            taken = min(remaining, levels[book_price])
+            levels[book_price] -= taken
+            if levels[book_price] <= 0:
+                del levels[book_price]
+            fills.append((price, taken))
+            remaining -= taken
+        if fills:
+            state.last_trade[token_id] = fills[-1][0]
+            self._books.touch(state)
+        return fills
+
     def advance(self, now_ms: int) -> None:
         """Let every book drift for the whole seconds elapsed since the previous call."""
         self._clock_ms = max(self._clock_ms, now_ms)

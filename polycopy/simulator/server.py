@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from polycopy.simulator.clob import ClobService
+from polycopy.simulator.clob_orders import ClobOrderService
 from polycopy.simulator.data_api import DataApiService
 from polycopy.simulator.gamma import GammaService
 from polycopy.simulator.market import TAKER_FEED_TYPES, MarketSimulator
@@ -55,12 +56,14 @@ class SimulatorServer:
         self._rtds = RtdsService(self.stats, self._rng, clock_ms)
         self._market_channel = MarketChannelService(simulator, self.stats, clock_ms)
         self._data_api = DataApiService(simulator, history_size)
+        # The authenticated order API (keys, orders, trades, cancels, scripted faults): tests reach its
+        # exchange and faults through this attribute.
+        self.clob_orders = ClobOrderService(simulator, clock_ms)
         # Everything the venue serves from other hosts shares the CLOB port here, one service per fake API.
-        # The order API (placing, reading back and cancelling orders, scripted faults) joins this tuple as a
-        # service of its own.
         self._clob_port_services: tuple[RestService, ...] = (
             self._market_channel,
             ClobService(simulator, self.stats, clock_ms),
+            self.clob_orders,
             self._data_api,
             GammaService(simulator),
         )

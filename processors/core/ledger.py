@@ -195,6 +195,58 @@ class WalletLedger:
         if reservation.open_size <= 0:
             del self.reservations[intent_id]
 
+    def rebook(
+        self,
+        intent_id: str,
+        *,
+        asset: str,
+        condition_id: str,
+        side: Side,
+        size: Decimal,
+        limit_price: Decimal,
+        matched: Decimal,
+    ) -> None:
+        """Hold an order again whose reservation was released (a LOST order the venue then filled): the fill
+        happened, so no capital check can refuse it. `matched` shares were already booked before."""
+        filled_value = matched * limit_price
+        self.reservations[intent_id] = Reservation(
+            asset, condition_id, side, limit_price, size, matched, filled_value
+        )
+
+    def reverse_fill(
+        self, intent_id: str, asset: str, side: Side, shares: Decimal, price: Decimal, day: str
+    ) -> None:
+        """Undo `shares` of a fill that failed on chain (it never happened). A BUY gives back the shares and
+        their cost (capital is available again); a SELL gives back the shares and takes back its realised PnL,
+        with the cost basis at the position's average price (the sale price when nothing is left)."""
+        reservation = self.reservations.get(intent_id)
+        if reservation is not None:  # the order is still open: it may fill these shares again
+            reservation.matched = max(reservation.matched - shares, ZERO)
+            reservation.filled_value = max(reservation.filled_value - shares * price, ZERO)
+        if side is Side.BUY:
+            position = self.positions.get(asset)
+            if position is None:
+                return
+            taken = min(shares, position.shares)
+            cost = position.cost_usdc if taken >= position.shares else min(taken * price, position.cost_usdc)
+            position.shares -= taken
+            position.cost_usdc -= cost
+            if position.shares <= 0:
+                del self.positions[asset]
+            return
+        existing = self.positions.get(asset)
+        condition_id = (
+            reservation.condition_id if reservation else (existing.condition_id if existing else "")
+        )
+        position = self.positions.setdefault(asset, Position(condition_id))
+        per_share = position.average_price if position.shares > 0 else price
+        cost = (shares * per_share).quantize(USDC_STEP, rounding=ROUND_DOWN)
+        pnl = shares * price - cost
+        position.shares += shares
+        position.cost_usdc += cost
+        self.realised_pnl -= pnl
+        self.daily_realised[day] = self.daily_realised.get(day, ZERO) - pnl
+
     def release(self, intent_id: str) -> Decimal:
         """Close an order (cancel, reject, lost): give back what did not fill; returns the USDC released."""
         reservation = self.reservations.pop(intent_id, None)

@@ -1,7 +1,9 @@
 """Order lifecycle: one transition table, and the rule that turns executor reports into order events.
 
-Fills move reserved capital into positions; terminal states release what did not fill. An order the venue
-cannot find `LOST_AFTER_NOT_FOUND` times in a row is LOST and its capital released.
+Fills move reserved capital into positions; terminal states release what did not fill. LOST comes from the
+executor's lost-order rule (`processors.core.lost_orders`: three definitive not-founds in a row, and the
+account's trades checked first), as a LOST report; NOT_FOUND reports only keep the count visible. A LOST order
+stays fillable: a later fill books its position again (the venue's index can lag a fill by hours).
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from processors.core.ids import build_event_id
 from processors.core.ledger import ZERO, WalletLedger
 from processors.core.policy import day_of
 from schemas.orders import ExecutionReport, OrderEvent, OrderEventType, OrderStatus, ReportKind
-
-LOST_AFTER_NOT_FOUND = 3
 
 
 class OrderTransition(StrEnum):
@@ -43,8 +43,12 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderTransition], OrderStatus] = {
     (S.PARTIALLY_FILLED, T.FILL): S.FILLED,
     (S.PARTIALLY_FILLED, T.CANCEL): S.CANCELLED,
     (S.PARTIALLY_FILLED, T.LOSE): S.LOST,
+    # Lost is not gone: a fill the venue reports later is still booked.
+    (S.LOST, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.LOST, T.FILL): S.FILLED,
 }
 TERMINAL = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.LOST})
+REOPENED_BY_FILLS = frozenset({S.LOST})
 EVENT_OF = {
     S.PLACED: OrderEventType.ORDER_PLACED,
     S.PARTIALLY_FILLED: OrderEventType.ORDER_PARTIAL_FILL,
@@ -95,6 +99,10 @@ def apply_report(
     no event, so re-delivery is harmless.
     """
     record = record or OrderRecord(report.order_id)
+    if record.status in REOPENED_BY_FILLS and report.matched_size > record.matched:
+        return _fill_lost_order(ledger, record, report, now_ms)
+    if report.kind is ReportKind.FILL_REVERSED:  # a settlement event: terminal orders are reversed too
+        return _reverse_fill(ledger, record, report, now_ms)
     if record.status in TERMINAL:
         return record, []
     events: list[OrderEvent] = []
@@ -106,14 +114,14 @@ def apply_report(
 
     if report.kind is ReportKind.NOT_FOUND:
         record.not_found_count += 1
-        if record.not_found_count >= LOST_AFTER_NOT_FOUND:
-            move(
-                T.LOSE, f"not found {record.not_found_count} times in a row", ledger.release(report.intent_id)
-            )
+        return record, events
+    if report.kind is ReportKind.LOST:
+        move(T.LOSE, report.detail or "lost", ledger.release(report.intent_id))
         return record, events
     record.not_found_count = 0
-    if report.kind is ReportKind.UNKNOWN:
-        return record, events  # ambiguous submit: keep capital reserved until reconciled
+    if report.kind in (ReportKind.UNKNOWN, ReportKind.FILL_CONFIRMED):
+        # UNKNOWN: an ambiguous submit keeps its capital reserved until reconciled. FILL_CONFIRMED: no change.
+        return record, events
     if report.kind is ReportKind.REJECTED:
         if record.status is S.PENDING:
             move(T.REJECT, report.detail, ledger.release(report.intent_id))
@@ -134,12 +142,57 @@ def apply_report(
     return record, events
 
 
+def _reverse_fill(
+    ledger: WalletLedger, record: OrderRecord, report: ExecutionReport, now_ms: int
+) -> tuple[OrderRecord, list[OrderEvent]]:
+    if report.matched_size >= record.matched:
+        return record, []
+    reversed_shares = record.matched - report.matched_size
+    price = report.average_price or report.limit_price
+    day = day_of(report.reported_at_ms)
+    ledger.reverse_fill(report.intent_id, report.asset, report.side, reversed_shares, price, day)
+    record.matched = report.matched_size
+    record.sequence += 1
+    detail = f"{reversed_shares} shares failed on chain: {report.detail}".rstrip(": ")
+    return record, [_event(record, report, now_ms, detail, None, OrderEventType.ORDER_FILL_REVERSED)]
+
+
+def _fill_lost_order(
+    ledger: WalletLedger, record: OrderRecord, report: ExecutionReport, now_ms: int
+) -> tuple[OrderRecord, list[OrderEvent]]:
+    ledger.rebook(
+        report.intent_id,
+        asset=report.asset,
+        condition_id=report.condition_id,
+        side=report.side,
+        size=report.size,
+        limit_price=report.limit_price,
+        matched=record.matched,
+    )
+    record.matched = min(report.matched_size, report.size)
+    ledger.apply_fill(
+        report.intent_id,
+        record.matched,
+        report.average_price or report.limit_price,
+        day_of(report.reported_at_ms),
+    )
+    record.status = transition(record.status, T.FILL if record.matched >= report.size else T.PARTIAL_FILL)
+    record.sequence += 1
+    detail = "filled after it was lost: the venue reported the fill late"
+    return record, [_event(record, report, now_ms, detail, None)]
+
+
 def _event(
-    record: OrderRecord, report: ExecutionReport, now_ms: int, detail: str, released: Decimal | None
+    record: OrderRecord,
+    report: ExecutionReport,
+    now_ms: int,
+    detail: str,
+    released: Decimal | None,
+    event_type: OrderEventType | None = None,
 ) -> OrderEvent:
     return OrderEvent(
         event_id=build_event_id(record.order_id, record.sequence),
-        event_type=EVENT_OF[record.status],
+        event_type=event_type or EVENT_OF[record.status],
         sequence=record.sequence,
         order_id=record.order_id,
         intent_id=report.intent_id,

@@ -28,9 +28,17 @@ PRODUCTION = CHART / "ci" / "production-values.yaml"
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")  # the chart's oldest supported version and the newest schemas
 OPERATOR_KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
 # Settings the chart sets itself (paths, ports, probes) or takes from Secrets, not from `settings`.
-CHART_OWNED = {"database_url", "private_key", "data_dir", "metrics_port", "metrics_enabled"}
+# The chart sets these itself or from Secrets (the CLOB API credentials are optional: derived when absent).
+CLOB_API_CREDENTIALS = {"clob_api_key", "clob_api_secret", "clob_api_passphrase"}
+CHART_OWNED = {
+    "database_url",
+    "private_key",
+    "data_dir",
+    "metrics_port",
+    "metrics_enabled",
+} | CLOB_API_CREDENTIALS
 # Commands that other work packages are adding; checked once the CLI has them.
-PENDING_COMMANDS = {"books", "alerts"}
+PENDING_COMMANDS = {"books"}
 
 Doc = dict[str, Any]
 
@@ -254,7 +262,7 @@ def test_the_rendered_settings_are_accepted_by_the_application_and_cover_every_s
                 patch.setenv(name, value)
             settings = PolycopySettings()
         provided = {name.removeprefix("POLYCOPY_").lower() for name in environ} | {"database_url"}
-        assert provided >= set(PolycopySettings.model_fields) - {"private_key"}
+        assert provided >= set(PolycopySettings.model_fields) - {"private_key"} - CLOB_API_CREDENTIALS
         assert (settings.private_key is not None) == (settings.execution_mode.value == "live")
         assert settings.data_dir == Path("/var/lib/polycopy") and settings.metrics_enabled
 

@@ -33,6 +33,8 @@ COMMANDS = [
     "books",
     "executor",
     "sink",
+    "alerts",
+    "kill-switch",
     "simulate",
     "demo",
     "whatif",

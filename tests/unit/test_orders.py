@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from processors.core.ids import build_event_id
 from processors.core.ledger import WalletLedger
 from processors.core.orders import (
-    LOST_AFTER_NOT_FOUND,
     TERMINAL,
     TRANSITIONS,
     IllegalTransitionError,
@@ -51,6 +50,8 @@ EXPECTED_EDGES = {
     (S.PARTIALLY_FILLED, T.FILL): S.FILLED,
     (S.PARTIALLY_FILLED, T.CANCEL): S.CANCELLED,
     (S.PARTIALLY_FILLED, T.LOSE): S.LOST,
+    (S.LOST, T.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.LOST, T.FILL): S.FILLED,
 }
 ALL_PAIRS = list(itertools.product(OrderStatus, OrderTransition))
 
@@ -70,7 +71,11 @@ def test_every_status_and_transition_pair_follows_the_table_or_raises(
 def test_the_table_has_exactly_the_specified_edges_and_terminal_states_have_none() -> None:
     assert TRANSITIONS == EXPECTED_EDGES
     assert {S.FILLED, S.CANCELLED, S.REJECTED, S.LOST} == TERMINAL
-    assert not [pair for pair in TRANSITIONS if pair[0] in TERMINAL]
+    # Only LOST has ways out, and only by fills: the venue's index can report a fill hours late.
+    assert {pair for pair in TRANSITIONS if pair[0] in TERMINAL} == {
+        (S.LOST, T.PARTIAL_FILL),
+        (S.LOST, T.FILL),
+    }
 
 
 # --- apply_report ---------------------------------------------------------------------------------------
@@ -177,23 +182,40 @@ def test_reject_releases_the_reserved_capital() -> None:
     assert ledger.available == D("1000")
 
 
-def test_three_not_found_in_a_row_lose_the_order_and_release_its_capital() -> None:
+def test_a_lost_report_loses_the_order_and_releases_its_capital() -> None:
     intent = build_intent()
     ledger = reserve(intent)
     accepted = build_report(ReportKind.ACCEPTED, intent=intent)
     not_found = build_report(ReportKind.NOT_FOUND, intent=intent)
 
-    record, events = apply_all(ledger, [accepted] + [not_found] * (LOST_AFTER_NOT_FOUND - 1))
+    record, events = apply_all(ledger, [accepted, not_found, not_found])
     assert types_of(events) == ["OrderPlaced"]
     assert ledger.reserved == D("10.40")
 
-    record, events = apply_all(ledger, [not_found], record)
+    lost = build_report(
+        ReportKind.LOST, intent=intent, detail="not found 3 times in a row; not in the trades"
+    )
+    record, events = apply_all(ledger, [lost], record)
 
     assert types_of(events) == ["OrderLost"]
     assert events[0].released_usdc == D("10.40")
-    assert events[0].detail == "not found 3 times in a row"
+    assert events[0].detail == "not found 3 times in a row; not in the trades"
     assert record is not None and record.status is S.LOST
     assert ledger.reserved == 0 and ledger.available == D("1000")
+
+
+def test_not_found_reports_alone_never_lose_an_order_they_only_count() -> None:
+    # The executor decides LOST (three definitive not-founds AND the account's trades checked first): a
+    # filled FAK can be "not found" for hours, so the lifecycle must not conclude on its own.
+    intent = build_intent()
+    ledger = reserve(intent)
+    not_found = build_report(ReportKind.NOT_FOUND, intent=intent)
+
+    record, events = apply_all(ledger, [build_report(ReportKind.ACCEPTED, intent=intent)] + [not_found] * 5)
+
+    assert types_of(events) == ["OrderPlaced"]
+    assert record is not None and record.status is S.PLACED and record.not_found_count == 5
+    assert ledger.reserved == D("10.40")
 
 
 @pytest.mark.parametrize("between", [ReportKind.ACCEPTED, ReportKind.UNKNOWN, ReportKind.FILL])
@@ -203,25 +225,63 @@ def test_a_found_report_between_not_founds_resets_the_count(between: ReportKind)
     not_found = build_report(ReportKind.NOT_FOUND, intent=intent)
     found = build_report(between, intent=intent, matched_size=D("5") if between is ReportKind.FILL else D(0))
 
-    record, events = apply_all(
+    record, _ = apply_all(
         ledger,
         [build_report(ReportKind.ACCEPTED, intent=intent), not_found, not_found, found, not_found, not_found],
     )
 
-    assert "OrderLost" not in types_of(events)
     assert record is not None and record.not_found_count == 2
-    _, more = apply_all(ledger, [not_found], record)
-    assert types_of(more) == ["OrderLost"]
 
 
 def test_a_pending_order_never_seen_by_the_venue_can_be_lost() -> None:
     intent = build_intent()
     ledger = reserve(intent)
 
-    record, events = apply_all(ledger, [build_report(ReportKind.NOT_FOUND, intent=intent)] * 3)
+    record, events = apply_all(ledger, [build_report(ReportKind.LOST, intent=intent)])
 
     assert types_of(events) == ["OrderLost"]
     assert record is not None and record.status is S.LOST
+
+
+def test_a_lost_order_filled_later_is_booked_and_its_capital_held_again() -> None:
+    intent = build_intent()  # BUY 20 @ 0.52
+    ledger = reserve(intent)
+    record, _ = apply_all(
+        ledger,
+        [build_report(ReportKind.ACCEPTED, intent=intent), build_report(ReportKind.LOST, intent=intent)],
+    )
+    assert ledger.reserved == 0
+
+    late_fill = build_report(
+        ReportKind.FILL,
+        intent=intent,
+        matched_size=D("20"),
+        average_price=D("0.50"),
+        condition_id=CONDITION_ID,
+    )
+    record, events = apply_all(ledger, [late_fill], record)
+
+    assert types_of(events) == ["OrderFilled"]
+    assert record is not None and record.status is S.FILLED and record.matched == D("20")
+    assert ledger.positions[ASSET].shares == D("20") and ledger.positions[ASSET].condition_id == CONDITION_ID
+    assert ledger.positions[ASSET].cost_usdc == D("10.00")
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
+
+
+def test_a_lost_order_partly_filled_later_holds_capital_for_the_rest_again() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    record, _ = apply_all(
+        ledger,
+        [build_report(ReportKind.ACCEPTED, intent=intent), build_report(ReportKind.LOST, intent=intent)],
+    )
+
+    late = build_report(ReportKind.FILL, intent=intent, matched_size=D("5"), average_price=D("0.52"))
+    record, events = apply_all(ledger, [late], record)
+
+    assert types_of(events) == ["OrderPartialFill"]
+    assert record is not None and record.status is S.PARTIALLY_FILLED
+    assert ledger.reserved == D("15") * D("0.52")
 
 
 def test_an_ambiguous_submit_keeps_the_capital_reserved_and_emits_nothing() -> None:
@@ -398,7 +458,11 @@ def test_any_report_sequence_moves_legally_and_keeps_the_ledger_whole(
     statuses = [S.PENDING] + [e.status for e in events]
     for before, after in zip(statuses, statuses[1:], strict=False):
         assert after in {target for (source, _), target in TRANSITIONS.items() if source is before}
-    assert sum(1 for e in events if e.status in TERMINAL) <= 1
+    # One ending at most, except that a LOST order may still be filled (by fills only) afterwards.
+    assert sum(1 for e in events if e.status in TERMINAL and e.status is not S.LOST) <= 1
+    for before, after in zip(events, events[1:], strict=False):
+        if before.status is S.LOST:
+            assert after.status in (S.PARTIALLY_FILLED, S.FILLED)
     assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
     assert ledger.available >= 0 and ledger.reserved >= 0
     assert record is not None
@@ -406,3 +470,69 @@ def test_any_report_sequence_moves_legally_and_keeps_the_ledger_whole(
     assert held == record.matched <= intent.size
     if record.status in TERMINAL:
         assert ledger.reserved == 0
+
+
+# --- a fill that failed on chain --------------------------------------------------------------------------
+def test_a_fill_that_failed_on_chain_is_reversed_and_its_capital_given_back() -> None:
+    intent = build_intent()  # BUY 20 @ 0.52
+    ledger = reserve(intent)
+    filled = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50"))
+    failed = build_report(
+        ReportKind.FILL_REVERSED,
+        intent=intent,
+        matched_size=D("0"),
+        average_price=D("0.50"),
+        detail="trade t1 FAILED",
+    )
+
+    record, events = apply_all(ledger, [filled, failed])
+
+    assert types_of(events) == ["OrderPlaced", "OrderFilled", "OrderFillReversed"]
+    assert events[-1].matched_size == 0 and events[-1].detail == "20 shares failed on chain: trade t1 FAILED"
+    assert record is not None and record.matched == 0
+    assert ASSET not in ledger.positions and ledger.available == D("1000") and ledger.reserved == 0
+
+
+def test_part_of_the_fills_failing_keeps_the_rest_of_the_position() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    filled = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50"))
+    failed = build_report(
+        ReportKind.FILL_REVERSED, intent=intent, matched_size=D("12"), average_price=D("0.50")
+    )
+
+    apply_all(ledger, [filled, failed])
+
+    assert ledger.positions[ASSET].shares == D("12") and ledger.positions[ASSET].cost_usdc == D("6.00")
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
+
+
+def test_a_failed_sale_gives_the_shares_back_and_takes_its_profit_back() -> None:
+    intent = build_intent(side=Side.SELL, limit_price=D("0.60"), size=D("20"))
+    ledger = reserve(intent)  # holds 100 shares bought at 0.40
+    sold = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.60"))
+    failed = build_report(
+        ReportKind.FILL_REVERSED, intent=intent, matched_size=D("0"), average_price=D("0.60")
+    )
+
+    record, _ = apply_all(ledger, [sold])
+    assert ledger.realised_pnl == D("4.00")
+    apply_all(ledger, [failed], record)
+
+    assert ledger.realised_pnl == 0
+    assert ledger.positions[ASSET].shares == D("100") and ledger.positions[ASSET].cost_usdc == D("40.00")
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
+
+
+def test_a_reversal_report_that_lowers_nothing_changes_nothing() -> None:
+    intent = build_intent()
+    ledger = reserve(intent)
+    filled = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50"))
+    record, _ = apply_all(ledger, [filled])
+
+    again = build_report(
+        ReportKind.FILL_REVERSED, intent=intent, matched_size=D("20"), average_price=D("0.50")
+    )
+    record, events = apply_all(ledger, [again], record)
+
+    assert events == [] and ledger.positions[ASSET].shares == D("20")

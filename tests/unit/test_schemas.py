@@ -11,8 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from processors.core.books import stamp_book
+from schemas.alerts import Alert, AlertKind, Severity
 from schemas.base import Message
 from schemas.books import BookSource
+from schemas.control import KillSwitch
 from schemas.deadletter import DeadLetter, build_dead_letter
 from schemas.export import SCHEMA_DIR, render_schemas, write_schemas
 from schemas.reference import MarketReference, PollerWatermark, TraderReference
@@ -65,6 +67,10 @@ SAMPLES: dict[str, Callable[[], Message]] = {
     ),
     "DeadLetter": lambda: build_dead_letter(
         "rtds-parse", "invalid JSON", b"{\xff", occurred_at_ms=1, topic="raw", partition=0, offset=7
+    ),
+    "KillSwitch": lambda: KillSwitch(wallet_id="*", engaged=True, reason="drill", set_by="ops", set_at_ms=1),
+    "Alert": lambda: Alert(
+        alert_id="a1", kind=AlertKind.ORDER_LOST, severity=Severity.CRITICAL, summary="lost", occurred_at_ms=1
     ),
 }
 

@@ -31,6 +31,18 @@ def test_every_setting_and_infra_variable_is_known() -> None:
             "bad setting POLYCOPY_EXECUTION_MODE: Input should be 'paper' or 'live'",
         ),
         (
+            {"POLYCOPY_CLOB_API_KEY": "k", "POLYCOPY_CLOB_API_SECRET": "s"},
+            "bad settings: CLOB API credentials are all three or none: POLYCOPY_CLOB_API_PASSPHRASE missing",
+        ),
+        (
+            {"POLYCOPY_SIGNATURE_TYPE": "2"},
+            "bad settings: POLYCOPY_SIGNATURE_TYPE=2 needs POLYCOPY_FUNDER",
+        ),
+        (
+            {"POLYCOPY_SIGNATURE_TYPE": "4"},
+            "bad setting POLYCOPY_SIGNATURE_TYPE: Input should be less than or equal to 3",
+        ),
+        (
             {"POLYCOPY_SINK_FLUSH_SEC": "1"},
             "unknown setting POLYCOPY_SINK_FLUSH_SEC (did you mean POLYCOPY_SINK_FLUSH_SECS?)",
         ),

@@ -72,6 +72,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (include "polycopy.isLive" .) (not (or .Values.live.privateKey .Values.live.existingSecret)) -}}
 {{- fail "settings.executionMode=live needs live.privateKey or live.existingSecret (paper is the default)" -}}
 {{- end -}}
+{{- $credentials := list .Values.live.clobApiKey .Values.live.clobApiSecret .Values.live.clobApiPassphrase | compact -}}
+{{- if and $credentials (ne (len $credentials) 3) -}}
+{{- fail "live.clobApiKey, live.clobApiSecret and live.clobApiPassphrase: all three or none" -}}
+{{- end -}}
 {{- if not (or .Values.database.url .Values.database.existingSecret) -}}
 {{- fail "set database.url or database.existingSecret" -}}
 {{- end -}}
@@ -97,7 +101,21 @@ env:
       secretKeyRef:
         name: {{ include "polycopy.liveSecretName" .root }}
         key: {{ if .root.Values.live.existingSecret }}{{ .root.Values.live.existingSecretKey }}{{ else }}private-key{{ end }}
+{{- if include "polycopy.hasApiCredentials" .root }}
+{{- range $variable, $key := dict "POLYCOPY_CLOB_API_KEY" "clob-api-key" "POLYCOPY_CLOB_API_SECRET" "clob-api-secret" "POLYCOPY_CLOB_API_PASSPHRASE" "clob-api-passphrase" }}
+  - name: {{ $variable }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "polycopy.liveSecretName" $.root }}
+        key: {{ $key }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* CLOB API credentials come from the live Secret (all three), or are derived from the signer at start-up. */}}
+{{- define "polycopy.hasApiCredentials" -}}
+{{- if or .Values.live.apiCredentialsInSecret .Values.live.clobApiKey -}}true{{- end -}}
 {{- end -}}
 
 {{/* The settings as POLYCOPY_* variables (camelCase key -> POLYCOPY_SNAKE_CASE), plus the ones the chart owns. */}}

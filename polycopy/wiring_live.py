@@ -1,0 +1,90 @@
+"""The composition root's live-execution part: the live order gateway (for the executor) and the alerts sink,
+built from settings with their clients; `polycopy.wiring` builds everything else."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from polycopy.infra.kafka import MessagePublisher, now_ms
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.settings import PolycopySettings
+from polycopy.wiring import build_consume_loop, build_metrics, build_publisher
+from sinks.base import LoopPolicy
+
+log = logging.getLogger(__name__)
+
+
+def build_alerts_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> Any:
+    """The alerts sink: alerts, lost orders and kill switches -> `POLYCOPY_ALERT_WEBHOOK_URL`, each once."""
+    from sinks.alerts import AlertsSink, HttpWebhook, SentAlerts
+
+    publisher = build_publisher(settings, "polycopy-alerts")
+    return AlertsSink(
+        settings,
+        loop=build_consume_loop(
+            settings, "alerts", publisher, metrics, LoopPolicy(batch_size=50, flush_secs=0.0)
+        ),
+        webhook=HttpWebhook(settings.alert_webhook_url) if settings.alert_webhook_url else None,
+        # One store per topic namespace, not per consumer group: a new group re-reads what was posted already.
+        sent=SentAlerts(settings.data_dir / "alerts" / f"{settings.topic_prefix or 'default.'}sent"),
+        metrics=metrics,
+    )
+
+
+def run_alerts(settings: PolycopySettings) -> None:
+    """`polycopy alerts`: run until SIGTERM/SIGINT."""
+    sink = build_alerts_sink(settings, build_metrics(settings, "alerts"))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, sink.stop)
+    if not settings.alert_webhook_url:
+        log.warning("POLYCOPY_ALERT_WEBHOOK_URL is empty: alerts are logged, not posted")
+    sink.run()
+
+
+def build_live_gateway(
+    settings: PolycopySettings, metrics: PipelineMetrics, publisher: MessagePublisher | None = None
+) -> Any:
+    """The live order gateway for the executor (refuses without a key): API credentials from settings or
+    derived from the signer, signature type and funder from settings, breaker changes as metric and alert."""
+    from polycopy.polymarket.clob import ApiCredentials, derive_api_credentials
+    from polycopy.polymarket.live import LiveClobClient
+    from processors.core.alerts import alert_for_breaker
+    from processors.core.breaker import BreakerChange, BreakerState
+    from schemas.topics import ALERTS
+    from sinks.gateway import LiveOrderGateway
+
+    if settings.private_key is None:
+        raise ValueError("live execution needs POLYCOPY_PRIVATE_KEY")
+    key = settings.private_key.get_secret_value()
+    if settings.clob_api_key and settings.clob_api_secret and settings.clob_api_passphrase:
+        credentials = ApiCredentials(
+            settings.clob_api_key.get_secret_value(),
+            settings.clob_api_secret.get_secret_value(),
+            settings.clob_api_passphrase.get_secret_value(),
+        )
+    else:
+        credentials = derive_api_credentials(settings.clob_url, settings.chain_id, key)
+    client = LiveClobClient.connect(
+        settings.clob_url,
+        settings.chain_id,
+        key,
+        credentials,
+        signature_type=settings.signature_type,
+        funder=settings.funder or None,
+        timeout_secs=settings.clob_timeout_secs,
+    )
+
+    def on_change(change: BreakerChange) -> None:
+        metrics.circuit_breaker_open.labels(change.group).set(
+            0 if change.current is BreakerState.CLOSED else 1
+        )
+        metrics.circuit_breaker_changes.labels(change.group, change.current.value).inc()
+        alert = alert_for_breaker(
+            change.group, change.previous.value, change.current.value, change.reason, now_ms()
+        )
+        if alert is not None and publisher is not None:
+            publisher.publish(ALERTS, alert.kind.value, alert)
+
+    return LiveOrderGateway(client, on_change=on_change)
