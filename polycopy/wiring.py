@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from polycopy.infra.kafka import CompactedTopicReader, MessagePublisher, RecordConsumer, now_ms
+from polycopy.infra.kafka import (
+    CompactedTopicReader,
+    MessagePublisher,
+    RecordConsumer,
+    TopicFollower,
+    create_named_topics,
+    now_ms,
+)
 from polycopy.infra.metrics import PipelineMetrics, component_port, serve_metrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
@@ -27,7 +34,7 @@ from producers.poller import PollerTables, PollSummary, SafetyNetPoller
 from producers.publisher import TradePublisher
 from producers.reference import SyncSummary
 from schemas.reference import PollerWatermark, TraderReference
-from schemas.topics import POLLER_WATERMARKS, TRADERS, WALLET_CONFIG, TopicSpec
+from schemas.topics import BOOKS, POLLER_WATERMARKS, TRADERS, WALLET_CONFIG, TopicSpec
 from schemas.trades import TradeSource
 from schemas.wallets import WalletConfig
 from sinks.base import ConsumeLoop, LoopPolicy
@@ -72,21 +79,24 @@ def _stop_on_signals(stop: Callable[[], object]) -> None:
         signal.signal(sig, lambda *_: stop())
 
 
-# --- the Faust worker ---------------------------------------------------------------------------------------
+# --- the Faust worker and the books producer ----------------------------------------------------------------
 @dataclass(frozen=True)
 class WorkerParts:
-    """The Faust worker as built: the app, and the reference data it reads (started by `run_worker`)."""
+    """The Faust worker as built: the app, the reference data it reads and the follower of the books topic
+    that keeps its book cache current (both started by `run_worker`)."""
 
     app: Any  # a faust.App: only the worker package imports faust
     reference: Any  # processors.worker.reference.LiveReferenceData
+    books: TopicFollower
 
 
 def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> WorkerParts:
-    """The Faust app with live reference data, streamed books and a REST book fallback; nothing started."""
+    """The Faust app with live reference data, books from the books topic (kept current by `polycopy books`)
+    and a REST book fallback whose books it publishes there too; nothing started."""
     from polycopy.polymarket.clob import ClobGateway
-    from polycopy.polymarket.market_channel import MarketBookFeed
+    from processors.core.book_log import PINNED_KEEP_MS
     from processors.worker.app import create_app
-    from processors.worker.book_cache import BookCache
+    from processors.worker.book_cache import BookCache, SharedBooks
     from processors.worker.reference import LiveReferenceData
 
     reference = LiveReferenceData(
@@ -96,26 +106,44 @@ def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> Worker
         ),
     )
     metrics.wallets.set_function(lambda: len(reference.wallets()))
-    # Books stream from the market channel (run by the Faust app on its loop); GET /book fills the gaps.
-    feed = MarketBookFeed(settings.clob_market_ws_url, metrics) if settings.clob_market_ws_url else None
+    shared = SharedBooks()
+    # Far enough back for every state still fresh, and for the pins of trades still waiting for evaluation.
+    lookback_ms = max(settings.market_book_max_age_ms, PINNED_KEEP_MS)
+    reader = TopicFollower(
+        settings,
+        BOOKS,
+        lambda record: shared.apply_record(record.key, record.value),
+        since_ms=now_ms() - lookback_ms,
+    )
     books = BookCache(
         ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
         settings.book_max_age_ms,
-        channel=feed,
+        books=shared,
         channel_max_age_ms=settings.market_book_max_age_ms,
         metrics=metrics,
     )
-    app = create_app(settings, reference=reference, books=books, metrics=metrics, book_feed=feed)
-    return WorkerParts(app, reference)
+    app = create_app(settings, reference=reference, books=books, metrics=metrics)
+    return WorkerParts(app, reference, reader)
 
 
 def run_worker(settings: PolycopySettings) -> None:
-    """`polycopy worker`: load the reference data, then run the Faust app until SIGTERM."""
-    from processors.worker.app import run_app
+    """`polycopy worker`: load the reference data and recent books, then run the Faust app until SIGTERM."""
+    from processors.worker.app import changelog_topics, run_app
 
     worker = build_worker(settings, build_metrics(settings, "worker"))
+    create_named_topics(settings, changelog_topics(worker.app), wait=True)
     worker.reference.start()
-    run_app(worker.app, settings.log_level)
+    worker.books.start(wait_secs=120)
+    run_app(worker.app, settings.log_level, on_stop=worker.books.stop)
+
+
+def run_books(settings: PolycopySettings) -> None:
+    """`polycopy books`: the deployment's one market-channel connection, publishing every book state of the
+    tokens that followed traders trade to the books topic, until SIGTERM/SIGINT."""
+    from producers.books import run_books_producer
+
+    publisher = MessagePublisher(settings, client_id="polycopy-books", **{"linger.ms": 0})
+    run_books_producer(settings, publisher, build_metrics(settings, "books"))
 
 
 # --- the sinks ----------------------------------------------------------------------------------------------
@@ -132,16 +160,13 @@ def build_consume_loop(
 
 
 def build_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> Executor:
-    """The executor: intents -> journal claim -> paper book (GET /book on the CLOB) -> reports."""
-    from polycopy.polymarket.clob import ClobGateway
-
+    """The executor: intents -> journal claim -> paper fill on the intent's book levels -> reports."""
     publisher = build_publisher(settings, "polycopy-executor")
     return Executor(
         settings,
         loop=build_consume_loop(settings, "executor", publisher, metrics, EXECUTOR_POLICY),
         publisher=publisher,
         journal=ExecutionJournal(settings.database_url),
-        books=ClobGateway(settings.clob_url, settings.chain_id),
         metrics=metrics,
     )
 

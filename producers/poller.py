@@ -56,20 +56,12 @@ class UserTradesClient(Protocol):
 
 # --- pure core ----------------------------------------------------------------------------------------------
 def select_wallets(wallets: Iterable[WalletConfig], synced_traders: Iterable[str]) -> tuple[str, ...]:
-    """The trader wallets to poll: every enabled copy wallet's targets, plus the synced traders when an
-    enabled copy wallet has no explicit targets (it follows them). Lower-case, sorted, unique."""
-    selected: set[str] = set()
-    follows_synced = False
-    for wallet in wallets:
-        if not wallet.enabled:
-            continue
-        if wallet.targets:
-            selected.update(wallet.targets)
-        else:
-            follows_synced = True
-    if follows_synced:
-        selected.update(trader.lower() for trader in synced_traders)
-    return tuple(sorted(selected))
+    """The trader wallets to poll: those some copy wallet follows (`WalletConfig.follows`: an enabled
+    wallet's targets, or the synced traders for an enabled wallet without targets). Lower-case, sorted."""
+    configs = list(wallets)
+    synced = frozenset(trader.lower() for trader in synced_traders)
+    candidates = synced.union(*(wallet.targets for wallet in configs))
+    return tuple(sorted(trader for trader in candidates if any(w.follows(trader, synced) for w in configs)))
 
 
 def plan_poll(watermark_secs: int | None, now_secs: int, overlap_secs: int, first_lookback_secs: int) -> int:

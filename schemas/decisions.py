@@ -57,3 +57,4 @@ class Decision(Message):
     available_size: Amount | None = None  # book depth at our limit, when the gate ran
     received_at_ms: int
     decided_at_ms: int
+    book_id: str | None = None  # the book state the evaluation saw (books topic), None when it had none

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from schemas.base import Amount, Message, Side
+from schemas.books import Level
 
 
 class OrderType(StrEnum):
@@ -47,6 +48,9 @@ class OrderIntent(Message):
     neg_risk: bool = False
     received_at_ms: int
     created_at_ms: int
+    # The levels the order can take at its limit, best first, as the liquidity gate saw them: paper
+    # execution fills against these, so a replay fills exactly as the live run did.
+    book_levels: tuple[Level, ...] | None = None
 
 
 class ReportKind(StrEnum):

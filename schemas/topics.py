@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from schemas.alerts import Alert
 from schemas.base import Message
+from schemas.books import OrderBook
 from schemas.control import KillSwitch
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
@@ -39,7 +40,8 @@ class TopicSpec:
         return settings
 
 
-WEEK_MS = 7 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+WEEK_MS = 7 * DAY_MS
 
 RAW_TRADES = TopicSpec(
     "polycopy.trades.raw.v1",
@@ -121,6 +123,15 @@ POLLER_WATERMARKS = TopicSpec(
     compacted=True,
     description="newest trade time the safety-net poller has seen per wallet",
 )
+BOOKS = TopicSpec(
+    "polycopy.books.v1",
+    "token id",
+    OrderBook,
+    6,
+    retention_ms=3 * DAY_MS,
+    description="the full book of a token after each change (market channel or a worker's GET /book); "
+    "null = the channel's book of that token is no longer current",
+)
 DEAD_LETTERS = TopicSpec(
     "polycopy.deadletter.v1",
     "stage name",
@@ -159,6 +170,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     MARKETS,
     TRADERS,
     POLLER_WATERMARKS,
+    BOOKS,
     DEAD_LETTERS,
     CONTROL,
     ALERTS,

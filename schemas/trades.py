@@ -47,7 +47,12 @@ class RawTrade(Message):
 
 
 class TargetedTrade(Message):
-    """A raw trade addressed to one copy wallet that follows its trader. Key: `wallet_id`."""
+    """A raw trade addressed to one copy wallet that follows its trader. Key: `wallet_id`.
+
+    `book_id` pins the book state the target filter chose for the trade (on the books topic), so every
+    follower's evaluation, and any replay, gates on the same liquidity; None when no book could be had.
+    """
 
     wallet_id: str
     trade: RawTrade
+    book_id: str | None = None

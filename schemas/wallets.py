@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from enum import StrEnum
 from typing import Self
@@ -72,9 +73,12 @@ class WalletConfig(Message):
             raise ValueError("sides must name BUY, SELL or both")
         return self
 
-    def follows(self, trader: str) -> bool:
-        """True when this wallet copies `trader` (an empty target list follows the synced traders)."""
-        return trader in self.targets
+    def follows(self, trader: str, synced_traders: Collection[str] = frozenset()) -> bool:
+        """True when this wallet copies `trader`: an enabled wallet follows its explicit `targets`, or, when
+        it has none, the synced traders (the leaderboard on the traders topic). Addresses are lower-case."""
+        if not self.enabled:
+            return False
+        return trader in self.targets if self.targets else trader in synced_traders
 
 
 class WalletConfigFile(Message):

@@ -1,4 +1,4 @@
-"""The executor sink: order intents -> (journal claim) -> paper book or venue -> execution reports.
+"""The executor sink: order intents -> (journal claim) -> paper fill or venue -> execution reports.
 
 Money safety: an intent is claimed in the PostgreSQL journal before anything is sent, so a re-delivered
 intent is never placed twice; offsets commit only after the reports are delivered, so none is lost.
@@ -8,30 +8,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from polycopy.infra.kafka import Record, now_ms
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
-from polycopy.polymarket.books import parse_book
 from processors.core.ids import build_paper_order_id
+from processors.core.paper import build_execution_report, execute_on_paper
 from schemas.base import Message
-from schemas.books import OrderBook
 from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
 from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS, TopicSpec
 from sinks.base import ConsumeLoop, Rejection
-from sinks.paper import build_execution_report, execute_on_paper
 
 log = logging.getLogger(__name__)
 
 REPORT_DELIVERY_SECS = 30.0
-
-
-class BookGateway(Protocol):
-    """Where paper fills read the book (`polycopy.polymarket.clob.ClobGateway`, or a fake in tests)."""
-
-    def fetch_book(self, token_id: str) -> dict[str, Any] | None: ...
 
 
 class IntentJournal(Protocol):
@@ -74,12 +66,10 @@ class Executor:
         loop: ConsumeLoop,
         publisher: ReportPublisher,
         journal: IntentJournal,
-        books: BookGateway,
         metrics: PipelineMetrics,
     ) -> None:
         self._settings, self._metrics = settings, metrics
         self._loop, self._publisher, self._journal = loop, publisher, journal
-        self._fetch_book = books.fetch_book
         self.handled = 0
 
     def stop(self, *_: object) -> None:
@@ -139,13 +129,6 @@ class Executor:
                     reported_at_ms=now_ms(),
                 )
             ]
-        book = self._load_book(intent.asset)
-        return execute_on_paper(intent, book, order_id, sent_at_ms=sent_at, reported_at_ms=now_ms())
-
-    def _load_book(self, token_id: str) -> OrderBook | None:
-        try:
-            payload = self._fetch_book(token_id)
-        except Exception:  # noqa: BLE001 - treated like the venue refusing the order
-            log.exception("book fetch failed for paper fill")
-            return None
-        return parse_book(payload) if payload else None
+        # Paper fills take the book levels the liquidity gate saw (carried by the intent), not a book fetched
+        # now: a replay of the log then fills exactly as this run did.
+        return execute_on_paper(intent, order_id, sent_at_ms=sent_at, reported_at_ms=now_ms())

@@ -7,6 +7,7 @@ re-delivery is harmless.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,11 @@ def decision_row(decision: Decision) -> dict[str, Any]:
 
 
 def intent_row(intent: OrderIntent) -> dict[str, Any]:
-    return intent.model_dump(exclude={"schema_version"})
+    row = intent.model_dump(exclude={"schema_version", "book_levels"})
+    # JSON text for the jsonb column: [{"price": "0.5", "size": "100"}, ...], best first (None: no book).
+    levels = intent.model_dump(mode="json", include={"book_levels"})["book_levels"]
+    row["book_levels"] = json.dumps(levels) if levels is not None else None
+    return row
 
 
 def event_row(event: OrderEvent) -> dict[str, Any]:

@@ -228,6 +228,14 @@ def build_intent(**overrides: Any) -> OrderIntent:
     return OrderIntent(**fields)
 
 
+def build_intent_on_book(book: OrderBook | None, **overrides: Any) -> OrderIntent:
+    """build_intent(**overrides) carrying the levels of `book` it can take at its limit, as the evaluation
+    attaches them (None: decided without a book)."""
+    intent = build_intent(**overrides)
+    levels = None if book is None else book.levels_within(intent.side, intent.limit_price)
+    return intent.model_copy(update={"book_levels": levels})
+
+
 def build_report(
     kind: ReportKind | str = ReportKind.FILL, *, intent: OrderIntent | None = None, **overrides: Any
 ) -> ExecutionReport:

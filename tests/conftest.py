@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from polycopy.infra.kafka import create_topics, wait_for_broker
+from polycopy.infra.kafka import create_topics, delete_topics, wait_for_broker
 from polycopy.infra.postgres import create_database, drop_database, migrate
 from polycopy.infra.settings import PolycopySettings
 from schemas.topics import ALL_TOPICS
@@ -63,11 +63,13 @@ def settings_factory(servers: tuple[str, str], tmp_path: Path) -> Iterator[Calla
     """Build settings in a fresh namespace: own topics (created), consumer groups and migrated database."""
     kafka, admin_url = servers
     databases: list[str] = []
+    namespaces: list[str] = []
 
     def build(**overrides: object) -> PolycopySettings:
         namespace = "t" + uuid.uuid4().hex[:10]
         database = f"polycopy_{namespace}"
         databases.append(database)
+        namespaces.append(namespace)
         values: dict[str, object] = {
             "kafka_bootstrap_servers": kafka,
             "database_url": create_database(admin_url, database),
@@ -86,6 +88,13 @@ def settings_factory(servers: tuple[str, str], tmp_path: Path) -> Iterator[Calla
     yield build
     for database in databases:
         drop_database(admin_url, database)
+    # The namespace's topics, Faust's changelogs (`<namespace>-processor-...`) and what-if sandboxes
+    # (`<sandbox>.<namespace>.`): left behind, they pile up until the shared broker runs out of files.
+    if namespaces:
+        delete_topics(
+            PolycopySettings(kafka_bootstrap_servers=kafka),
+            lambda name: any(name.startswith((ns + ".", ns + "-")) or f".{ns}." in name for ns in namespaces),
+        )
 
 
 @pytest.fixture

@@ -144,22 +144,6 @@ class FakeJournal:
         self.closed = True
 
 
-class FakeBooks:
-    """A book gateway serving fixed `GET /book` payloads by token; `error` makes every fetch fail."""
-
-    def __init__(
-        self, books: Mapping[str, dict[str, Any]] | None = None, error: Exception | None = None
-    ) -> None:
-        self.books, self.error = dict(books or {}), error
-        self.requests: list[str] = []
-
-    def fetch_book(self, token_id: str) -> dict[str, Any] | None:
-        self.requests.append(token_id)
-        if self.error is not None:
-            raise self.error
-        return self.books.get(token_id)
-
-
 @dataclass
 class FakeWriter:
     """The sink's row writer: keeps every batch it was given; `fail_with` makes the next writes raise."""

@@ -335,7 +335,8 @@ LATENCY = Dashboard(
                 ),
                 Panel(
                     "Books by source",
-                    "Books served from the market channel (memory) or REST, per second.",
+                    "Books the target filter chose, per second: a fresh market-channel state from the books "
+                    "topic, or GET /book (REST).",
                     (_q(f"sum by (source) (rate(polycopy_book_source_total[{RATE}]))", "{{source}}"),),
                     "reqps",
                     width=12,

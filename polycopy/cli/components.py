@@ -1,9 +1,11 @@
-"""`polycopy worker`, `executor` and `sink`: the long-running pipeline components, built by the wiring."""
+"""`polycopy worker`, `books`, `executor` and `sink`: the long-running pipeline components, built by the
+wiring."""
 
 from __future__ import annotations
 
 import argparse
 
+from polycopy.cli.common import UsageError
 from polycopy.cli.parser import CommandGroup
 from polycopy.infra.settings import PolycopySettings
 
@@ -12,6 +14,15 @@ def cmd_worker(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.wiring import run_worker
 
     run_worker(settings)
+    return 0
+
+
+def cmd_books(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.wiring import run_books
+
+    if not settings.clob_market_ws_url:
+        raise UsageError("polycopy books needs POLYCOPY_CLOB_MARKET_WS_URL (the CLOB market channel)")
+    run_books(settings)
     return 0
 
 
@@ -67,6 +78,7 @@ def register(commands: CommandGroup) -> None:
     commands.command(
         "worker", cmd_worker, "run the Faust processors (target filter, evaluation, order lifecycle)"
     )
+    commands.command("books", cmd_books, "run the books producer (CLOB market channel -> books topic)")
     commands.command("executor", cmd_executor, "run the executor sink (paper by default)")
     commands.command("sink", cmd_sink, "run the PostgreSQL sink")
     commands.command(

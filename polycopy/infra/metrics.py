@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# Default /metrics ports, one per deployable, so that they can share a host. `books` (the market-channel
-# producer) and `alerts` (the alerts sink) are reserved for components that later issues add.
+# Default /metrics ports, one per deployable, so that they can share a host. `alerts` (the alerts sink) is
+# reserved for a component that a later issue adds.
 BASE_PORT = 9108
 DEFAULT_PORTS = {
     "worker": 9108,
@@ -59,7 +59,9 @@ DEAD_LETTER_STAGES = (
     "postgres-sink",
     "alerts",
 )
-PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel")  # a bad market-channel frame is counted, not lettered
+# A bad market-channel frame is counted, not lettered; so is a raw trade the books producer cannot read (the
+# target filter letters it).
+PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel", "books")
 RECONNECT_REASONS = ("closed", "error", "watchdog")
 # The live gateway's venue endpoint groups (sinks.gateway.ENDPOINT_GROUPS), each with its own breaker.
 BREAKER_ENDPOINTS = ("orders.place", "orders.read", "orders.cancel")
@@ -150,6 +152,24 @@ class PipelineMetrics:
             ["source"],
             registry=r,
         )
+        self.pinned_book_waits = Counter(
+            "polycopy_pinned_book_waits_total",
+            "Evaluations that waited for the book their trade was pinned to, by outcome: found or missing",
+            ["outcome"],
+            registry=r,
+        )
+        self.books_published = Counter(
+            "polycopy_books_published_total",
+            "Book states put on the books topic, by source (channel, rest) or lost (the channel's book of a "
+            "token stopped being current)",
+            ["source"],
+            registry=r,
+        )
+        self.books_watched = Gauge(
+            "polycopy_books_watched_tokens",
+            "Tokens the books producer follows on the market channel",
+            registry=r,
+        )
         self.intents = Counter("polycopy_order_intents_total", "Order intents emitted", ["side"], registry=r)
         self.reports = Counter("polycopy_execution_reports_total", "Executor reports", ["kind"], registry=r)
         self.duplicate_intents = Counter(
@@ -232,6 +252,12 @@ def _export_known_label_values(metrics: PipelineMetrics) -> None:
     for source in TradeSource:
         metrics.first_seen.labels(source.value)
         metrics.duplicates_dropped.labels(source.value)
+    for book_source in ("channel", "rest"):
+        metrics.book_source.labels(book_source)
+    for outcome in ("found", "missing"):
+        metrics.pinned_book_waits.labels(outcome)
+    for published in ("channel", "rest", "lost"):
+        metrics.books_published.labels(published)
     for endpoint in BREAKER_ENDPOINTS:
         metrics.circuit_breaker_open.labels(endpoint).set(0)
 

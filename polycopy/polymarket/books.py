@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -31,6 +31,7 @@ def parse_book(payload: dict[str, Any]) -> OrderBook:
             min_order_size=Decimal(str(payload.get("min_order_size", "0"))),
             neg_risk=bool(payload.get("neg_risk", False)),
             timestamp_ms=int(payload.get("timestamp") or 0),
+            venue_hash=str(payload["hash"]) if payload.get("hash") else None,
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise BookFormatError(f"bad book payload: {error}") from error
@@ -49,6 +50,7 @@ class PriceChange:
     side: Side  # BUY changes a bid level, SELL an ask level
     price: Decimal
     size: Decimal
+    venue_hash: str | None = None  # the venue's hash of the token's book after this change
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,14 @@ def apply_price_changes(book: OrderBook, changes: Iterable[PriceChange], timesta
             levels[change.price] = change.size
         else:
             levels.pop(change.price, None)
-    return replace(
-        book,
-        bids=build_levels(bids, best_first_high=True),
-        asks=build_levels(asks, best_first_high=False),
-        timestamp_ms=timestamp_ms,
+    # model_copy does not validate again: the levels are built here, typed and sorted.
+    return book.model_copy(
+        update={
+            "bids": build_levels(bids, best_first_high=True),
+            "asks": build_levels(asks, best_first_high=False),
+            "timestamp_ms": timestamp_ms,
+            "venue_hash": relevant[-1].venue_hash,
+        }
     )
 
 
@@ -115,7 +120,7 @@ def apply_tick_size_change(book: OrderBook, change: TickSizeChange) -> OrderBook
     """The book with the new tick size, when the change is for its token."""
     if change.asset != book.asset:
         return book
-    return replace(book, tick_size=change.tick_size)
+    return book.model_copy(update={"tick_size": change.tick_size})
 
 
 def build_levels(levels: Mapping[Decimal, Decimal], *, best_first_high: bool) -> tuple[Level, ...]:
@@ -197,6 +202,7 @@ def _price_change(row: dict[str, Any]) -> PriceChange:
         side=Side(str(row["side"]).upper()),
         price=_positive(row["price"], "price"),
         size=size,
+        venue_hash=str(row["hash"]) if row.get("hash") else None,
     )
 
 

@@ -1,8 +1,9 @@
-"""The CLOB market channel as the worker's book state: the latest book of every token the pipeline met.
+"""The CLOB market channel as book state: the latest book of every token followed, and every change to it.
 
-The state is in memory only and needs no changelog: on every (re)connect it is dropped and rebuilt from the
-`book` snapshots the venue sends on subscription, then kept current by `price_change` events. A book is
-served only while its connection lives, so a book from a dead socket is never mistaken for a current one.
+The state is in memory only: on every (re)connect it is dropped and rebuilt from the `book` snapshots the
+venue sends on subscription, then kept current by `price_change` events. A book is served only while its
+connection lives, so a book from a dead socket is never mistaken for a current one; whoever listens
+(`on_book`, `on_books_lost`) hears of every new state and of every book that stopped being current.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable
-from dataclasses import replace
 
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocketSession
@@ -59,43 +59,53 @@ class ChannelBooks:
     def __len__(self) -> int:
         return len(self._books)
 
-    def clear(self) -> None:
-        """Forget every book (the connection ended or a new one began)."""
+    def clear(self) -> tuple[str, ...]:
+        """Forget every book (the connection ended or a new one began); returns the tokens that had one."""
+        tokens = tuple(self._books)
         self._books.clear()
+        return tokens
 
-    def forget(self, token_id: str) -> None:
-        """Drop one token's book and parameters (no longer followed)."""
-        self._books.pop(token_id, None)
+    def forget(self, token_id: str) -> bool:
+        """Drop one token's book and parameters (no longer followed); True when it had a book."""
         self._parameters.pop(token_id, None)
+        return self._books.pop(token_id, None) is not None
 
-    def apply(self, event: MarketEvent, tokens: Container[str] | None = None) -> None:
-        """Apply one event; snapshots of tokens outside `tokens` (when given) are ignored."""
+    def apply(self, event: MarketEvent, tokens: Container[str] | None = None) -> list[OrderBook]:
+        """Apply one event and return the books it changed (new states, in order); snapshots of tokens
+        outside `tokens` (when given) are ignored."""
         now = self._clock()
+        changed: list[OrderBook] = []
         if isinstance(event, BookSnapshot):
             book = event.book
             if tokens is not None and book.asset not in tokens:
-                return
+                return changed
             known = self._parameters.get(book.asset)
             if not event.has_trading_parameters and known is not None:
-                book = replace(
-                    book,
-                    tick_size=known.tick_size,
-                    min_order_size=known.min_order_size,
-                    neg_risk=known.neg_risk,
+                book = book.model_copy(
+                    update={
+                        "tick_size": known.tick_size,
+                        "min_order_size": known.min_order_size,
+                        "neg_risk": known.neg_risk,
+                    }
                 )
             self._parameters[book.asset] = book
             self._books[book.asset] = (now, book)
+            changed.append(book)
         elif isinstance(event, PriceChanges):
-            for asset in {change.asset for change in event.changes}:
+            for asset in dict.fromkeys(change.asset for change in event.changes):
                 # A change with no snapshot on this connection has nothing to apply to; its snapshot follows.
                 if (entry := self._books.get(asset)) is not None:
-                    changed = apply_price_changes(entry[1], event.changes, event.timestamp_ms)
-                    self._books[asset] = (now, changed)
+                    book = apply_price_changes(entry[1], event.changes, event.timestamp_ms)
+                    self._books[asset] = (now, book)
+                    changed.append(book)
         elif isinstance(event, TickSizeChange):
             if (entry := self._books.get(event.asset)) is not None:
-                self._books[event.asset] = (now, apply_tick_size_change(entry[1], event))
+                book = apply_tick_size_change(entry[1], event)
+                self._books[event.asset] = (now, book)
+                changed.append(book)
             if (known := self._parameters.get(event.asset)) is not None:
                 self._parameters[event.asset] = apply_tick_size_change(known, event)
+        return changed
 
     def book(self, token_id: str) -> OrderBook | None:
         """The token's current book, however old."""
@@ -120,6 +130,8 @@ class MarketBookFeed:
 
     `watch(token)` subscribes on the live socket (or with the next connect); the least recently watched token
     is unsubscribed once more than `max_tokens` are followed. `run()` connects at the first `watch`.
+    `on_book` hears every new book state; `on_books_lost` the tokens whose book stopped being current (the
+    socket closed, or the token was unsubscribed). Both run on the feed's event loop.
     """
 
     def __init__(
@@ -132,8 +144,11 @@ class MarketBookFeed:
         watchdog_secs: float = 30.0,
         backoff: BackoffPolicy = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
+        on_book: Callable[[OrderBook], None] | None = None,
+        on_books_lost: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self._metrics, self._max_tokens = metrics, max_tokens
+        self._on_book, self._on_books_lost = on_book, on_books_lost
         self._tokens: OrderedDict[str, None] = OrderedDict()
         self.books = ChannelBooks(clock)
         self._wanted = asyncio.Event()
@@ -148,7 +163,7 @@ class MarketBookFeed:
             watchdog_secs=watchdog_secs,
             watchdog_counts_keepalive=True,
             backoff=backoff,
-            on_open=self.books.clear,
+            on_open=self._drop_books,
             on_close=self._on_close,
         )
 
@@ -175,7 +190,8 @@ class MarketBookFeed:
         self._tokens[token_id] = None
         if len(self._tokens) > self._max_tokens:
             dropped, _ = self._tokens.popitem(last=False)
-            self.books.forget(dropped)
+            if self.books.forget(dropped) and self._on_books_lost is not None:
+                self._on_books_lost((dropped,))
             self._session.send(build_subscription_change("unsubscribe", [dropped]))
         self._session.send(build_subscription_change("subscribe", [token_id]))
         self._wanted.set()
@@ -210,14 +226,21 @@ class MarketBookFeed:
         self._metrics.frames.labels(FEED_NAME).inc()
         message = parse_market_message(frame)
         for event in message.events:
-            self.books.apply(event, self._tokens)
+            for book in self.books.apply(event, self._tokens):
+                if self._on_book is not None:
+                    self._on_book(book)
         if message.errors:
             self._metrics.parse_errors.labels(FEED_NAME).inc(len(message.errors))
             log.warning(
                 "market channel: %d malformed event(s), first: %s", len(message.errors), message.errors[0]
             )
 
+    def _drop_books(self) -> None:
+        lost = self.books.clear()
+        if lost and self._on_books_lost is not None:
+            self._on_books_lost(lost)
+
     def _on_close(self, reason: str) -> None:
-        self.books.clear()
+        self._drop_books()
         if reason != STOPPED:
             self._metrics.reconnects.labels(reason).inc()

@@ -217,9 +217,9 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
         sim_args += ["--capture", str(options.capture)]
     try:
         processes.start("simulator", *sim_args, env=env)
-        for component in ("worker", "executor", "sink"):
+        for component in ("books", "worker", "executor", "sink"):
             processes.start(component, "-m", "polycopy.cli", component, env=env)
-        out("  starting simulator, Faust worker, executor and PostgreSQL sink ...")
+        out("  starting simulator, books producer, Faust worker, executor and PostgreSQL sink ...")
         for group in (
             settings.consumer_group("processor"),
             settings.consumer_group("executor"),

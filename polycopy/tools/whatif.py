@@ -1,18 +1,25 @@
-"""`polycopy whatif`: re-read the raw-trade log from a time through a wallet file's policy, into sandbox
-topics that no executor reads, and print a per-wallet report."""
+"""`polycopy whatif`: re-read the raw-trade log from a time through a wallet file on the copy engine, into
+sandbox topics that no executor reads, and print a per-wallet report."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
 from polycopy.infra.settings import PolycopySettings
+from polycopy.wiring import read_table
+from processors.core.book_log import ReplayBooks, ReplayedTrade
+from processors.core.engine import StaticReference
 from processors.core.whatif import WalletReport, WhatIfRun
-from schemas.topics import DECISIONS, ORDER_INTENTS, RAW_TRADES
+from schemas.books import OrderBook
+from schemas.decisions import Decision
+from schemas.reference import MarketReference, TraderReference
+from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES, TRADERS
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
@@ -39,12 +46,24 @@ def parse_time_ms(text: str, now_ms: int) -> int:
 
 
 @dataclass(frozen=True)
+class BookCoverage:
+    """Where the books of a what-if run came from."""
+
+    pinned: int = 0  # trades decided live, with the state their decisions recorded
+    rebuilt: int = 0  # other trades, with the state the live target filter would have chosen
+    missing: int = 0  # trades with no book (the live run had none, or the log holds none fresh)
+    pinned_missing: int = 0  # trades decided live whose pinned state is no longer in the log
+
+
+@dataclass(frozen=True)
 class WhatIfResult:
     """What a what-if run read, wrote and concluded."""
 
     trades: int
     sandbox_prefix: str
     reports: list[WalletReport]
+    books: BookCoverage = BookCoverage()
+    decisions: tuple[Decision, ...] = ()
 
 
 def run_whatif(
@@ -55,9 +74,11 @@ def run_whatif(
     to_ms: int | None = None,
     sandbox: str | None = None,
     out: Callable[[str], None] = print,
+    progress_every: int = 10_000,
 ) -> WhatIfResult:
-    """Replay the raw-trade log in [from_ms, to_ms] through `wallets`; decisions and intents go to sandbox
-    topics (`whatif-<run>.` + the usual names), never to the live ones."""
+    """Replay the raw-trade log in [from_ms, to_ms] through `wallets` on the copy engine, with the current
+    market and trader reference data and the books rebuilt from the books topic (README, "What if");
+    decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
     create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
@@ -67,23 +88,96 @@ def run_whatif(
         if r.value and (to_ms is None or r.timestamp_ms <= to_ms)
     ]
     records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))  # one log order across partitions
+    trades = [RawTrade.model_validate_json(record.value or b"") for record in records]
     out(
-        f"whatif: {len(records)} logged trades from {_iso(from_ms)} to {_iso(to_ms) if to_ms else 'now'}, "
+        f"whatif: {len(trades)} logged trades from {_iso(from_ms)} to {_iso(to_ms) if to_ms else 'now'}, "
         f"{len(wallets)} wallets; sandbox topics {sandbox_prefix}*"
     )
-    run = WhatIfRun(wallets)
+    markets = read_table(settings, MARKETS, MarketReference.model_validate_json)
+    traders = read_table(settings, TRADERS, TraderReference.model_validate_json)
+    reference = StaticReference.build(wallets, markets.values(), traders.values())
+    out(
+        f"  reference data: {len(reference.markets_by_token)} market tokens, "
+        f"{len(reference.traders)} synced traders"
+    )
+    live = _read_live_pins(settings, from_ms)
+    replayed = {trade.dedup_key: _replayed(trade, live) for trade in trades}
+    books = _rebuild_books(settings, list(replayed.values()), from_ms, out)
+    out(f"  {sum(t.decided_live for t in replayed.values())} of the trades were decided live")
+    run = WhatIfRun(reference)
     publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif")
-    for number, record in enumerate(records, 1):
-        for result in run.feed(RawTrade.model_validate_json(record.value)):
+    decisions: list[Decision] = []
+    coverage = Counter[str]()
+    started = time.monotonic()
+    for number, trade in enumerate(trades, 1):
+        book = books.book_for(replayed[trade.dedup_key])
+        if book is None:
+            coverage["missing"] += 1
+        else:
+            coverage["pinned" if replayed[trade.dedup_key].decided_live else "rebuilt"] += 1
+        for result in run.feed(trade, book):
+            decisions.append(result.decision)
             publisher.publish(DECISIONS, result.decision.wallet_id, result.decision)
             if result.intent is not None:
                 publisher.publish(ORDER_INTENTS, result.intent.wallet_id, result.intent)
-        if number % 10_000 == 0:
-            out(f"  {number}/{len(records)} trades")
+        if number % progress_every == 0:
+            elapsed = time.monotonic() - started
+            out(f"  {number}/{len(trades)} trades, {len(decisions)} decisions, {elapsed:.0f} s")
     publisher.flush(60)
     reports = run.finish()
+    summary = BookCoverage(coverage["pinned"], coverage["rebuilt"], coverage["missing"], books.pinned_missing)
+    out(
+        f"  books: {summary.pinned} pinned by the live run, {summary.rebuilt} rebuilt from the books topic, "
+        f"{summary.missing} trades without a book"
+        + (
+            f" ({summary.pinned_missing} pinned states no longer in the log)"
+            if summary.pinned_missing
+            else ""
+        )
+    )
     out(render_reports(reports))
-    return WhatIfResult(len(records), sandbox_prefix, reports)
+    return WhatIfResult(len(trades), sandbox_prefix, reports, summary, tuple(decisions))
+
+
+def _read_live_pins(settings: PolycopySettings, from_ms: int) -> dict[str, str | None]:
+    """Dedup key -> the book id the live decisions about that fill recorded (None: the live run had none)."""
+    live: dict[str, str | None] = {}
+    for record in read_topic(settings, DECISIONS, since_ms=from_ms):
+        if record.value:
+            decision = Decision.model_validate_json(record.value)
+            live[decision.dedup_key] = live.get(decision.dedup_key) or decision.book_id
+    return live
+
+
+def _replayed(trade: RawTrade, live: dict[str, str | None]) -> ReplayedTrade:
+    return ReplayedTrade(
+        trade.dedup_key,
+        trade.asset,
+        trade.received_at_ms,
+        decided_live=trade.dedup_key in live,
+        pinned_book_id=live.get(trade.dedup_key),
+    )
+
+
+def _rebuild_books(
+    settings: PolycopySettings, trades: list[ReplayedTrade], from_ms: int, out: Callable[[str], None]
+) -> ReplayBooks:
+    """The books topic, from a maximum book age before the first trade, fed through the replay rule."""
+    replay = ReplayBooks(
+        trades,
+        channel_max_age_ms=settings.market_book_max_age_ms,
+        rest_max_age_ms=settings.book_max_age_ms,
+    )
+    earliest = min([from_ms, *(trade.received_at_ms for trade in trades)])
+    records = 0
+    for record in read_topic(settings, BOOKS, since_ms=earliest - settings.market_book_max_age_ms):
+        if record.key is None:
+            continue
+        book = OrderBook.model_validate_json(record.value) if record.value else None
+        replay.add(record.key.decode(), book.received_at_ms if book else record.timestamp_ms, book)
+        records += 1
+    out(f"  {records} book records read from the books topic")
+    return replay
 
 
 def render_reports(reports: list[WalletReport]) -> str:

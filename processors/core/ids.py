@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from decimal import Decimal
 
 
@@ -55,3 +56,37 @@ def build_event_id(order_id: str, sequence: int) -> str:
 def build_report_id(order_id: str, kind: str, matched_size: Decimal, detail: str = "") -> str:
     """A report's id, stable across re-observations of the same order state."""
     return _digest("report", order_id, kind, canonical_decimal(matched_size), detail)
+
+
+def build_book_id(
+    *,
+    asset: str,
+    source: str,
+    received_at_ms: int,
+    timestamp_ms: int,
+    venue_hash: str | None,
+    tick_size: Decimal,
+    min_order_size: Decimal,
+    neg_risk: bool,
+    bids: Iterable[tuple[Decimal, Decimal]],
+    asks: Iterable[tuple[Decimal, Decimal]],
+) -> str:
+    """A book state's id: where and when we received it and its whole content, so every reader of the books
+    topic (another worker, a replay) finds the very state a trade was pinned to."""
+
+    def side(levels: Iterable[tuple[Decimal, Decimal]]) -> str:
+        return ",".join(f"{canonical_decimal(price)}:{canonical_decimal(size)}" for price, size in levels)
+
+    return _digest(
+        "book",
+        asset,
+        source,
+        str(received_at_ms),
+        str(timestamp_ms),
+        venue_hash or "",
+        canonical_decimal(tick_size),
+        canonical_decimal(min_order_size),
+        str(neg_risk),
+        side(bids),
+        side(asks),
+    )

@@ -5,6 +5,7 @@ Rules run in a fixed order and the first failing rule is the recorded reason (se
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
@@ -128,14 +129,17 @@ def evaluate_trade(
     market: MarketInfo | None,
     book: OrderBook | None,
     trader_stats: TraderStats | None = None,
-    followed: frozenset[str] = frozenset(),
+    followed: Collection[str] = frozenset(),
     now_ms: int,
+    missing_book_detail: str = "",
 ) -> Evaluation:
-    """Decide whether `wallet` copies `trade`. On a copy the ledger reserves the order's capital.
+    """Decide whether `wallet` copies `trade`. On a copy the ledger reserves the order's capital, and the
+    intent carries the book levels it can take at its limit (paper execution fills against them).
 
     The ledger also tracks the leader's position from every trade seen (for SELL mirroring), so call this
     once per (trade, wallet), in log order. Only the reservation depends on `now_ms` through `decided_at_ms`;
-    the decision itself depends on the inputs alone, so a replay gives the same decisions.
+    the decision itself depends on the inputs alone, so a replay gives the same decisions. Every decision
+    records the id of the book it was given; `missing_book_detail` explains a missing one.
     """
     intent_id = build_intent_id(wallet.id, trade.dedup_key)
     leader_before = ledger.leader_position(trade.proxy_wallet, trade.asset)
@@ -144,7 +148,16 @@ def evaluate_trade(
         ledger.observe_leader_trade(trade.proxy_wallet, trade.asset, trade.side, trade.size)
     try:
         size, limit, available = _apply_rules(
-            trade, wallet, ledger, market, book, trader_stats, followed, leader_before, duplicate
+            trade,
+            wallet,
+            ledger,
+            market,
+            book,
+            trader_stats,
+            followed,
+            leader_before,
+            duplicate,
+            missing_book_detail,
         )
     except _Skip as skip:
         if not duplicate:
@@ -160,9 +173,10 @@ def evaluate_trade(
                 size=skip.size,
                 limit_price=skip.limit_price,
                 available_size=skip.available_size,
+                book=book,
             )
         )
-    assert market is not None  # _apply_rules skips when the market is unknown
+    assert market is not None and book is not None  # _apply_rules skips without a market or a book
     ledger.capital_usdc = wallet.capital_usdc
     ledger.reserve(
         intent_id,
@@ -183,6 +197,7 @@ def evaluate_trade(
         limit_price=limit,
         available_size=available,
         action=DecisionAction.COPY,
+        book=book,
     )
     intent = OrderIntent(
         intent_id=intent_id,
@@ -200,6 +215,7 @@ def evaluate_trade(
         neg_risk=market.neg_risk,
         received_at_ms=trade.received_at_ms,
         created_at_ms=now_ms,
+        book_levels=book.levels_within(trade.side, limit),
     )
     return Evaluation(decision, intent)
 
@@ -211,13 +227,13 @@ def _apply_rules(
     market: MarketInfo | None,
     book: OrderBook | None,
     trader_stats: TraderStats | None,
-    followed: frozenset[str],
+    followed: Collection[str],
     leader_before: Decimal,
     duplicate: bool,
+    missing_book_detail: str,
 ) -> tuple[Decimal, Decimal, Decimal]:
     """Run every rule in order; raise _Skip at the first that fails, else return (shares, limit, depth)."""
-    trader = trade.proxy_wallet
-    if not wallet.enabled or not (wallet.follows(trader) or (not wallet.targets and trader in followed)):
+    if not wallet.follows(trade.proxy_wallet, followed):
         raise _Skip(SkipReason.NOT_TARGET)
     if trade.side not in wallet.sides:
         raise _Skip(SkipReason.SIDE_DISABLED, f"{trade.side.value} not in {','.join(wallet.sides)}")
@@ -256,7 +272,7 @@ def _apply_rules(
         shares = _size_sell(trade, ledger, market, leader_before)
         _check_open_orders(wallet, ledger, limit)
     if book is None:
-        raise _Skip(SkipReason.BOOK_UNAVAILABLE, size=shares, limit_price=limit)
+        raise _Skip(SkipReason.BOOK_UNAVAILABLE, missing_book_detail, size=shares, limit_price=limit)
     gate = check_liquidity(book, trade.side, limit, shares, wallet.liquidity_min_fill_ratio)
     if not gate.passed:
         raise _Skip(
@@ -353,6 +369,7 @@ def _decision(
     size: Decimal | None = None,
     limit_price: Decimal | None = None,
     available_size: Decimal | None = None,
+    book: OrderBook | None = None,
 ) -> Decision:
     return Decision(
         decision_id=decision_id,
@@ -372,4 +389,5 @@ def _decision(
         available_size=available_size,
         received_at_ms=trade.received_at_ms,
         decided_at_ms=now_ms,
+        book_id=book.book_id if book is not None else None,
     )

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
 
 def select_followers(
-    trade: RawTrade, wallets: Iterable[WalletConfig], followed: frozenset[str] = frozenset()
+    trade: RawTrade, wallets: Iterable[WalletConfig], followed: Collection[str] = frozenset()
 ) -> list[str]:
-    """Ids of the enabled wallets that copy this trade's trader, sorted for a stable fan-out order.
-
-    A wallet with no explicit targets follows the synced traders in `followed`.
-    """
+    """Ids of the wallets that copy this trade's trader (`WalletConfig.follows`), sorted for a stable
+    fan-out order. `followed` are the synced traders, followed by the wallets without explicit targets."""
     trader = trade.proxy_wallet
-    return sorted(
-        wallet.id
-        for wallet in wallets
-        if wallet.enabled and (wallet.follows(trader) or (not wallet.targets and trader in followed))
-    )
+    return sorted(wallet.id for wallet in wallets if wallet.follows(trader, followed))

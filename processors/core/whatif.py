@@ -1,45 +1,25 @@
-"""What-if replay: run a wallet file's policy over a window of logged trades and score it. Pure.
+"""What-if replay: run a wallet file over a window of logged trades through the copy engine and score it.
 
-Books at the time of a logged trade are not in the log, so by default the gate sees the liquidity the leader's
-own fill proves existed: one level at the leader's price and size. Copies are assumed to fill at their limit.
-Mark-to-market uses the last price seen for each token later in the window.
+The decisions are the live pipeline's (`LocalPipeline`: the same target filter, evaluation and lifecycle),
+with the books rebuilt from the books topic (`book_log.ReplayBooks`) and copies filled on paper against the
+levels their intent carries. Mark-to-market uses the last price seen for each token later in the window.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from processors.core.ledger import ZERO, WalletLedger
-from processors.core.policy import Evaluation, MarketInfo, day_of, evaluate_trade
-from processors.core.targeting import select_followers
+from processors.core.engine import ReferenceView
+from processors.core.ledger import ZERO
+from processors.core.local import LocalPipeline
+from processors.core.policy import Evaluation
 from schemas.base import Side
-from schemas.books import Level, OrderBook
+from schemas.books import OrderBook
 from schemas.decisions import DecisionAction
+from schemas.orders import ReportKind
 from schemas.trades import RawTrade
-from schemas.wallets import WalletConfig
-
-DEFAULT_TICK = Decimal("0.01")
-DEFAULT_MIN_ORDER_SIZE = Decimal("5")
-
-
-def book_from_trade(
-    trade: RawTrade, tick: Decimal = DEFAULT_TICK, min_order_size: Decimal = DEFAULT_MIN_ORDER_SIZE
-) -> OrderBook:
-    """The liquidity a leader's fill proves existed: its size at its price, on the side it took."""
-    level = (Level(trade.price, trade.size),)
-    return OrderBook(
-        asset=trade.asset,
-        market=trade.condition_id,
-        bids=() if trade.side is Side.BUY else level,
-        asks=level if trade.side is Side.BUY else (),
-        tick_size=tick,
-        min_order_size=min_order_size,
-        neg_risk=False,
-        timestamp_ms=trade.timestamp * 1000,
-    )
 
 
 @dataclass
@@ -50,7 +30,7 @@ class WalletReport:
     considered: int = 0
     copied: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
-    capital_used_usdc: Decimal = ZERO
+    capital_used_usdc: Decimal = ZERO  # what its BUY copies paid for the shares they got
     realised_pnl_usdc: Decimal = ZERO
     unrealised_pnl_usdc: Decimal = ZERO
 
@@ -60,47 +40,37 @@ class WalletReport:
 
 
 class WhatIfRun:
-    """Feeds trades in log order through the policy for each wallet and keeps ledgers and last prices."""
+    """Feeds trades in log order through the engine for each wallet and keeps reports and last prices."""
 
-    def __init__(self, wallets: Iterable[WalletConfig]) -> None:
-        self.wallets = {wallet.id: wallet for wallet in wallets}
-        self.ledgers = {wallet_id: WalletLedger(w.capital_usdc) for wallet_id, w in self.wallets.items()}
-        self.reports = {wallet_id: WalletReport(wallet_id) for wallet_id in self.wallets}
+    def __init__(self, reference: ReferenceView) -> None:
+        self.pipeline = LocalPipeline(reference)
+        self.reports = {wallet_id: WalletReport(wallet_id) for wallet_id in reference.wallets()}
         self.last_price: dict[str, Decimal] = {}
-        self._seen: set[str] = set()
 
-    def feed(self, trade: RawTrade, book: OrderBook | None = None) -> list[Evaluation]:
-        """Evaluate one logged trade for every wallet that follows its trader; fill copies at their limit."""
+    def feed(self, trade: RawTrade, book: OrderBook | None) -> list[Evaluation]:
+        """Evaluate one logged trade (at its receive time) for every wallet that follows its trader, with the
+        book the gate saw; execute the copies on paper and apply their reports before the next trade."""
         self.last_price[trade.asset] = trade.price
-        if trade.dedup_key in self._seen:
-            return []
-        self._seen.add(trade.dedup_key)
-        book = book or book_from_trade(trade)
-        market = MarketInfo.from_book(book)
-        results = []
-        for wallet_id in select_followers(trade, self.wallets.values()):
-            wallet, ledger, report = self.wallets[wallet_id], self.ledgers[wallet_id], self.reports[wallet_id]
-            result = evaluate_trade(
-                trade, wallet, ledger, market=market, book=book, now_ms=trade.received_at_ms
-            )
+        evaluations = self.pipeline.decide(trade, book, trade.received_at_ms)
+        for evaluation in evaluations:
+            decision = evaluation.decision
+            report = self.reports[decision.wallet_id]
             report.considered += 1
-            if result.decision.action is DecisionAction.COPY and result.intent is not None:
-                intent = result.intent
+            if decision.action is DecisionAction.COPY:
                 report.copied += 1
-                if intent.side is Side.BUY:
-                    report.capital_used_usdc += intent.size * intent.limit_price
-                ledger.apply_fill(
-                    intent.intent_id, intent.size, intent.limit_price, day_of(trade.received_at_ms)
-                )
             else:
-                report.skipped[result.decision.reason] += 1
-            results.append(result)
-        return results
+                report.skipped[decision.reason] += 1
+        for settlement in self.pipeline.settle(evaluations, trade.received_at_ms):
+            fills = [r for r in settlement.reports if r.kind is ReportKind.FILL]
+            last = fills[-1] if fills else None  # fills are cumulative: the last has the whole matched size
+            if last is not None and last.side is Side.BUY and last.average_price is not None:
+                self.reports[last.wallet_id].capital_used_usdc += last.matched_size * last.average_price
+        return evaluations
 
     def finish(self) -> list[WalletReport]:
         """Mark open positions to the last prices seen and return the reports, by wallet id."""
-        for wallet_id, ledger in self.ledgers.items():
-            report = self.reports[wallet_id]
+        for wallet_id, report in self.reports.items():
+            ledger = self.pipeline.state_of(wallet_id).ledger
             report.realised_pnl_usdc = ledger.realised_pnl
             report.unrealised_pnl_usdc = sum(
                 (

@@ -1,26 +1,17 @@
-"""Live reference data for the processors: wallet configs, market metadata and followed traders, each kept
-current from its compacted topic in a background reader."""
+"""Live reference data for the processors (the engine's `ReferenceView`): wallet configs, market metadata
+and followed traders, each kept current from its compacted topic in a background reader."""
 
 from __future__ import annotations
 
 import threading
-from typing import Protocol
 
 from polycopy.infra.kafka import CompactedTopicReader
 from polycopy.infra.settings import PolycopySettings
+from processors.core.engine import build_trader_stats
 from processors.core.policy import TraderStats
 from schemas.reference import MarketReference, TraderReference
 from schemas.topics import MARKETS, TRADERS, WALLET_CONFIG
 from schemas.wallets import WalletConfig
-
-
-class ReferenceView(Protocol):
-    """What the agents read; tests may pass any object with these methods."""
-
-    def wallets(self) -> dict[str, WalletConfig]: ...
-    def market_for_token(self, token_id: str) -> MarketReference | None: ...
-    def followed_traders(self) -> frozenset[str]: ...
-    def trader_stats(self, wallet: str) -> TraderStats | None: ...
 
 
 class LiveReferenceData:
@@ -64,5 +55,4 @@ class LiveReferenceData:
         return frozenset(self._traders.snapshot())
 
     def trader_stats(self, wallet: str) -> TraderStats | None:
-        trader = self._traders.snapshot().get(wallet)
-        return TraderStats(win_rate=trader.win_rate) if trader is not None else None
+        return build_trader_stats(self._traders.snapshot().get(wallet))

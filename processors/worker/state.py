@@ -1,4 +1,5 @@
-"""Per-wallet processor state in Faust tables, split so that each event reads and writes little.
+"""Per-wallet processor state in Faust tables, split so that each event reads and writes little: the store
+loads a wallet's `WalletState` (the core's) for one event and saves what changed.
 
 `wallet-state` holds the ledger's money (reservations, positions, daily PnL) and the open orders;
 `leader-positions` holds one (wallet, leader, token) position per key; `recent-decisions` marks each
@@ -11,25 +12,17 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
+from processors.core.engine import RecentKeys
 from processors.core.ids import build_intent_id
-from processors.core.ledger import WalletLedger
-from processors.core.orders import TERMINAL, OrderRecord
+from processors.core.wallet_state import WalletState
 from schemas.trades import RawTrade
 
-CLOSED_ORDERS_KEPT = 2000
 # Keys are remembered in 6-hour windows kept for a day: a duplicate arrives within minutes (the other
 # subscription type, a second producer, the poller's overlap), and the tables must not grow forever.
 RECENT_WINDOW = timedelta(hours=6)
 RECENT_EXPIRY = timedelta(hours=24)
-
-
-class RecentKeys(Protocol):
-    """Keys seen recently (at least the last RECENT_WINDOW, by stream time)."""
-
-    def __contains__(self, key: object) -> bool: ...
-    def add(self, key: str) -> None: ...
 
 
 class WindowedKeys:
@@ -44,38 +37,6 @@ class WindowedKeys:
 
     def add(self, key: str) -> None:
         self._table[key] = 1
-
-
-class WalletState:
-    """A wallet's ledger and open orders, as loaded for one event."""
-
-    def __init__(self, ledger: WalletLedger, orders: dict[str, OrderRecord], closed: list[str]) -> None:
-        self.ledger, self.orders, self.closed = ledger, orders, closed
-
-    @classmethod
-    def load(cls, value: dict[str, Any] | None, capital: Decimal) -> WalletState:
-        if not value:
-            return cls(WalletLedger(capital_usdc=capital), {}, [])
-        return cls(
-            WalletLedger.from_state(value["ledger"]),
-            {k: OrderRecord.from_state(v) for k, v in value["orders"].items()},
-            list(value["closed"]),
-        )
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "ledger": self.ledger.to_state(),
-            "orders": {k: v.to_state() for k, v in self.orders.items()},
-            "closed": self.closed[-CLOSED_ORDERS_KEPT:],
-        }
-
-    def record_order(self, record: OrderRecord) -> None:
-        """Keep an open order; forget a finished one but remember its id (late reports are ignored)."""
-        if record.status in TERMINAL:
-            self.orders.pop(record.order_id, None)
-            self.closed.append(record.order_id)
-        else:
-            self.orders[record.order_id] = record
 
 
 class WalletStateStore:

@@ -13,10 +13,13 @@ import pytest
 
 from polycopy.infra.settings import PolycopySettings
 from polycopy.tools.whatif import run_whatif
+from processors.core.books import stamp_book
+from schemas.books import BookSource
 from schemas.decisions import Decision
-from schemas.topics import DECISIONS, RAW_TRADES
+from schemas.reference import MarketReference
+from schemas.topics import BOOKS, DECISIONS, MARKETS, RAW_TRADES
 from schemas.wallets import WalletConfig
-from tests.builders import TRADER, build_trade
+from tests.builders import ASSET, CONDITION_ID, TRADER, build_book, build_trade
 from tests.integration.helpers import publish, read_all
 
 pytestmark = pytest.mark.integration
@@ -90,6 +93,11 @@ def test_whatif_replays_the_log_into_sandbox_topics_only(settings) -> None:  # t
         )
         for n in range(6)
     ]
+    # The books the live gate would have seen: a channel state of the token received before each trade.
+    states = [stamp_book(build_book(), BookSource.CHANNEL, trade.received_at_ms - 100) for trade in trades]
+    publish(settings, BOOKS, [(state.asset, state) for state in states])
+    market = MarketReference(condition_id=CONDITION_ID, token_ids=(ASSET,), updated_at_ms=1)
+    publish(settings, MARKETS, [(market.condition_id, market)])
     publish(settings, RAW_TRADES, [(t.proxy_wallet, t) for t in trades[:2]])
     time.sleep(0.05)
     from_ms = time.time_ns() // 1_000_000  # the log's time: the window starts at the third trade
@@ -99,10 +107,14 @@ def test_whatif_replays_the_log_into_sandbox_topics_only(settings) -> None:  # t
     lines: list[str] = []
     result = run_whatif(settings, wallets, from_ms=from_ms, sandbox="wi1", out=lines.append)
     assert result.trades == 4
+    assert (result.books.rebuilt, result.books.missing) == (4, 0)
     report = result.reports[0]
-    # 10 USDC a copy from 25: two full copies, a third with the 5 left, then nothing
+    # 10 USDC a copy from 25: two full copies (filled at 0.50, under their 0.52 limit), a third with what is
+    # left, then nothing
     assert (report.considered, report.copied, dict(report.skipped)) == (4, 3, {"capital_exhausted": 1})
+    assert report.capital_used_usdc <= Decimal("25")
     sandbox = settings.model_copy(update={"topic_prefix": result.sandbox_prefix})
     assert len(read_all(sandbox, DECISIONS, Decision)) == 4
+    assert {d.book_id for d in read_all(sandbox, DECISIONS, Decision)} <= {s.book_id for s in states}
     assert read_all(settings, DECISIONS, Decision) == []  # the live topics are untouched
     assert any("tryout" in line and "capital_exhausted 1" in line for line in lines)

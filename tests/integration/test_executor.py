@@ -1,5 +1,5 @@
-"""The paper executor over the real broker, the real PostgreSQL journal and the real CLOB client
-(py-clob-client-v2) against the simulated venue."""
+"""The paper executor over the real broker and the real PostgreSQL journal: intents carry the levels of a
+simulated venue book the gate saw, and paper fills take them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.books import parse_book
 from polycopy.wiring import build_executor
+from schemas.base import Side
 from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionReport, OrderType, ReportKind
 from schemas.topics import DEAD_LETTERS, EXECUTION_REPORTS, ORDER_INTENTS
@@ -26,17 +28,19 @@ def venue(simulator_factory):  # type: ignore[no-untyped-def]
 
 
 def intent_for_best_ask(venue, **overrides):  # type: ignore[no-untyped-def]
-    """An intent on a simulated token, with a limit two ticks through the best ask."""
+    """An intent on a simulated token, with a limit two ticks through the best ask and the book's levels at
+    that limit (as the evaluation attaches them)."""
     market = venue.simulator.markets[0]
     token = market.token_ids[0]
-    asks = venue.simulator.book(token)["asks"]
-    best_ask = min(Decimal(level["price"]) for level in asks)
+    book = parse_book(venue.simulator.book(token))
+    limit = overrides.pop("limit_price", book.asks[0].price + 2 * market.tick_size)
     values = {
         "asset": token,
         "condition_id": market.condition_id,
-        "limit_price": best_ask + 2 * market.tick_size,
+        "limit_price": limit,
         "tick_size": market.tick_size,
         "size": Decimal("5"),
+        "book_levels": book.levels_within(Side.BUY, limit),
     } | overrides
     return build_intent(**values)
 
@@ -72,9 +76,11 @@ def test_an_intent_delivered_twice_is_executed_once(settings_factory, venue) -> 
     assert [r.kind for r in reports] == [ReportKind.FILL]
 
 
-def test_an_unknown_token_is_rejected_and_a_gtc_remainder_rests(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
+def test_an_intent_without_a_book_is_rejected_and_a_gtc_remainder_rests(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
     settings = settings_factory(clob_url=venue.server.clob_url)
-    unknown = intent_for_best_ask(venue, asset="1" * 77, dedup_key="f" * 32, intent_id="i-unknown")
+    unknown = intent_for_best_ask(
+        venue, asset="1" * 77, dedup_key="f" * 32, intent_id="i-unknown", book_levels=None
+    )
     resting = intent_for_best_ask(
         venue,
         limit_price=Decimal("0.01"),

@@ -1,6 +1,7 @@
 """Books from the CLOB market channel against the simulated venue: the streamed books equal `GET /book`
-through drift and trades, a missing or stale book falls back to REST, and the worker decides copies with the
-channel on."""
+through drift and trades; the books producer streams followed tokens to the books topic (and says when a
+book is lost), the worker's cache prefers those states and falls back to REST; the worker decides copies on
+them."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from polycopy.infra.kafka import TopicFollower, read_topic
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.ws import BackoffPolicy
 from polycopy.polymarket.books import parse_book
 from polycopy.polymarket.clob import ClobGateway
 from polycopy.polymarket.market_channel import MarketBookFeed
-from processors.worker.book_cache import BookCache
-from schemas.books import OrderBook
+from polycopy.tools.demo import Processes
+from processors.worker.book_cache import BookCache, SharedBooks
+from schemas.books import BookSource, OrderBook
 from schemas.decisions import Decision
-from schemas.topics import DECISIONS, RAW_TRADES, WALLET_CONFIG
+from schemas.topics import BOOKS, DECISIONS, RAW_TRADES, WALLET_CONFIG
 from tests.builders import build_trade
 from tests.integration.helpers import WorkerProcess, build_buying_wallet, publish, read_all, wait_until
 
@@ -90,32 +93,82 @@ async def test_streamed_books_equal_the_rest_books_through_drift_and_trades(chan
         assert any(levels(feed.books.book(token)) != before[token] for token in tokens)
 
 
-# A slow reconnect, so the test sees the gap between the dropped socket and the next one.
-@pytest.mark.parametrize("channel", [BackoffPolicy(base_secs=2.0, cap_secs=2.0)], indirect=True)
-async def test_a_missing_or_stale_book_comes_from_rest_and_a_fresh_one_from_the_channel(channel) -> None:  # type: ignore[no-untyped-def]
-    venue, feed, gateway = channel
-    token = venue.simulator.markets[0].token_ids[1]
-    metrics = PipelineMetrics()
-    books = BookCache(gateway.fetch_book, 0, channel=feed, channel_max_age_ms=1_000, metrics=metrics)
+@pytest.fixture
+def books_producer(settings_factory, simulator_factory, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A quiet venue, a wallet following LEADER, and `polycopy books` on the venue's market channel."""
+    venue = simulator_factory(seed=33, auto_trades=False, drift_interval_secs=3600.0)
+    settings = settings_factory(
+        clob_url=venue.server.clob_url, clob_market_ws_url=venue.server.clob_market_ws_url
+    )
+    wallet = build_buying_wallet(LEADER)
+    publish(settings, WALLET_CONFIG, [(wallet.id, wallet)])
+    processes = Processes(tmp_path / "logs")
+    processes.start("books", "-m", "polycopy.cli", "books", env=settings.to_env())
+    yield venue, settings
+    processes.check()
+    processes.stop_all()
 
-    first = await books.get(token)  # nothing streamed yet: REST, and the token is now followed
-    assert levels(first) == levels(parse_book(venue.simulator.book(token)))
-    assert (served(metrics, "channel"), served(metrics, "rest")) == (0, 1)
-    await wait_for(lambda: feed.fresh_book(token, 1_000) is not None)
-    assert levels(await books.get(token)) == levels(first)
-    assert served(metrics, "channel") == 1
 
-    await asyncio.sleep(1.2)  # no change for longer than the maximum age: REST again
-    await books.get(token)
-    assert (served(metrics, "channel"), served(metrics, "rest")) == (1, 2)
+async def test_the_books_producer_streams_followed_tokens_and_the_worker_cache_prefers_them(
+    books_producer,
+) -> None:  # type: ignore[no-untyped-def]
+    venue, settings = books_producer
+    market = venue.simulator.markets[0]
+    token, unfollowed = market.token_ids
+    shared, metrics = SharedBooks(), PipelineMetrics()
+    reader = TopicFollower(
+        settings, BOOKS, lambda record: shared.apply_record(record.key, record.value), since_ms=0
+    ).start()
+    gateway = ClobGateway(venue.server.clob_url)
+    books = BookCache(gateway.fetch_book, 0, books=shared, channel_max_age_ms=1_500, metrics=metrics)
+    try:
+        first = await books.choose(token)  # nothing streamed yet: REST
+        assert levels(first.book) == levels(parse_book(venue.simulator.book(token)))
+        assert (served(metrics, "channel"), served(metrics, "rest")) == (0, 1)
 
-    venue.call(venue.server.drop_market_connections())
-    await wait_for(lambda: not feed.connected, timeout_secs=5)
-    await books.get(token)  # a book from a dead socket is never served
-    assert served(metrics, "rest") == 3
-    await wait_for(lambda: feed.fresh_book(token, 1_000) is not None)  # resubscribed, snapshot received
-    await books.get(token)
-    assert served(metrics, "channel") == 2 and feed.connections == 2
+        # A trade of a followed trader makes the producer watch the token; its states reach the topic.
+        publish(settings, RAW_TRADES, [(LEADER, build_trade(proxy_wallet=LEADER, asset=token))])
+        stranger = build_trade(
+            proxy_wallet="0x" + "5e" * 20, asset=unfollowed, transaction_hash="0x" + "5e" * 32
+        )
+        publish(settings, RAW_TRADES, [(stranger.proxy_wallet, stranger)])
+        await wait_for(lambda: shared.fresh_channel_book(token, now(), 1_500) is not None, timeout_secs=60)
+        streamed = await books.choose(token)
+        assert streamed.book is not None and streamed.book.source is BookSource.CHANNEL
+        assert levels(streamed.book) == levels(first.book) and not streamed.fetched
+        assert served(metrics, "channel") == 1
+        assert venue.server.subscribed_assets == {token}  # the stranger's token is not followed
+
+        await asyncio.sleep(1.6)  # no change for longer than the maximum age: REST again
+        assert (await books.choose(token)).book.source is BookSource.REST  # type: ignore[union-attr]
+
+        async def drift(step: int) -> None:  # on the venue's loop, as its own drift runs
+            venue.simulator.advance(now() + step * 10_000)
+            await venue.server.push_book_changes()
+
+        def streamed_equals_venue() -> bool:
+            book = shared.fresh_channel_book(token, now(), 1_500)
+            return book is not None and levels(book) == levels(parse_book(venue.simulator.book(token)))
+
+        for step in range(1, 4):
+            venue.call(drift(step))
+        await wait_for(streamed_equals_venue)
+        changed = await books.choose(token)
+        assert changed.book.source is BookSource.CHANNEL and levels(changed.book) != levels(first.book)  # type: ignore[union-attr]
+
+        venue.call(venue.server.drop_market_connections())
+        # The producer says the channel's book is lost (a null record) before the new socket's snapshot.
+        await wait_for(lambda: shared.fresh_channel_book(token, now(), 1_500) is None)
+        await wait_for(lambda: shared.fresh_channel_book(token, now(), 1_500) is not None, timeout_secs=60)
+        assert (await books.choose(token)).book.source is BookSource.CHANNEL  # type: ignore[union-attr]
+    finally:
+        reader.stop()
+    values = [record.value for record in read_topic(settings, BOOKS) if record.key == token.encode()]
+    assert None in values and len(values) >= 4  # snapshot, change, lost, snapshot again
+
+
+def now() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def free_port() -> int:
@@ -134,7 +187,7 @@ def scrape_book_sources(port: int) -> dict[str, float]:
     return counts
 
 
-def test_the_worker_decides_copies_with_books_from_the_market_channel(
+def test_the_worker_decides_copies_on_books_the_books_producer_streamed(
     settings_factory, simulator_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=32, auto_trades=False)
@@ -162,25 +215,40 @@ def test_the_worker_decides_copies_with_books_from_the_market_channel(
             transaction_hash="0x" + f"{next(numbers):064x}",
         )
 
-    def copies() -> int:
-        return sum(d.reason == "copy" for d in read_all(settings, DECISIONS, Decision))
+    def copies() -> list[Decision]:
+        return [d for d in read_all(settings, DECISIONS, Decision) if d.reason == "copy"]
 
+    processes = Processes(tmp_path / "logs")
+    quiet = settings.model_copy(update={"metrics_enabled": False})  # the worker serves the metrics port
+    processes.start("books", "-m", "polycopy.cli", "books", env=quiet.to_env())
     log_path = tmp_path / "worker.log"
-    with WorkerProcess(settings, log_path):
-        first = trade()
-        publish(settings, RAW_TRADES, [(first.proxy_wallet, first)])
-        wait_until(lambda: copies() >= 1, what="the first copy decision")
-        wait_until(lambda: token in venue.server.subscribed_assets, what="the worker's subscription")
+    try:
+        with WorkerProcess(settings, log_path):
+            first = trade()
+            publish(settings, RAW_TRADES, [(first.proxy_wallet, first)])
+            wait_until(lambda: len(copies()) >= 1, what="the first copy decision")
+            wait_until(
+                lambda: token in venue.server.subscribed_assets, what="the books producer's subscription"
+            )
 
-        def a_later_trade_is_decided_on_the_streamed_book() -> bool:
-            later = trade()
-            publish(settings, RAW_TRADES, [(later.proxy_wallet, later)])
-            return scrape_book_sources(port).get("channel", 0) >= 1
+            def a_later_trade_is_decided_on_the_streamed_book() -> bool:
+                later = trade()
+                publish(settings, RAW_TRADES, [(later.proxy_wallet, later)])
+                return scrape_book_sources(port).get("channel", 0) >= 1
 
-        wait_until(
-            a_later_trade_is_decided_on_the_streamed_book, timeout_secs=30, what="a book from the channel"
-        )
-        wait_until(lambda: copies() >= 2, what="copy decisions on streamed books")
-        assert scrape_book_sources(port).get("rest", 0) >= 1  # the first trade's book came from REST
+            wait_until(
+                a_later_trade_is_decided_on_the_streamed_book, timeout_secs=60, what="a book from the channel"
+            )
+            wait_until(lambda: len(copies()) >= 2, what="copy decisions on streamed books")
+            assert scrape_book_sources(port).get("rest", 0) >= 1  # the first trade's book came from REST
+        processes.check()
+    finally:
+        processes.stop_all()
+    states = {
+        book.book_id: book.source
+        for book in (OrderBook.model_validate_json(r.value) for r in read_topic(settings, BOOKS) if r.value)
+    }
+    # Every decision's book is in the log: the first fetched by the worker, later ones streamed.
+    assert {states[d.book_id] for d in copies()} == {BookSource.REST, BookSource.CHANNEL}
     log = log_path.read_text()
-    assert "market channel did not stop cleanly" not in log and "Traceback" not in log
+    assert "Traceback" not in log

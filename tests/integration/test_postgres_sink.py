@@ -14,7 +14,7 @@ from schemas.deadletter import DeadLetter
 from schemas.orders import OrderStatus
 from schemas.topics import DEAD_LETTERS, DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
 from sinks.postgres_sink import PostgresSink
-from tests.builders import build_decision, build_intent, build_order_event, build_trade
+from tests.builders import build_book, build_decision, build_intent_on_book, build_order_event, build_trade
 from tests.integration.helpers import count_rows, publish, read_all
 
 pytestmark = pytest.mark.integration
@@ -29,8 +29,8 @@ def run_sink_until_idle(settings: PolycopySettings) -> PostgresSink:
 def publish_everything(settings: PolycopySettings) -> None:
     trades = [build_trade(transaction_hash="0x" + f"{i:064x}") for i in range(5)]
     publish(settings, RAW_TRADES, [(t.proxy_wallet, t) for t in trades])
-    decision = build_decision()
-    intent = build_intent()
+    decision = build_decision(book_id="b" * 32)
+    intent = build_intent_on_book(build_book(asks=[("0.50", "8"), ("0.51", "3")]))
     publish(settings, DECISIONS, [(decision.wallet_id, decision)])
     publish(settings, ORDER_INTENTS, [(intent.wallet_id, intent)])
     events = [
@@ -49,6 +49,11 @@ def test_sink_writes_every_message_to_its_table(settings: PolycopySettings) -> N
     assert count_rows(settings, "order_events") == 2
     assert query(settings.database_url, "SELECT status, matched_size FROM orders") == [
         ("filled", Decimal("10"))
+    ]
+    # Which book the gate saw, and what the order could take at its limit, are in the tables too.
+    assert query(settings.database_url, "SELECT book_id FROM decisions") == [("b" * 32,)]
+    assert query(settings.database_url, "SELECT book_levels FROM order_intents") == [
+        ([{"price": "0.50", "size": "8"}, {"price": "0.51", "size": "3"}],)
     ]
 
 

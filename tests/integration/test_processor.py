@@ -10,6 +10,7 @@ import pytest
 
 from polycopy.infra.settings import PolycopySettings
 from processors.core.ids import build_paper_order_id
+from processors.core.paper import build_execution_report
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionMode, ExecutionReport, OrderEvent, OrderIntent, ReportKind
@@ -23,7 +24,6 @@ from schemas.topics import (
     WALLET_CONFIG,
 )
 from schemas.wallets import WalletConfig
-from sinks.paper import build_execution_report
 from tests.builders import build_trade
 from tests.integration.helpers import WorkerProcess, build_buying_wallet, publish, read_all, wait_until
 

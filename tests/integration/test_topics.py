@@ -1,10 +1,11 @@
-"""Topic creation against the real broker: idempotent, with the registry's layout."""
+"""Topic creation against the real broker: idempotent, with the registry's layout; topics by full name (the
+worker's changelogs) created and served before anyone asks for them."""
 
 from __future__ import annotations
 
 import pytest
 
-from polycopy.infra.kafka import create_topics
+from polycopy.infra.kafka import TopicLayout, create_named_topics, create_topics
 from polycopy.infra.settings import PolycopySettings
 from schemas.topics import ALL_TOPICS
 
@@ -28,3 +29,30 @@ def test_topics_have_the_registry_partitions_and_cleanup_policy(settings: Polyco
         assert len(metadata[name].partitions) == spec.partitions
         expected = "compact" if spec.compacted else "delete"
         assert configs[name]["cleanup.policy"].value == expected
+
+
+def test_named_topics_are_served_with_their_partitions_and_config_when_creation_returns(
+    settings: PolycopySettings,
+) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    layouts = [
+        TopicLayout(
+            f"{settings.consumer_group_prefix}-processor-t{n}-changelog", 4, {"cleanup.policy": policy}
+        )
+        for n, policy in enumerate(("compact", "compact,delete"))
+    ]
+
+    created = create_named_topics(settings, layouts, wait=True)
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    metadata = admin.list_topics(timeout=10).topics
+    assert sorted(created) == sorted(layout.name for layout in layouts)
+    assert all(len(metadata[layout.name].partitions) == 4 for layout in layouts)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, layout.name) for layout in layouts]
+    configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
+    assert [configs[layout.name]["cleanup.policy"].value for layout in layouts] == [
+        "compact",
+        "compact,delete",
+    ]
+    assert create_named_topics(settings, layouts, wait=True) == []  # already there: nothing to create

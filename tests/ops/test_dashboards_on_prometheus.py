@@ -204,14 +204,14 @@ def test_every_dashboard_query_is_valid_and_returns_data_from_a_scraped_demo_run
     result = outcome["result"]
     assert result.summary.orders > 0  # type: ignore[attr-defined]
 
-    # Every component of the run was scraped (the books producer and the alerts sink do not exist yet).
+    # Every component of the run was scraped (the alerts sink does not exist yet).
     up = server.api(
         "query_range", query='max by (component) (up{job="polycopy"})', start=started, end=ended, step=1
     )
     seen_up = {
         s["metric"]["component"] for s in up["data"]["result"] if any(v == "1" for _, v in s["values"])
     }
-    assert seen_up == {"worker", "executor", "producer", "sink", "poller"}
+    assert seen_up == {"worker", "books", "executor", "producer", "sink", "poller"}
 
     window = f"{max(int(ended - started), 60)}s"
     failures = []

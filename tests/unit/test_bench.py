@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from polycopy.tools.bench import (
+from polycopy.tools.bench_figures import (
     LatencyStats,
     build_bench_wallets,
     first_report_per_order,

@@ -71,13 +71,13 @@ def test_real_book_has_no_bids_so_any_sell_fails_the_gate(real_book: OrderBook) 
 
 
 def test_a_buy_on_the_real_book_fills_at_the_best_ask_first(real_book: OrderBook) -> None:
-    fill = simulate_fill(real_book, Side.BUY, D("0.5"), D("1000"))
+    fill = simulate_fill(real_book.asks, Side.BUY, D("0.5"), D("1000"))
 
     assert (fill.matched_size, fill.average_price, fill.notional) == (D("1000"), D("0.001"), D("1.000"))
 
 
 def test_a_buy_sweeping_the_real_book_stops_at_the_limit(real_book: OrderBook) -> None:
-    fill = simulate_fill(real_book, Side.BUY, D("0.009"), D("400000"))
+    fill = simulate_fill(real_book.asks, Side.BUY, D("0.009"), D("400000"))
 
     assert fill.matched_size == D("385509.39")  # the 0.001 and 0.009 levels, not the 0.01 one
     assert fill.notional == D("385409.39") * D("0.001") + D("100") * D("0.009")
@@ -208,7 +208,7 @@ def test_simulate_fill_walks_best_first_and_stops_at_the_limit(
 ) -> None:
     book = build_book(asks=levels, bids=[]) if side is Side.BUY else build_book(asks=[], bids=levels)
 
-    fill = simulate_fill(book, side, D(limit), D(size))
+    fill = simulate_fill(book.levels_against(side), side, D(limit), D(size))
 
     assert fill.matched_size == D(matched)
     assert fill.average_price == (D(average) if average else None)
@@ -234,7 +234,7 @@ def test_simulated_fill_takes_exactly_the_crossing_depth_at_prices_within_the_li
     book = build_book(asks=levels, bids=[]) if side is Side.BUY else build_book(asks=[], bids=levels)
     limit_price = D(limit) / 100
 
-    fill = simulate_fill(book, side, limit_price, size)
+    fill = simulate_fill(book.levels_against(side), side, limit_price, size)
 
     # reference model from the raw levels: best first, only levels that cross the limit
     ordered = sorted(levels, key=lambda level: level[0], reverse=side is Side.SELL)

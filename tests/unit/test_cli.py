@@ -30,6 +30,7 @@ COMMANDS = [
     "markets",
     "traders",
     "worker",
+    "books",
     "executor",
     "sink",
     "alerts",

@@ -1,5 +1,5 @@
-"""The worker's book state from the market channel (ChannelBooks, MarketBookFeed against the in-process
-simulator) and the book cache choosing between the channel and REST."""
+"""Book state from the market channel (ChannelBooks, MarketBookFeed against the in-process simulator, with
+what it tells its listener) and the worker's book cache choosing between the books topic and REST."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from polycopy.infra.ws import BackoffPolicy
 from polycopy.polymarket.books import BookSnapshot, PriceChange, PriceChanges, TickSizeChange, parse_book
 from polycopy.polymarket.market_channel import ChannelBooks, MarketBookFeed
 from polycopy.simulator import MarketSimulator, SimulatorServer
-from processors.worker.book_cache import BookCache
+from processors.core.books import stamp_book
+from processors.worker.book_cache import BookCache, BookChoice, SharedBooks
 from schemas.base import Side
-from schemas.books import OrderBook
+from schemas.books import BookSource, OrderBook
 from tests.builders import ASSET, CONDITION_ID, OTHER_ASSET, build_book, build_book_payload
 
 D = Decimal
@@ -225,23 +226,36 @@ async def test_stop_before_any_token_returns_without_connecting() -> None:
     assert feed.connections == 0
 
 
-# --- BookCache: channel first, REST otherwise ---------------------------------------------------------------
-class FakeChannel:
-    """A BookChannel with books set by the test."""
+async def test_every_new_book_state_and_every_lost_book_is_heard(
+    venue: SimulatorServer, start_feed: Callable[..., MarketBookFeed]
+) -> None:
+    heard: list[OrderBook] = []
+    lost: list[tuple[str, ...]] = []
+    first, second = tokens_of(venue)[:2]
+    feed = start_feed(
+        backoff=BackoffPolicy(base_secs=0.3, cap_secs=0.3),
+        max_tokens=1,
+        on_book=heard.append,
+        on_books_lost=lost.append,
+    )
+    feed.watch(first)
+    await eventually(lambda: matches_venue(feed, venue, first))
+    assert [book.asset for book in heard] == [first] and heard[-1] == feed.books.book(first)
 
-    def __init__(self, books: dict[str, OrderBook] | None = None) -> None:
-        self.books = books or {}
-        self.watched: list[str] = []
-        self.asked_max_age: list[int] = []
+    start_ms = int(venue.simulator.book(first)["timestamp"])  # type: ignore[index]
+    venue.simulator.advance(start_ms + 10_000)
+    await venue.push_book_changes()
+    await eventually(lambda: len(heard) == 2)
+    assert heard[-1] == feed.books.book(first) and heard[-1] != heard[0]
 
-    def watch(self, token_id: str) -> None:
-        self.watched.append(token_id)
+    await venue.drop_market_connections()
+    await eventually(lambda: lost == [(first,)])
+    await eventually(lambda: feed.connections == 2 and len(heard) == 3)  # the new socket's snapshot
+    feed.watch(second)  # beyond the maximum: the first token is dropped, and its book with it
+    await eventually(lambda: lost == [(first,), (first,)] and heard[-1].asset == second)
 
-    def fresh_book(self, token_id: str, max_age_ms: int) -> OrderBook | None:
-        self.asked_max_age.append(max_age_ms)
-        return self.books.get(token_id)
 
-
+# --- BookCache: the books topic's channel state first, REST otherwise; pins found by id --------------------
 class FakeFetcher:
     """A blocking GET /book stand-in that counts calls and can hold them until released."""
 
@@ -256,44 +270,84 @@ class FakeFetcher:
         return self.payload
 
 
+NOW_MS = 1_790_000_000_000
+
+
 def served(metrics: PipelineMetrics, source: str) -> float:
     return metrics.book_source.labels(source)._value.get()
 
 
-async def test_a_fresh_channel_book_is_served_without_a_request() -> None:
-    streamed = build_book(asks=[("0.40", "10")])
-    channel, fetch = FakeChannel({ASSET: streamed}), FakeFetcher(build_book_payload())
-    metrics = PipelineMetrics()
-    cache = BookCache(fetch, 500, channel=channel, channel_max_age_ms=1234, metrics=metrics)
-    assert await cache.get(ASSET) is streamed
-    assert fetch.calls == 0 and channel.asked_max_age == [1234]
+def channel_state(received_at_ms: int = NOW_MS, **levels: Any) -> OrderBook:
+    return stamp_book(build_book(**levels), BookSource.CHANNEL, received_at_ms)
+
+
+def cache_with(*states: OrderBook, fetch: FakeFetcher | None = None, **options: Any) -> BookCache:
+    shared = SharedBooks()
+    for state in states:
+        shared.apply(state.asset, state)
+    values: dict[str, Any] = {"channel_max_age_ms": 1_000, "clock_ms": lambda: NOW_MS} | options
+    return BookCache(fetch or FakeFetcher(build_book_payload()), 500, books=shared, **values)
+
+
+async def test_a_fresh_channel_state_is_chosen_without_a_request() -> None:
+    streamed = channel_state(NOW_MS - 1_000, asks=[("0.40", "10")])
+    fetch, metrics = FakeFetcher(build_book_payload()), PipelineMetrics()
+    cache = cache_with(streamed, fetch=fetch, metrics=metrics)
+
+    assert await cache.choose(ASSET) == BookChoice(streamed, fetched=False)
+    assert fetch.calls == 0
     assert (served(metrics, "channel"), served(metrics, "rest")) == (1, 0)
 
 
-async def test_a_missing_or_stale_channel_book_falls_back_to_rest_and_the_token_is_watched() -> None:
-    channel, fetch, metrics = FakeChannel(), FakeFetcher(build_book_payload()), PipelineMetrics()
-    cache = BookCache(fetch, 500, channel=channel, metrics=metrics)
-    book = await cache.get(ASSET)
-    assert book == parse_book(build_book_payload()) and fetch.calls == 1
-    assert channel.watched == [ASSET]
+@pytest.mark.parametrize("received_ago_ms", [1_001, None], ids=["stale", "missing"])
+async def test_a_stale_or_missing_channel_state_falls_back_to_rest_stamped_and_findable_by_id(
+    received_ago_ms: int | None,
+) -> None:
+    states = () if received_ago_ms is None else (channel_state(NOW_MS - received_ago_ms),)
+    fetch, metrics = FakeFetcher(build_book_payload()), PipelineMetrics()
+    cache = cache_with(*states, fetch=fetch, metrics=metrics)
+
+    choice = await cache.choose(ASSET)
+
+    assert choice.fetched and fetch.calls == 1
+    assert choice.book == stamp_book(parse_book(build_book_payload()), BookSource.REST, NOW_MS)
+    assert choice.book.book_id is not None
+    assert await cache.pinned(ASSET, choice.book.book_id, wait_secs=0) is choice.book
     assert (served(metrics, "channel"), served(metrics, "rest")) == (0, 1)
+
+
+async def test_a_lost_channel_book_is_not_chosen_even_when_recent() -> None:
+    cache = cache_with(channel_state(NOW_MS))
+    cache.books.apply(ASSET, None)  # the books producer's socket closed
+
+    assert (await cache.choose(ASSET)).book.source is BookSource.REST  # type: ignore[union-attr]
 
 
 async def test_rest_books_are_reused_for_their_maximum_age_and_misses_share_one_request() -> None:
     clock = FakeClock()
     fetch = FakeFetcher(build_book_payload())
-    cache = BookCache(fetch, 500, clock=clock)
+    cache = cache_with(fetch=fetch, clock=clock)
     fetch.release.clear()
-    first, second = asyncio.ensure_future(cache.get(ASSET)), asyncio.ensure_future(cache.get(ASSET))
+    first, second = asyncio.ensure_future(cache.choose(ASSET)), asyncio.ensure_future(cache.choose(ASSET))
     await asyncio.sleep(0.05)
     fetch.release.set()
-    assert await first == await second and fetch.calls == 1
-    await cache.get(ASSET)
+    one, other = await first, await second
+    assert one.book == other.book and fetch.calls == 1
+    assert sorted([one.fetched, other.fetched]) == [False, True]  # published once
+    assert (await cache.choose(ASSET)) == BookChoice(one.book, fetched=False)
     clock.now += 0.501
-    await cache.get(ASSET)
-    assert fetch.calls == 2
+    assert (await cache.choose(ASSET)).fetched and fetch.calls == 2
 
 
 async def test_a_token_without_a_book_is_none_from_rest() -> None:
-    cache = BookCache(FakeFetcher(None), 500, channel=FakeChannel())
-    assert await cache.get(ASSET) is None
+    assert await cache_with(fetch=FakeFetcher(None)).choose(ASSET) == BookChoice(None, fetched=True)
+
+
+async def test_a_pinned_state_that_arrives_from_the_topic_later_is_waited_for() -> None:
+    cache = cache_with()
+    state = channel_state(NOW_MS)
+    assert state.book_id is not None
+    asyncio.get_running_loop().call_later(0.05, cache.books.apply, ASSET, state)
+
+    assert await cache.pinned(ASSET, state.book_id, wait_secs=5) == state
+    assert await cache.pinned(ASSET, "no-such-state", wait_secs=0.05) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -91,11 +92,30 @@ def test_a_price_change_event_carries_each_level_change_with_its_asset_and_side(
     rows = [build_change_row("0.5", "0"), build_change_row("0.48", "12.5", side="BUY", asset=OTHER_ASSET)]
     frame = json.dumps(build_price_change_event(*rows))
     [event] = parse_market_message(frame).events
+    hashed = {"venue_hash": "ab" * 20}
     assert event == PriceChanges(
         market=CONDITION_ID,
         timestamp_ms=1_790_000_000_123,
-        changes=(change("0.5", "0"), change("0.48", "12.5", Side.BUY, OTHER_ASSET)),
+        changes=(
+            replace(change("0.5", "0"), **hashed),
+            replace(change("0.48", "12.5", Side.BUY, OTHER_ASSET), **hashed),
+        ),
     )
+
+
+def test_a_changed_book_carries_the_venues_hash_and_time_of_its_last_change() -> None:
+    book = build_book()
+    rows = [
+        build_change_row("0.5", "0") | {"hash": "11" * 20},
+        build_change_row("0.51", "7") | {"hash": "22" * 20},
+    ]
+    [event] = parse_market_message(json.dumps(build_price_change_event(*rows, timestamp_ms=42))).events
+    assert isinstance(event, PriceChanges)
+
+    changed = apply_price_changes(book, event.changes, event.timestamp_ms)
+
+    assert (changed.venue_hash, changed.timestamp_ms) == ("22" * 20, 42)
+    assert book.venue_hash == "0" * 40  # the snapshot's hash, from the payload
 
 
 def test_the_pre_2025_price_change_format_with_one_asset_per_event_is_understood() -> None:

@@ -20,11 +20,19 @@ from processors.core.orders import (
     apply_report,
     transition,
 )
+from processors.core.paper import execute_on_paper
 from processors.core.policy import day_of
 from schemas.base import Side
 from schemas.orders import ExecutionReport, OrderEvent, OrderIntent, OrderStatus, OrderType, ReportKind
-from sinks.paper import execute_on_paper
-from tests.builders import ASSET, CONDITION_ID, NOW_MS, build_book, build_intent, build_report
+from tests.builders import (
+    ASSET,
+    CONDITION_ID,
+    NOW_MS,
+    build_book,
+    build_intent,
+    build_intent_on_book,
+    build_report,
+)
 
 D = Decimal
 S, T = OrderStatus, OrderTransition
@@ -109,11 +117,9 @@ def types_of(events: list[OrderEvent]) -> list[str]:
 
 
 def test_fak_partial_fill_then_cancel_places_fills_and_cancels_releasing_the_rest() -> None:
-    intent = build_intent(size=D("20"), limit_price=D("0.52"))
+    intent = build_intent_on_book(build_book(asks=[("0.50", "8")]), size=D("20"), limit_price=D("0.52"))
     ledger = reserve(intent)
-    reports = execute_on_paper(
-        intent, build_book(asks=[("0.50", "8")]), "paper-1", sent_at_ms=NOW_MS, reported_at_ms=NOW_MS + 1
-    )
+    reports = execute_on_paper(intent, "paper-1", sent_at_ms=NOW_MS, reported_at_ms=NOW_MS + 1)
 
     record, events = apply_all(ledger, reports)
 
@@ -319,9 +325,9 @@ PAPER_SCENARIOS = {
 
 
 def paper_reports(order_type: OrderType, asks: list[tuple[str, str]] | None) -> tuple[OrderIntent, list]:
-    intent = build_intent(order_type=order_type)
     book = None if asks is None else build_book(asks=asks)
-    return intent, execute_on_paper(intent, book, "paper-x", sent_at_ms=NOW_MS, reported_at_ms=NOW_MS + 1)
+    intent = build_intent_on_book(book, order_type=order_type)
+    return intent, execute_on_paper(intent, "paper-x", sent_at_ms=NOW_MS, reported_at_ms=NOW_MS + 1)
 
 
 @pytest.mark.parametrize("scenario", PAPER_SCENARIOS)

@@ -1,4 +1,5 @@
-"""Paper execution: what FAK, FOK, GTC and GTD orders get against the current book, as executor reports."""
+"""Paper execution: what FAK, FOK, GTC and GTD orders get against the book levels their intent carries (those
+the liquidity gate saw), as executor reports."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from hypothesis import strategies as st
 
 from polycopy.polymarket.books import parse_book
 from processors.core.ids import build_report_id
+from processors.core.paper import execute_on_paper
 from schemas.base import Side
-from schemas.orders import ExecutionMode, OrderType, ReportKind
-from sinks.paper import execute_on_paper
-from tests.builders import NOW_MS, build_book, build_intent, load_fixture_json
+from schemas.orders import ExecutionMode, OrderIntent, OrderType, ReportKind
+from tests.builders import NOW_MS, build_book, build_intent_on_book, load_fixture_json
 
 D = Decimal
 ORDER_ID = "paper-test-order"
@@ -23,11 +24,11 @@ NONE_CROSSING = [("0.53", "100")]
 
 
 def run(order_type: OrderType, asks: list[tuple[str, str]] | None, **intent_fields: object) -> list:
-    intent = build_intent(
-        order_type=order_type, expiry_secs=60 if order_type is OrderType.GTD else None, **intent_fields
-    )
     book = None if asks is None else build_book(asks=asks)
-    return execute_on_paper(intent, book, ORDER_ID, sent_at_ms=NOW_MS + 1, reported_at_ms=NOW_MS + 2)
+    intent = build_intent_on_book(
+        book, order_type=order_type, expiry_secs=60 if order_type is OrderType.GTD else None, **intent_fields
+    )
+    return execute_on_paper(intent, ORDER_ID, sent_at_ms=NOW_MS + 1, reported_at_ms=NOW_MS + 2)
 
 
 def outcome(reports: list) -> list[tuple[str, Decimal, Decimal | None, str]]:
@@ -64,15 +65,15 @@ def test_each_time_in_force_gets_its_outcome_against_the_book(
 
 
 @pytest.mark.parametrize("order_type", list(OrderType))
-def test_no_book_means_the_venue_would_reject_the_order(order_type: OrderType) -> None:
+def test_an_intent_decided_without_a_book_is_what_the_venue_would_reject(order_type: OrderType) -> None:
     assert outcome(run(order_type, None)) == [("rejected", D(0), None, "no order book for this token")]
 
 
 def test_a_sell_takes_the_bids_down_to_its_limit() -> None:
-    intent = build_intent(side=Side.SELL, size=D("30"), limit_price=D("0.48"))
     book = build_book(asks=[("0.10", "1000")], bids=[("0.49", "10"), ("0.48", "10"), ("0.47", "1000")])
+    intent = build_intent_on_book(book, side=Side.SELL, size=D("30"), limit_price=D("0.48"))
 
-    reports = execute_on_paper(intent, book, ORDER_ID, sent_at_ms=1, reported_at_ms=2)
+    reports = execute_on_paper(intent, ORDER_ID, sent_at_ms=1, reported_at_ms=2)
 
     assert outcome(reports) == [
         ("fill", D("20"), D("0.485"), ""),
@@ -82,17 +83,19 @@ def test_a_sell_takes_the_bids_down_to_its_limit() -> None:
 
 def test_a_buy_on_the_real_book_fills_at_its_cheapest_ask() -> None:
     book = parse_book(load_fixture_json("ra1nty__polymarket-cli/book.json"))
-    intent = build_intent(asset=book.asset, size=D("100"), limit_price=D("0.5"), tick_size=D("0.001"))
+    intent = build_intent_on_book(
+        book, asset=book.asset, size=D("100"), limit_price=D("0.5"), tick_size=D("0.001")
+    )
 
-    reports = execute_on_paper(intent, book, ORDER_ID, sent_at_ms=1, reported_at_ms=2)
+    reports = execute_on_paper(intent, ORDER_ID, sent_at_ms=1, reported_at_ms=2)
 
     assert outcome(reports) == [("fill", D("100"), D("0.001"), "")]
 
 
 def test_reports_describe_the_intent_and_carry_both_times() -> None:
-    intent = build_intent(order_type=OrderType.FAK)
+    intent = build_intent_on_book(build_book(asks=THIN), order_type=OrderType.FAK)
 
-    reports = execute_on_paper(intent, build_book(asks=THIN), ORDER_ID, sent_at_ms=111, reported_at_ms=222)
+    reports = execute_on_paper(intent, ORDER_ID, sent_at_ms=111, reported_at_ms=222)
 
     for report in reports:
         assert (report.intent_id, report.wallet_id, report.order_id, report.mode) == (
@@ -140,3 +143,26 @@ def test_paper_never_fills_more_than_ordered_or_than_the_book_holds_at_the_limit
     else:
         assert all(r.kind is not ReportKind.CANCELLED for r in reports)
     assert all(r.average_price in (None, D("0.51")) for r in reports)
+
+
+def test_the_fill_takes_the_levels_the_gate_saw_not_the_book_of_the_moment() -> None:
+    """The gate saw 8 shares at 0.50; whatever the book holds when the order is sent, paper fills those."""
+    seen_by_gate = build_book(asks=THIN)
+    intent = build_intent_on_book(seen_by_gate, size=D("20"), limit_price=D("0.52"))
+
+    assert intent.book_levels == seen_by_gate.levels_within(Side.BUY, D("0.52"))
+    assert outcome(execute_on_paper(intent, ORDER_ID, sent_at_ms=1, reported_at_ms=2)) == [
+        ("fill", D("8"), D("0.5"), ""),
+        ("cancelled", D("8"), D("0.5"), "FAK remainder killed"),
+    ]
+
+
+def test_the_levels_survive_the_intents_trip_through_the_topic() -> None:
+    intent = build_intent_on_book(build_book(asks=DEEP), order_type=OrderType.FAK)
+
+    again = OrderIntent.model_validate_json(intent.to_bytes())
+
+    assert again == intent and again.book_levels is not None
+    assert execute_on_paper(again, ORDER_ID, sent_at_ms=1, reported_at_ms=2) == execute_on_paper(
+        intent, ORDER_ID, sent_at_ms=1, reported_at_ms=2
+    )

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from processors.core.books import stamp_book
 from schemas.alerts import Alert, AlertKind, Severity
 from schemas.base import Message
+from schemas.books import BookSource
 from schemas.control import KillSwitch
 from schemas.deadletter import DeadLetter, build_dead_letter
 from schemas.export import SCHEMA_DIR, render_schemas, write_schemas
@@ -22,8 +24,9 @@ from schemas.wallets import WalletConfig, WalletConfigFile
 from tests.builders import (
     CONDITION_ID,
     TRADER,
+    build_book,
     build_decision,
-    build_intent,
+    build_intent_on_book,
     build_order_event,
     build_report,
     build_trade,
@@ -34,11 +37,17 @@ D = Decimal
 
 SAMPLES: dict[str, Callable[[], Message]] = {
     "RawTrade": lambda: build_trade(fee=D("0.0125")),
-    "TargetedTrade": lambda: TargetedTrade(wallet_id="copy-1", trade=build_trade()),
+    "TargetedTrade": lambda: TargetedTrade(wallet_id="copy-1", trade=build_trade(), book_id="b" * 32),
     "Decision": lambda: build_decision(
-        action="copy", reason="copy", size=D("19.23"), limit_price=D("0.52"), available_size=D("3000")
+        action="copy",
+        reason="copy",
+        size=D("19.23"),
+        limit_price=D("0.52"),
+        available_size=D("3000"),
+        book_id="b" * 32,
     ),
-    "OrderIntent": build_intent,
+    "OrderIntent": lambda: build_intent_on_book(build_book()),
+    "OrderBook": lambda: stamp_book(build_book(), BookSource.CHANNEL, 1),
     "ExecutionReport": lambda: build_report(matched_size=D("8"), average_price=D("0.5")),
     "OrderEvent": lambda: build_order_event("cancelled", 3, matched_size=D("8"), released_usdc=D("6.24")),
     "WalletConfig": lambda: build_wallet(max_order_usdc=D("25"), max_daily_loss_usdc=D("50")),

@@ -1,4 +1,5 @@
-"""What-if replay: deterministic decisions over a logged window, gate on the leader's own fill, PnL marks."""
+"""What-if replay on the copy engine: the live rules (synced traders, trader stats, market reference data),
+the gate on the book it is given, paper fills on the gate's levels, deterministic decisions, PnL marks."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from decimal import Decimal
 import pytest
 
 from polycopy.tools.whatif import parse_time_ms
-from processors.core.whatif import WhatIfRun, book_from_trade
+from processors.core.engine import StaticReference
+from processors.core.whatif import WhatIfRun
 from schemas.base import Side
-from tests.builders import build_trade, build_wallet
+from schemas.reference import MarketReference, TraderReference
+from schemas.wallets import WalletConfig
+from tests.builders import ASSET, CONDITION_ID, TRADER, build_book, build_trade, build_wallet
+
+DEEP = build_book(asks=[("0.50", "1000"), ("0.60", "1000")], bids=[("0.70", "1000"), ("0.40", "1000")])
 
 
 def window() -> list:  # type: ignore[type-arg]
@@ -18,40 +24,51 @@ def window() -> list:  # type: ignore[type-arg]
             transaction_hash="0x" + f"{n:064x}",
             price=Decimal("0.40") + Decimal(n) / 100,
             received_at_ms=1_790_000_000_000 + n * 1000,
+            timestamp=1_790_000_000 + n - 2,
         )
         for n in range(10)
     ]
 
 
-def test_a_buy_gate_sees_the_leaders_fill_as_ask_liquidity() -> None:
-    trade = build_trade(side=Side.BUY, price=Decimal("0.42"), size=Decimal("30"))
-    book = book_from_trade(trade)
-    assert [(level.price, level.size) for level in book.asks] == [(Decimal("0.42"), Decimal("30"))]
-    assert book.bids == ()
+def run_of(*wallets: WalletConfig, **reference: object) -> WhatIfRun:
+    return WhatIfRun(StaticReference.build(wallets, **reference))  # type: ignore[arg-type]
+
+
+def market(**fields: object) -> MarketReference:
+    values: dict[str, object] = {
+        "condition_id": CONDITION_ID,
+        "token_ids": (ASSET,),
+        "tick_size": Decimal("0.01"),
+        "min_order_size": Decimal("5"),
+        "updated_at_ms": 1,
+    } | fields
+    return MarketReference(**values)  # type: ignore[arg-type]
 
 
 def test_replaying_the_same_window_twice_gives_identical_decisions() -> None:
     wallets = [build_wallet(id="a"), build_wallet(id="b", sizing={"mode": "ratio", "value": "0.5"})]
-    first = [r.decision for t in window() for r in WhatIfRun(wallets).feed(t)]
-    again_run = WhatIfRun(wallets)
-    second = [r.decision for t in window() for r in again_run.feed(t)]
+    first_run, second_run = run_of(*wallets), run_of(*wallets)
+    first = [r.decision for t in window() for r in first_run.feed(t, DEEP)]
+    second = [r.decision for t in window() for r in second_run.feed(t, DEEP)]
     key = [(d.decision_id, d.reason, d.size, d.limit_price) for d in first]
     assert key == [(d.decision_id, d.reason, d.size, d.limit_price) for d in second]
+    assert {d.reason for d in first} == {"copy", "insufficient_liquidity"}  # asks from 0.50 up
 
 
 def test_a_trade_logged_twice_is_evaluated_once() -> None:
-    run = WhatIfRun([build_wallet()])
+    run = run_of(build_wallet())
     trade = build_trade()
-    assert len(run.feed(trade)) == 1
-    assert run.feed(trade) == []
+    assert len(run.feed(trade, DEEP)) == 1
+    assert run.feed(trade, DEEP) == []
     assert run.finish()[0].considered == 1
 
 
 def test_copies_are_marked_to_the_last_price_seen_later_in_the_log() -> None:
-    run = WhatIfRun([build_wallet(max_slippage=Decimal("0"), sizing={"mode": "fixed_usdc", "value": "10"})])
-    run.feed(build_trade(price=Decimal("0.50"), size=Decimal("100")))
+    run = run_of(build_wallet(max_slippage=Decimal("0"), sizing={"mode": "fixed_usdc", "value": "10"}))
+    run.feed(build_trade(price=Decimal("0.50"), size=Decimal("100")), DEEP)
     run.feed(
-        build_trade(proxy_wallet="0x" + "99" * 20, price=Decimal("0.60"), transaction_hash="0x" + "22" * 32)
+        build_trade(proxy_wallet="0x" + "99" * 20, price=Decimal("0.60"), transaction_hash="0x" + "22" * 32),
+        DEEP,
     )
     report = run.finish()[0]
     assert (report.copied, report.capital_used_usdc) == (1, Decimal("10.00"))
@@ -60,17 +77,69 @@ def test_copies_are_marked_to_the_last_price_seen_later_in_the_log() -> None:
 
 
 def test_a_leader_sell_mirrors_the_copy_and_realises_pnl() -> None:
-    run = WhatIfRun([build_wallet(max_slippage=Decimal("0"))])
-    run.feed(build_trade(side=Side.BUY, price=Decimal("0.50"), size=Decimal("100")))
+    run = run_of(build_wallet(max_slippage=Decimal("0")))
+    run.feed(build_trade(side=Side.BUY, price=Decimal("0.50"), size=Decimal("100")), DEEP)
     run.feed(
         build_trade(
             side=Side.SELL, price=Decimal("0.70"), size=Decimal("100"), transaction_hash="0x" + "33" * 32
-        )
+        ),
+        DEEP,
     )
     report = run.finish()[0]
     assert report.copied == 2
     assert report.realised_pnl_usdc == Decimal("20") * (Decimal("0.70") - Decimal("0.50"))
     assert report.unrealised_pnl_usdc == 0
+
+
+def test_a_copy_fills_only_what_the_gates_levels_hold_and_the_rest_is_released() -> None:
+    """Not 'every copy fills at its limit': a FAK takes the 8 shares the book had and frees the rest."""
+    thin = build_book(asks=[("0.50", "8")])
+    run = run_of(build_wallet(liquidity_min_fill_ratio=Decimal("0.1"), max_slippage=Decimal("0")))
+    [evaluation] = run.feed(build_trade(price=Decimal("0.50")), thin)
+    assert evaluation.decision.reason == "copy" and evaluation.decision.size == Decimal("20")
+    ledger = run.pipeline.state_of("copy-1").ledger
+    assert ledger.positions[ASSET].shares == Decimal("8") and ledger.reserved == 0
+    assert run.finish()[0].capital_used_usdc == Decimal("4.00")
+
+
+def test_a_wallet_without_targets_follows_the_synced_traders() -> None:
+    star = TraderReference(wallet=TRADER, win_rate=Decimal("0.9"), updated_at_ms=1)
+    run = run_of(build_wallet(targets=()), traders=[star])
+    assert [r.decision.reason for r in run.feed(build_trade(), DEEP)] == ["copy"]
+    assert run_of(build_wallet(targets=())).feed(build_trade(), DEEP) == []
+
+
+@pytest.mark.parametrize(("win_rate", "reason"), [("0.8", "copy"), ("0.55", "edge_below_min")])
+def test_min_edge_reads_the_traders_win_rate(win_rate: str, reason: str) -> None:
+    trader = TraderReference(wallet=TRADER, win_rate=Decimal(win_rate), updated_at_ms=1)
+    run = run_of(build_wallet(min_edge=Decimal("0.1")), traders=[trader])
+    assert [r.decision.reason for r in run.feed(build_trade(price=Decimal("0.50")), DEEP)] == [reason]
+
+
+@pytest.mark.parametrize(("category", "reason"), [("Sports", "copy"), ("Politics", "category_denied")])
+def test_categories_allow_reads_the_markets_category(category: str, reason: str) -> None:
+    run = run_of(build_wallet(categories_allow=("sports",)), markets=[market(category=category)])
+    assert [r.decision.reason for r in run.feed(build_trade(), DEEP)] == [reason]
+
+
+@pytest.mark.parametrize(("days_left", "reason"), [(30, "copy"), (1, "market_closed")])
+def test_min_days_to_end_reads_the_markets_end_date(days_left: int, reason: str) -> None:
+    trade = build_trade()
+    end = trade.timestamp * 1000 + days_left * 86_400_000
+    run = run_of(build_wallet(min_days_to_end=Decimal("7")), markets=[market(end_date_ms=end)])
+    assert [r.decision.reason for r in run.feed(trade, DEEP)] == [reason]
+
+
+def test_the_market_references_tick_size_sets_the_limit() -> None:
+    run = run_of(build_wallet(max_slippage=Decimal("0.015")), markets=[market(tick_size=Decimal("0.001"))])
+    [evaluation] = run.feed(build_trade(price=Decimal("0.50")), DEEP)
+    assert evaluation.decision.limit_price == Decimal("0.515")
+
+
+def test_without_a_book_a_copy_is_a_recorded_book_unavailable_skip() -> None:
+    run = run_of(build_wallet(), markets=[market()])
+    [evaluation] = run.feed(build_trade(), None)
+    assert (evaluation.decision.reason, evaluation.decision.book_id) == ("book_unavailable", None)
 
 
 @pytest.mark.parametrize(

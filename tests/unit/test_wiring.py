@@ -18,18 +18,21 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.rtds import RtdsFeed
+from processors.worker.app import changelog_topics
 from producers.poller import SafetyNetPoller
 from producers.reference import SyncSummary
 from schemas.base import Message
 from schemas.orders import ExecutionReport, ReportKind
 from schemas.reference import TraderReference
 from schemas.topics import (
+    BOOKS,
     DEAD_LETTERS,
     DECISIONS,
     EXECUTION_REPORTS,
     ORDER_INTENTS,
     POLLER_WATERMARKS,
     RAW_TRADES,
+    TARGETED_TRADES,
     TRADERS,
     WALLET_CONFIG,
     TopicSpec,
@@ -37,17 +40,16 @@ from schemas.topics import (
 from sinks.executor import Executor
 from sinks.postgres_sink import PostgresSink
 from tests.builders import (
-    ASSET,
     TRADER,
-    build_book_payload,
+    build_book,
     build_decision,
-    build_intent,
+    build_intent_on_book,
     build_trade_payload,
 )
 from tests.builders import build_wallet as build_wallet_config
-from tests.fakes import FakeBooks, FakeBroker, FakeJournal, FakePublisher, FakeTable, FakeWriter
+from tests.fakes import FakeBroker, FakeJournal, FakePublisher, FakeTable, FakeWriter
 
-BOOK = build_book_payload(asks=[("0.50", "100")], bids=[("0.48", "100")])
+BOOK = build_book(asks=[("0.50", "100")], bids=[("0.48", "100")])
 
 
 @dataclass
@@ -85,9 +87,9 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
         found.writers.append(FakeWriter(url))
         return found.writers[-1]
 
-    def gateway(host: str, chain_id: int = 137) -> FakeBooks:
+    def gateway(host: str, chain_id: int = 137) -> object:
         found.gateways.append((host, chain_id))
-        return FakeBooks({ASSET: BOOK})
+        return object()
 
     def table(settings: PolycopySettings, spec: TopicSpec, decode: Any) -> FakeTable:
         name = settings.topic_name(spec)
@@ -147,10 +149,10 @@ def append(clients: Clients, settings: PolycopySettings, spec: TopicSpec, messag
     clients.broker.append_message(topic(settings, spec), message)
 
 
-def test_the_executor_reads_intents_in_its_own_group_and_fills_against_the_configured_clob(
+def test_the_executor_reads_intents_in_its_own_group_and_fills_on_their_levels_without_a_clob_client(
     clients: Clients, settings: PolycopySettings
 ) -> None:
-    append(clients, settings, ORDER_INTENTS, build_intent())
+    append(clients, settings, ORDER_INTENTS, build_intent_on_book(BOOK))
     append(clients, settings, DECISIONS, build_decision())  # another topic: not the executor's
 
     executor = wiring.build_executor(settings, PipelineMetrics())
@@ -159,7 +161,7 @@ def test_the_executor_reads_intents_in_its_own_group_and_fills_against_the_confi
     assert isinstance(executor, Executor) and executor.handled == 1
     assert list(clients.consumers) == ["grp-executor"]
     assert clients.consumers["grp-executor"].topics == (topic(settings, ORDER_INTENTS),)
-    assert clients.gateways == [("http://clob.test", 80002)]
+    assert clients.gateways == []  # paper fills take the intent's levels: no GET /book
     assert [journal.url for journal in clients.journals] == [settings.database_url]
     [report] = clients.publishers["polycopy-executor"].on(EXECUTION_REPORTS)
     assert isinstance(report, ExecutionReport) and report.kind is ReportKind.FILL
@@ -286,6 +288,14 @@ def test_the_worker_is_built_in_its_group_and_namespace_without_starting_anythin
     assert str(worker.app.conf.datadir).startswith(str(settings.data_dir))
     assert set(worker.app.agents) == {"target-filter", "evaluate", "order-lifecycle"}
     assert worker.reference.wallets() == {}  # its readers have not started: nothing was read
+    assert worker.books.topic == topic(settings, BOOKS) and not worker.books.started
+    # The tables' changelogs, laid out as Faust declares them: run_worker creates them before Faust starts.
+    assert {(t.name, t.partitions, t.config.get("cleanup.policy")) for t in changelog_topics(worker.app)} == {
+        ("grp-processor-recent-fills-changelog", RAW_TRADES.partitions, "compact,delete"),
+        ("grp-processor-recent-decisions-changelog", TARGETED_TRADES.partitions, "compact,delete"),
+        ("grp-processor-wallet-state-changelog", TARGETED_TRADES.partitions, "compact"),
+        ("grp-processor-leader-positions-changelog", TARGETED_TRADES.partitions, "compact"),
+    }
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Execution reports, and paper execution: what an order would get against the current book. Pure."""
+"""Execution reports, and paper execution: what an order gets against the book levels its intent carries
+(those the liquidity gate saw), so a replay fills exactly as the live run did. Pure."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from decimal import Decimal
 
 from processors.core.books import simulate_fill
 from processors.core.ids import build_report_id
-from schemas.books import OrderBook
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, OrderType, ReportKind
 
 
@@ -44,10 +44,11 @@ def build_execution_report(
 
 
 def execute_on_paper(
-    intent: OrderIntent, book: OrderBook | None, order_id: str, *, sent_at_ms: int, reported_at_ms: int
+    intent: OrderIntent, order_id: str, *, sent_at_ms: int, reported_at_ms: int
 ) -> list[ExecutionReport]:
-    """Cross the book up to the limit like a taker. FAK kills the rest, FOK kills all unless fully filled,
-    GTC/GTD rest the remainder (reported as accepted). No book means the venue would reject the order."""
+    """Cross the intent's book levels up to the limit like a taker. FAK kills the rest, FOK kills all unless
+    fully filled, GTC/GTD rest the remainder (reported as accepted). An intent without book levels (decided
+    without a book) is what the venue would reject."""
 
     def report(
         kind: ReportKind, matched: Decimal, average: Decimal | None, detail: str = ""
@@ -64,9 +65,9 @@ def execute_on_paper(
             reported_at_ms=reported_at_ms,
         )
 
-    if book is None:
+    if intent.book_levels is None:
         return [report(ReportKind.REJECTED, Decimal(0), None, "no order book for this token")]
-    fill = simulate_fill(book, intent.side, intent.limit_price, intent.size)
+    fill = simulate_fill(intent.book_levels, intent.side, intent.limit_price, intent.size)
     if intent.order_type is OrderType.FOK and fill.matched_size < intent.size:
         return [report(ReportKind.CANCELLED, Decimal(0), None, "FOK could not be fully filled")]
     reports = []

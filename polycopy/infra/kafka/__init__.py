@@ -1,0 +1,35 @@
+"""The one package that imports confluent-kafka: publishing, consumer-group consumption, reading topics
+without a group, and topic administration. Callers import from here."""
+
+from polycopy.infra.kafka.admin import (
+    KafkaSetupError,
+    TopicLayout,
+    create_named_topics,
+    create_topics,
+    delete_topics,
+    wait_for_broker,
+    wait_for_consumer_group,
+)
+from polycopy.infra.kafka.consume import Record, RecordConsumer, consume_batch
+from polycopy.infra.kafka.publish import MessagePublisher, now_ms, producer_config
+from polycopy.infra.kafka.read import CompactedTopicReader, TopicFollower, end_offsets, read_topic
+
+__all__ = [
+    "CompactedTopicReader",
+    "KafkaSetupError",
+    "MessagePublisher",
+    "Record",
+    "RecordConsumer",
+    "TopicFollower",
+    "TopicLayout",
+    "consume_batch",
+    "create_named_topics",
+    "create_topics",
+    "delete_topics",
+    "end_offsets",
+    "now_ms",
+    "producer_config",
+    "read_topic",
+    "wait_for_broker",
+    "wait_for_consumer_group",
+]

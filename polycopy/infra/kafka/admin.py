@@ -1,0 +1,143 @@
+"""Topic administration: creating topics, waiting for the broker and for a consumer group to be ready."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from polycopy.infra.settings import PolycopySettings
+from schemas.topics import TopicSpec
+
+
+class KafkaSetupError(RuntimeError):
+    """The broker could not be reached or a topic could not be created."""
+
+
+@dataclass(frozen=True)
+class TopicLayout:
+    """A topic as the broker is asked to create it: its full name, partitions and topic-level config."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
+    """Create missing topics of the registry in this deployment's namespace; existing ones are left alone.
+    Returns the names created."""
+    layouts = [TopicLayout(settings.topic_name(s), s.partitions, s.broker_config()) for s in specs]
+    return create_named_topics(settings, layouts, timeout)
+
+
+def create_named_topics(
+    settings: PolycopySettings, layouts: Iterable[TopicLayout], timeout: float = 30.0, *, wait: bool = False
+) -> list[str]:
+    """Create missing topics by full name; existing ones are left alone. Returns the names created.
+
+    With `wait`, return only once the broker's metadata lists every one of them with all its partitions: a
+    topic is created on the controller before the broker serves it, and a client that asks at once (Faust,
+    for its tables' changelogs) may be told it does not exist.
+    """
+    wanted = list(layouts)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as error:
+        raise KafkaSetupError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error}") from error
+    missing = [layout for layout in wanted if layout.name not in existing]
+    created = []
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    layout.name,
+                    num_partitions=layout.partitions,
+                    replication_factor=1,
+                    config=dict(layout.config),
+                )
+                for layout in missing
+            ],
+            operation_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise KafkaSetupError(f"cannot create topic {name}: {error}") from error
+    if wait:
+        _wait_until_served(admin, wanted, timeout)
+    return created
+
+
+def _wait_until_served(admin: AdminClient, layouts: list[TopicLayout], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = {layout.name: layout.partitions for layout in layouts}
+    while pending:
+        topics = admin.list_topics(timeout=timeout).topics
+        for name, partitions in list(pending.items()):
+            metadata = topics.get(name)
+            if metadata is not None and metadata.error is None and len(metadata.partitions) >= partitions:
+                del pending[name]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaSetupError(f"topics not served within {timeout} s: {', '.join(sorted(pending))}")
+        time.sleep(0.1)
+
+
+def delete_topics(
+    settings: PolycopySettings, select: Callable[[str], bool], timeout: float = 30.0
+) -> list[str]:
+    """Delete every topic whose name `select` accepts (a finished test's or bench's namespace); returns them.
+
+    Topics already gone are not an error. A broker keeps a few open files per partition, so namespaces that
+    are never deleted pile up until it runs out of file descriptors.
+    """
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    try:
+        names = [name for name in admin.list_topics(timeout=timeout).topics if select(name)]
+    except KafkaException as error:
+        raise KafkaSetupError(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {error}") from error
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=timeout).values():
+            with contextlib.suppress(KafkaException):
+                future.result()
+    return names
+
+
+def wait_for_broker(settings: PolycopySettings, timeout_secs: float = 60.0) -> None:
+    """Block until the broker answers metadata requests."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    deadline = time.monotonic() + timeout_secs
+    while True:
+        try:
+            admin.list_topics(timeout=2)
+            return
+        except KafkaException as error:
+            if time.monotonic() > deadline:
+                raise KafkaSetupError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} not ready: {error}"
+                ) from error
+            time.sleep(0.5)
+
+
+def wait_for_consumer_group(settings: PolycopySettings, group: str, timeout_secs: float = 60.0) -> bool:
+    """Wait until a consumer group is stable with members (its partitions assigned)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    deadline = time.monotonic() + timeout_secs
+    while time.monotonic() < deadline:
+        try:
+            description = admin.describe_consumer_groups([group])[group].result(timeout=5)
+            if description.members and str(description.state).upper().endswith("STABLE"):
+                return True
+        except KafkaException:
+            pass
+        time.sleep(0.5)
+    return False

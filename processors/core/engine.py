@@ -1,0 +1,134 @@
+"""The copy engine: the one copy step that the live worker, `polycopy whatif` and the bench all call.
+
+Given a trade: which copy wallets follow it (after dedup); given a trade, a follower, its state, the
+reference data and the book: the evaluation (decision and intent); given an executor report: the lifecycle
+events. No I/O: the callers bring the reference data, the state and the book, and send what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from processors.core.orders import apply_report as advance_order
+from processors.core.policy import Evaluation, MarketInfo, TraderStats, evaluate_trade
+from processors.core.targeting import select_followers
+from processors.core.wallet_state import WalletState
+from schemas.books import OrderBook
+from schemas.orders import ExecutionReport, OrderEvent
+from schemas.reference import MarketReference, TraderReference
+from schemas.trades import RawTrade
+from schemas.wallets import WalletConfig
+
+
+class ReferenceView(Protocol):
+    """The reference data the engine reads: wallet configs, markets, synced traders and their stats."""
+
+    def wallets(self) -> Mapping[str, WalletConfig]: ...
+    def market_for_token(self, token_id: str) -> MarketReference | None: ...
+    def followed_traders(self) -> frozenset[str]: ...
+    def trader_stats(self, wallet: str) -> TraderStats | None: ...
+
+
+class RecentKeys(Protocol):
+    """Keys seen recently: the worker's windowed table, or a plain set in a replay."""
+
+    def __contains__(self, key: object) -> bool: ...
+    def add(self, key: str) -> None: ...
+
+
+def build_trader_stats(trader: TraderReference | None) -> TraderStats | None:
+    """What the policy knows of a synced trader (None for a trader not on the traders topic)."""
+    return TraderStats(win_rate=trader.win_rate) if trader is not None else None
+
+
+@dataclass(frozen=True)
+class StaticReference:
+    """Reference data held in memory: for what-if runs, the bench and tests."""
+
+    wallet_configs: Mapping[str, WalletConfig] = field(default_factory=dict)
+    markets_by_token: Mapping[str, MarketReference] = field(default_factory=dict)
+    traders: Mapping[str, TraderReference] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        wallets: Iterable[WalletConfig] = (),
+        markets: Iterable[MarketReference] = (),
+        traders: Iterable[TraderReference] = (),
+    ) -> StaticReference:
+        """From lists as a topic holds them (later entries win, as on a compacted topic)."""
+        return cls(
+            {wallet.id: wallet for wallet in wallets},
+            {token: market for market in markets for token in market.token_ids},
+            {trader.wallet: trader for trader in traders},
+        )
+
+    def wallets(self) -> Mapping[str, WalletConfig]:
+        return self.wallet_configs
+
+    def market_for_token(self, token_id: str) -> MarketReference | None:
+        return self.markets_by_token.get(token_id)
+
+    def followed_traders(self) -> frozenset[str]:
+        return frozenset(self.traders)
+
+    def trader_stats(self, wallet: str) -> TraderStats | None:
+        return build_trader_stats(self.traders.get(wallet))
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """A trade after the target filter: whether it was new, and the wallets that follow its trader."""
+
+    first_seen: bool
+    followers: tuple[str, ...] = ()
+
+
+def target(trade: RawTrade, seen: RecentKeys, reference: ReferenceView) -> Targeting:
+    """Drop a fill seen recently (the same fill on both feed types, a reconnect, the poller's overlap);
+    otherwise remember it and return its followers in a stable (wallet id) order."""
+    if trade.dedup_key in seen:
+        return Targeting(first_seen=False)
+    seen.add(trade.dedup_key)
+    followers = select_followers(trade, reference.wallets().values(), reference.followed_traders())
+    return Targeting(first_seen=True, followers=tuple(followers))
+
+
+def evaluate(
+    trade: RawTrade,
+    wallet: WalletConfig,
+    state: WalletState,
+    reference: ReferenceView,
+    book: OrderBook | None,
+    now_ms: int,
+    *,
+    missing_book_detail: str = "",
+) -> Evaluation:
+    """One follower's decision on a trade, with the market's reference data combined with the book's
+    trading parameters, the trader's stats and the synced traders. A copy reserves capital in `state`."""
+    return evaluate_trade(
+        trade,
+        wallet,
+        state.ledger,
+        market=MarketInfo.combine(reference.market_for_token(trade.asset), book),
+        book=book,
+        trader_stats=reference.trader_stats(trade.proxy_wallet),
+        followed=reference.followed_traders(),
+        now_ms=now_ms,
+        missing_book_detail=missing_book_detail,
+    )
+
+
+def apply_report(state: WalletState, report: ExecutionReport, now_ms: int) -> list[OrderEvent]:
+    """Advance the reported order in `state` (ledger and open orders) and return the events to publish.
+
+    A report about an order that already reached a final state is late (a re-delivery, a stray status poll)
+    and changes nothing.
+    """
+    if state.is_closed(report.order_id):
+        return []
+    record, events = advance_order(state.ledger, state.orders.get(report.order_id), report, now_ms)
+    state.record_order(record)
+    return events

@@ -1,0 +1,111 @@
+"""The Faust worker's agents in process: the app built as `polycopy worker` builds it, with an in-memory
+store, an outbox that records what the agents send, and agents driven through `agent.test_context()`
+(faust's docs/userguide/testing.rst). No broker is involved."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+import pytest
+
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.settings import PolycopySettings
+from processors.core.engine import StaticReference
+from processors.worker.app import create_app
+from processors.worker.book_cache import BookCache
+from schemas.base import Message
+from schemas.topics import TopicSpec
+from tests.builders import NOW_MS, build_book_payload
+
+
+@dataclass
+class RecordingOutbox:
+    """What the agents sent, in order: (topic, key, value)."""
+
+    sent: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+    async def send(self, spec: TopicSpec, key: str, value: bytes) -> None:
+        self.sent.append((spec.name, key, value))
+
+    def messages(self, spec: TopicSpec) -> list[tuple[str, Any]]:
+        """(key, decoded value) of everything sent to one topic."""
+        return [
+            (key, spec.value_model.model_validate_json(value))
+            for name, key, value in self.sent
+            if name == spec.name
+        ]
+
+
+class CountingFetcher:
+    """GET /book stand-in: a venue book payload (None: the venue has none) or an error; counts requests."""
+
+    def __init__(self, payload: dict[str, Any] | None = None, *, error: Exception | None = None) -> None:
+        self.payload, self.error, self.calls = payload, error, 0
+
+    def __call__(self, token_id: str) -> dict[str, Any] | None:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return self.payload
+
+
+@dataclass
+class Worker:
+    """One in-process worker: its app, what it sent, its book cache and metrics."""
+
+    app: faust.App
+    outbox: RecordingOutbox
+    books: BookCache
+    metrics: PipelineMetrics
+    fetcher: CountingFetcher
+
+    def agent(self, name: str) -> Any:
+        return self.app.agents[name]
+
+    async def put(
+        self, agent_name: str, *values: Message | bytes, until: Callable[[], bool] | None = None
+    ) -> None:
+        """Feed values to one agent, in order. `put` returns once the agent has taken a value, so a test
+        whose agent awaits something (a thread, a wait for a pinned book) says what to wait `until`."""
+        async with self.agent(agent_name).test_context() as agent:
+            for value in values:
+                raw = value if isinstance(value, bytes) else value.to_bytes()
+                await agent.put(raw, key=b"test")
+            for _ in range(1000):
+                if until is None or until():
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"{agent_name}: the awaited effect did not happen within 10 s")
+
+
+@pytest.fixture
+async def worker_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Worker]]:
+    def build(
+        reference: StaticReference,
+        *,
+        fetcher: CountingFetcher | None = None,
+        clock_ms: Callable[[], int] = lambda: NOW_MS,
+        **options: Any,
+    ) -> Worker:
+        settings = PolycopySettings(data_dir=tmp_path, metrics_enabled=False)
+        outbox, metrics = RecordingOutbox(), PipelineMetrics()
+        fetcher = fetcher or CountingFetcher(build_book_payload())
+        books = BookCache(fetcher, 500, channel_max_age_ms=30_000, metrics=metrics, clock_ms=clock_ms)
+        app = create_app(
+            settings, reference=reference, books=books, metrics=metrics, outbox=outbox, clock_ms=clock_ms,
+            **options,
+        )  # fmt: skip
+        # As faust's testing guide says: bind the app to this test's loop, finish its configuration, and let
+        # the agents' queues flow (they start suspended).
+        app.loop = asyncio.get_running_loop()
+        app.finalize()
+        app.flow_control.resume()
+        return Worker(app, outbox, books, metrics, fetcher)
+
+    yield build
