@@ -1,2 +1,2 @@
 """polycopy-stream outside the stages: infra/ (the bottom layer), polymarket/ (the venue adapter), and
-the top layer (wiring.py, the composition root; cli.py; tools/; simulator/)."""
+the top layer (wiring/, the composition root; cli/; tools/; simulator/)."""

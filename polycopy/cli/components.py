@@ -41,7 +41,7 @@ def cmd_sink(args: argparse.Namespace, settings: PolycopySettings) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.wiring_live import run_alerts
+    from polycopy.wiring import run_alerts
 
     run_alerts(settings)
     return 0

@@ -10,7 +10,7 @@ import pytest
 
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
-from polycopy.wiring_live import build_alerts_sink
+from polycopy.wiring import build_alerts_sink
 from processors.core.alerts import alert_for_feed_silence
 from schemas.control import KillSwitch
 from schemas.topics import ALERTS, CONTROL, ORDER_EVENTS

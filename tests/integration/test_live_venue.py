@@ -467,7 +467,7 @@ def test_the_wired_gateway_derives_its_key_and_reports_breaker_changes_as_metric
     venue: Venue, settings_factory: Callable[..., Any]
 ) -> None:
     from polycopy.infra.metrics import PipelineMetrics
-    from polycopy.wiring_live import build_live_gateway
+    from polycopy.wiring import build_live_gateway
     from schemas.topics import ALERTS
     from tests.fakes import FakePublisher
 

@@ -18,6 +18,7 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.rtds import RtdsFeed
+from polycopy.wiring import common, live, pipeline, producers
 from processors.worker.app import changelog_topics
 from producers.poller import SafetyNetPoller
 from producers.reference import SyncSummary
@@ -68,6 +69,14 @@ class Clients:
     table_values: dict[TopicSpec, dict[str, Any]] = field(default_factory=dict)
 
 
+def patch_client(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """Replace a client class wherever the composition root's modules use it."""
+    modules = [module for module in (common, pipeline, producers, live) if hasattr(module, name)]
+    assert modules, f"no wiring module uses {name}"
+    for module in modules:
+        monkeypatch.setattr(module, name, value)
+
+
 @pytest.fixture
 def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
     found = Clients()
@@ -109,13 +118,13 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
         found.feeds.append({"url": url, "on_frame": on_frame, **options})
         return found.feeds[-1]
 
-    monkeypatch.setattr(wiring, "RecordConsumer", consumer)
-    monkeypatch.setattr(wiring, "MessagePublisher", publisher)
-    monkeypatch.setattr(wiring, "ExecutionJournal", journal)
-    monkeypatch.setattr(wiring, "BatchWriter", writer)
-    monkeypatch.setattr(wiring, "CompactedTopicReader", table)
-    monkeypatch.setattr(wiring, "VenueHttpClient", VenueClient)
-    monkeypatch.setattr(wiring, "RtdsFeed", feed)
+    patch_client(monkeypatch, "RecordConsumer", consumer)
+    patch_client(monkeypatch, "MessagePublisher", publisher)
+    patch_client(monkeypatch, "ExecutionJournal", journal)
+    patch_client(monkeypatch, "BatchWriter", writer)
+    patch_client(monkeypatch, "CompactedTopicReader", table)
+    patch_client(monkeypatch, "VenueHttpClient", VenueClient)
+    patch_client(monkeypatch, "RtdsFeed", feed)
     monkeypatch.setattr(polycopy.polymarket.clob, "ClobGateway", gateway)  # imported where it is used
     return found
 
@@ -317,7 +326,7 @@ def real_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
         ("BatchWriter", BatchWriter),
         ("RtdsFeed", RtdsFeed),
     ]:
-        monkeypatch.setattr(wiring, name, recording(cls))
+        patch_client(monkeypatch, name, recording(cls))
     yield made
     for client in made:
         if isinstance(client, RecordConsumer | ExecutionJournal | BatchWriter):

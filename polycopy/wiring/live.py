@@ -1,5 +1,4 @@
-"""The composition root's live-execution part: the live order gateway (for the executor) and the alerts sink,
-built from settings with their clients; `polycopy.wiring` builds everything else."""
+"""Live execution's parts: the order gateway built from settings, and the alerts sink."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from typing import Any
 from polycopy.infra.kafka import MessagePublisher, now_ms
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
-from polycopy.wiring import build_consume_loop, build_metrics, build_publisher
+from polycopy.wiring.common import build_consume_loop, build_metrics, build_publisher
 from sinks.base import LoopPolicy
 
 log = logging.getLogger(__name__)

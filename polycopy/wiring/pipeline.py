@@ -1,0 +1,137 @@
+"""The Faust worker, the books producer, the executor and the PostgreSQL sink, built from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from polycopy.infra.kafka import (
+    MessagePublisher,
+    TopicFollower,
+    create_named_topics,
+    now_ms,
+)
+from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import BatchWriter, ExecutionJournal
+from polycopy.infra.settings import PolycopySettings
+from polycopy.wiring.common import build_consume_loop, build_metrics, build_publisher, stop_on_signals
+from schemas.topics import BOOKS
+from sinks.base import LoopPolicy
+from sinks.executor import Executor
+from sinks.postgres_sink import PostgresSink
+
+log = logging.getLogger(__name__)
+
+# The executor commits after every polled batch: its reports are delivered at once, never held for a timer.
+EXECUTOR_POLICY = LoopPolicy(batch_size=100, flush_secs=0.0)
+
+
+# --- the Faust worker and the books producer ----------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkerParts:
+    """The Faust worker as built: the app, the reference data it reads and the follower of the books topic
+    that keeps its book cache current (both started by `run_worker`)."""
+
+    app: Any  # a faust.App: only the worker package imports faust
+    reference: Any  # processors.worker.reference.LiveReferenceData
+    books: TopicFollower
+
+
+def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> WorkerParts:
+    """The Faust app with live reference data, books from the books topic (kept current by `polycopy books`)
+    and a REST book fallback whose books it publishes there too; nothing started."""
+    from polycopy.polymarket.clob import ClobGateway
+    from processors.core.book_log import PINNED_KEEP_MS
+    from processors.worker.app import create_app
+    from processors.worker.book_cache import BookCache, SharedBooks
+    from processors.worker.reference import LiveReferenceData
+
+    reference = LiveReferenceData(
+        settings,
+        on_wallet_change=lambda key, value: logging.getLogger("polycopy.wallets").info(
+            "wallet %s %s", key, "removed" if value is None else "updated"
+        ),
+    )
+    metrics.wallets.set_function(lambda: len(reference.wallets()))
+    shared = SharedBooks()
+    # Far enough back for every state still fresh, and for the pins of trades still waiting for evaluation.
+    lookback_ms = max(settings.market_book_max_age_ms, PINNED_KEEP_MS)
+    reader = TopicFollower(
+        settings,
+        BOOKS,
+        lambda record: shared.apply_record(record.key, record.value),
+        since_ms=now_ms() - lookback_ms,
+    )
+    books = BookCache(
+        ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
+        settings.book_max_age_ms,
+        books=shared,
+        channel_max_age_ms=settings.market_book_max_age_ms,
+        metrics=metrics,
+    )
+    app = create_app(settings, reference=reference, books=books, metrics=metrics)
+    return WorkerParts(app, reference, reader)
+
+
+def run_worker(settings: PolycopySettings) -> None:
+    """`polycopy worker`: load the reference data and recent books, then run the Faust app until SIGTERM."""
+    from processors.worker.app import changelog_topics, run_app
+
+    worker = build_worker(settings, build_metrics(settings, "worker"))
+    create_named_topics(settings, changelog_topics(worker.app), wait=True)
+    worker.reference.start()
+    worker.books.start(wait_secs=120)
+    run_app(worker.app, settings.log_level, on_stop=worker.books.stop)
+
+
+def run_books(settings: PolycopySettings) -> None:
+    """`polycopy books`: the deployment's one market-channel connection, publishing every book state of the
+    tokens that followed traders trade to the books topic, until SIGTERM/SIGINT."""
+    from producers.books import run_books_producer
+
+    publisher = MessagePublisher(settings, client_id="polycopy-books", **{"linger.ms": 0})
+    run_books_producer(settings, publisher, build_metrics(settings, "books"))
+
+
+# --- the sinks ----------------------------------------------------------------------------------------------
+def build_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> Executor:
+    """The executor: intents -> journal claim -> paper fill on the intent's book levels -> reports."""
+    publisher = build_publisher(settings, "polycopy-executor")
+    return Executor(
+        settings,
+        loop=build_consume_loop(settings, "executor", publisher, metrics, EXECUTOR_POLICY),
+        publisher=publisher,
+        journal=ExecutionJournal(settings.database_url),
+        metrics=metrics,
+    )
+
+
+def run_executor(settings: PolycopySettings) -> None:
+    """`polycopy executor`: run until SIGTERM/SIGINT, then deliver and commit the last batch."""
+    executor = build_executor(settings, build_metrics(settings, "executor"))
+    stop_on_signals(executor.stop)
+    log.info("executor running in %s mode", settings.execution_mode.value)
+    executor.run()
+
+
+def build_postgres_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> PostgresSink:
+    """The PostgreSQL sink, batching `POLYCOPY_SINK_BATCH_SIZE` rows or `POLYCOPY_SINK_FLUSH_SECS`."""
+    policy = LoopPolicy(batch_size=settings.sink_batch_size, flush_secs=settings.sink_flush_secs)
+    publisher = build_publisher(settings, "polycopy-postgres-sink")
+    return PostgresSink(
+        settings,
+        loop=build_consume_loop(settings, "postgres-sink", publisher, metrics, policy),
+        writer=BatchWriter(settings.database_url),
+        metrics=metrics,
+    )
+
+
+def run_sink(settings: PolycopySettings) -> None:
+    """`polycopy sink`: run until SIGTERM/SIGINT, then write and commit the last batch."""
+    sink = build_postgres_sink(settings, build_metrics(settings, "sink"))
+    stop_on_signals(sink.stop)
+    sink.run()
+
+
+# --- the trade producers: RTDS, capture, replay -------------------------------------------------------------
