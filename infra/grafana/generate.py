@@ -267,10 +267,14 @@ ORDERS = Dashboard(
                     width=12,
                 ),
                 Panel(
-                    "Circuit breakers",
-                    "1 while calls of a venue endpoint group are held: open after failures, probing, or "
-                    "paused by the venue (425 restart, 429, 503 cancel-only).",
-                    (_q("max by (endpoint) (polycopy_circuit_breaker_open)", "{{endpoint}}"),),
+                    "Circuit breakers and venue pauses",
+                    "Breaker: 1 while calls of a venue endpoint group are held after failures (open or "
+                    "probing). Paused: 1 while the venue asked us to wait (425 restart, 429, 503 "
+                    "cancel-only).",
+                    (
+                        _q("max by (endpoint) (polycopy_circuit_breaker_open)", "breaker {{endpoint}}"),
+                        _q("max by (endpoint) (polycopy_venue_paused)", "paused {{endpoint}}"),
+                    ),
                     width=12,
                 ),
             ),

@@ -207,7 +207,15 @@ class PipelineMetrics:
         )
         self.circuit_breaker_open = Gauge(
             "polycopy_circuit_breaker_open",
-            "1 while a venue endpoint group's breaker stops calls (open, probing or paused), else 0",
+            "1 while a venue endpoint group's breaker stops calls after failures (open or probing), else 0",
+            ["endpoint"],
+            registry=r,
+        )
+        # Apart from the breaker: the venue pausing us (a matching-engine restart answers 425 for ~90 s every
+        # week) is expected, and must not page anyone the way repeated failures do.
+        self.venue_paused = Gauge(
+            "polycopy_venue_paused",
+            "1 while the venue asks us to hold an endpoint group (425 restart, 429, 503 cancel-only)",
             ["endpoint"],
             registry=r,
         )
@@ -260,6 +268,7 @@ def _export_known_label_values(metrics: PipelineMetrics) -> None:
         metrics.books_published.labels(published)
     for endpoint in BREAKER_ENDPOINTS:
         metrics.circuit_breaker_open.labels(endpoint).set(0)
+        metrics.venue_paused.labels(endpoint).set(0)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -86,8 +86,9 @@ class PolycopySettings(BaseSettings):
     clob_timeout_secs: float = Field(
         default=5.0, gt=0, description="live order calls: seconds before an answer counts as lost (UNKNOWN)"
     )
-    alert_webhook_url: str = Field(
-        default="", description="Slack-compatible webhook the alerts sink posts to; empty = log only"
+    # A Slack webhook URL is a credential: whoever has it can post to the channel.
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-compatible webhook the alerts sink posts to; unset = log only"
     )
     consumer_group_prefix: str = Field(default="polycopy", description="prefix of every consumer group")
     topic_prefix: str = Field(
