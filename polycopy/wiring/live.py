@@ -20,12 +20,13 @@ def build_alerts_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> A
     from sinks.alerts import AlertsSink, HttpWebhook, SentAlerts
 
     publisher = build_publisher(settings, "polycopy-alerts")
+    hook = settings.alert_webhook_url
     return AlertsSink(
         settings,
         loop=build_consume_loop(
             settings, "alerts", publisher, metrics, LoopPolicy(batch_size=50, flush_secs=0.0)
         ),
-        webhook=HttpWebhook(settings.alert_webhook_url.get_secret_value()) if settings.alert_webhook_url else None,
+        webhook=HttpWebhook(hook.get_secret_value()) if hook is not None else None,
         # One store per topic namespace, not per consumer group: a new group re-reads what was posted already.
         sent=SentAlerts(settings.data_dir / "alerts" / f"{settings.topic_prefix or 'default.'}sent"),
         metrics=metrics,
