@@ -289,3 +289,22 @@ def test_child_processes_get_every_setting_but_no_secret() -> None:
     assert not {"POLYCOPY_PRIVATE_KEY", "POLYCOPY_CLOB_API_SECRET", "POLYCOPY_CLOB_API_PASSPHRASE"} & set(env)
     assert not any(secret in value for value in env.values() for secret in (KEY, API_SECRET, "passphrase-42"))
     assert env["POLYCOPY_LOG_FORMAT"] == "json" and env["POLYCOPY_EXECUTION_MODE"] == "paper"
+
+
+def test_the_kafka_clients_own_lines_go_through_python_logging(caplog) -> None:  # type: ignore[no-untyped-def]
+    """A raw `%3|...|FAIL|` line on stderr would break a JSON log stream; it comes as a record instead."""
+    import socket
+
+    from polycopy.infra.kafka import MessagePublisher
+
+    with socket.socket() as probe:  # a local port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    publisher = MessagePublisher(PolycopySettings(kafka_bootstrap_servers=f"127.0.0.1:{port}"))
+    with caplog.at_level(logging.INFO, logger="librdkafka"):
+        for _ in range(300):  # until the client has tried to connect, and polled its log out
+            publisher.poll(0.1)
+            if any(r.name == "librdkafka" for r in caplog.records):
+                break
+    failed = [r for r in caplog.records if r.name == "librdkafka"]
+    assert failed and f"127.0.0.1:{port}" in failed[0].getMessage()

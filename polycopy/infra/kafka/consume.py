@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from polycopy.infra.kafka.lag import measure_lag
+from polycopy.infra.kafka.publish import CLIENT_LOG
 from polycopy.infra.settings import PolycopySettings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class RecordConsumer:
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
                 "fetch.wait.max.ms": 10,
+                "logger": CLIENT_LOG,
             }
             | overrides
         )
