@@ -277,6 +277,25 @@ def test_the_applied_configuration_writes_json_lines_with_the_component(capsys) 
     }
 
 
+def test_under_the_applied_configuration_the_clob_clients_404_line_stays_dropped(capsys) -> None:  # type: ignore[no-untyped-def]
+    """A missing book is an ordinary answer: the client's ERROR line for it would flood every component's log.
+    Reconfiguring logging (ours, and Faust's with the same dictConfig) must not undo the adapter's filter."""
+    from polycopy.polymarket.clob import CLIENT_LOGGER
+
+    previous = logging.root.handlers[:], logging.root.level
+    try:
+        logging.config.dictConfig(build_logging_config(PolycopySettings(log_format=LogFormat.JSON), "worker"))
+        client = logging.getLogger(CLIENT_LOGGER)
+        for status in (404, 500):
+            client.error("[py_clob_client_v2] request error status=%s url=%s body=%s", status, "/book", "{}")
+    finally:
+        logging.root.handlers, logging.root.level = previous
+        for name in (*OWN_LOGGERS, "httpx"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    [line] = capsys.readouterr().err.splitlines()
+    assert json.loads(line)["message"] == "[py_clob_client_v2] request error status=500 url=/book body={}"
+
+
 def test_child_processes_get_every_setting_but_no_secret() -> None:
     settings = PolycopySettings(
         private_key=SecretStr(KEY),
