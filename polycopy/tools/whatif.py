@@ -9,9 +9,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 
 from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
 from polycopy.infra.settings import PolycopySettings
+from polycopy.tools.progress import ProgressBar
 from polycopy.wiring import read_table
 from processors.core.book_log import ReplayBooks, ReplayedTrade
 from processors.core.engine import StaticReference
@@ -74,11 +76,14 @@ def run_whatif(
     to_ms: int | None = None,
     sandbox: str | None = None,
     out: Callable[[str], None] = print,
-    progress_every: int = 10_000,
+    progress: TextIO | None = None,
+    keep_decisions: bool = True,
 ) -> WhatIfResult:
     """Replay the raw-trade log in [from_ms, to_ms] through `wallets` on the copy engine, with the current
     market and trader reference data and the books rebuilt from the books topic (README, "What if");
-    decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones."""
+    decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones.
+    A progress bar goes to `progress` (default stderr); `keep_decisions=False` leaves the result's decisions
+    empty, so a run over millions of trades holds none of them in memory."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
     create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
@@ -107,8 +112,9 @@ def run_whatif(
     run = WhatIfRun(reference)
     publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif")
     decisions: list[Decision] = []
+    decided = 0
     coverage = Counter[str]()
-    started = time.monotonic()
+    bar = ProgressBar(len(trades), stream=progress)
     for number, trade in enumerate(trades, 1):
         book = books.book_for(replayed[trade.dedup_key])
         if book is None:
@@ -116,13 +122,14 @@ def run_whatif(
         else:
             coverage["pinned" if replayed[trade.dedup_key].decided_live else "rebuilt"] += 1
         for result in run.feed(trade, book):
-            decisions.append(result.decision)
+            decided += 1
+            if keep_decisions:
+                decisions.append(result.decision)
             publisher.publish(DECISIONS, result.decision.wallet_id, result.decision)
             if result.intent is not None:
                 publisher.publish(ORDER_INTENTS, result.intent.wallet_id, result.intent)
-        if number % progress_every == 0:
-            elapsed = time.monotonic() - started
-            out(f"  {number}/{len(trades)} trades, {len(decisions)} decisions, {elapsed:.0f} s")
+        bar.update(number, f"{decided:,} decisions")
+    bar.close()
     publisher.flush(60)
     reports = run.finish()
     summary = BookCoverage(coverage["pinned"], coverage["rebuilt"], coverage["missing"], books.pinned_missing)
