@@ -158,6 +158,20 @@ def print_step(step: StepFigures, out: Out) -> None:
     )
     for name in STAGES:
         out(f"    {name:24}{format_ms(step.stages.get(name))}")
+    if step.cpu_secs:
+        per = {"worker": step.decisions, "executor": step.orders}
+        out(
+            "  CPU used over the window and its drain: "
+            + ", ".join(
+                f"{name} {secs:.1f} s"
+                + (
+                    f" ({1000 * secs / per[name]:.2f} ms per {'decision' if name == 'worker' else 'order'})"
+                    if per.get(name)
+                    else ""
+                )
+                for name, secs in sorted(step.cpu_secs.items())
+            )
+        )
     if step.early_p50_ms is not None and step.late_p50_ms is not None:
         out(
             f"  receive -> decision p50: {step.early_p50_ms:.0f} ms in the first quarter of the window, "

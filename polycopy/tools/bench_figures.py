@@ -81,6 +81,7 @@ class StepFigures:
     late_p50_ms: float | None = None
     kept_up: bool = False
     verdict: str = ""
+    cpu_secs: dict[str, float] = field(default_factory=dict)  # per component, over the step and its drain
 
     @property
     def fed_per_sec(self) -> float:

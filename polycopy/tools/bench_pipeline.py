@@ -5,6 +5,7 @@ trades, decisions and reports read back from the topics. py-spy may profile the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
 PROGRESS_SECS = 5.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 STABLE_SECS = 3.0  # a drain ends when the decision and report topics stopped growing this long
 
 
@@ -94,6 +96,10 @@ class BenchPipeline:
     def pid(self, component: str) -> int:
         return self.processes.running[component].pid
 
+    def cpu_secs(self) -> dict[str, float]:
+        """CPU seconds (user + system) each running component has used so far, from /proc."""
+        return {name: process_cpu_secs(process.pid) for name, process in self.processes.running.items()}
+
     def profile(self, component: str, secs: float, directory: Path) -> Path | None:
         """Start py-spy on a running component for `secs` (collapsed stacks); None when py-spy is missing."""
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -147,6 +153,7 @@ class BenchPipeline:
             spec: end_offsets(self.settings, spec) for spec in (RAW_TRADES, DECISIONS, EXECUTION_REPORTS)
         }
         window_start = time.time_ns() // 1_000_000
+        cpu_before = self.cpu_secs()
         self.set_rate(rate)
         started = time.monotonic()
         while (elapsed := time.monotonic() - started) < secs:
@@ -157,7 +164,10 @@ class BenchPipeline:
         self.set_rate(0)
         window_end = time.time_ns() // 1_000_000
         self._drain(drain_secs)
-        return self._measure(rate, (window_start, window_end), starts)
+        cpu = self.cpu_secs()
+        figures = self._measure(rate, (window_start, window_end), starts)
+        figures.cpu_secs = {name: cpu[name] - cpu_before.get(name, 0.0) for name in cpu}
+        return figures
 
     def _measure(
         self, rate: float, window: tuple[int, int], starts: dict[TopicSpec, dict[int, int]]
@@ -201,3 +211,12 @@ class BenchPipeline:
         for profiler in self._profilers:
             profiler.terminate()
         self.processes.stop_all()
+
+
+def process_cpu_secs(pid: int) -> float:
+    """User + system CPU seconds of a process (0 when /proc cannot tell)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
