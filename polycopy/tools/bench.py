@@ -139,6 +139,7 @@ def _run_pipeline(
                 f"receive -> order sent {cell(step.stages.get('receive -> order sent'))}: "
                 f"{step.verdict} ({load})"
             )
+            out(f"           CPU: {describe_cpu(step)}")
             if not step.kept_up:
                 break
         knee = result.knee
@@ -159,24 +160,27 @@ def print_step(step: StepFigures, out: Out) -> None:
     for name in STAGES:
         out(f"    {name:24}{format_ms(step.stages.get(name))}")
     if step.cpu_secs:
-        per = {"worker": step.decisions, "executor": step.orders}
-        out(
-            "  CPU used over the window and its drain: "
-            + ", ".join(
-                f"{name} {secs:.1f} s"
-                + (
-                    f" ({1000 * secs / per[name]:.2f} ms per {'decision' if name == 'worker' else 'order'})"
-                    if per.get(name)
-                    else ""
-                )
-                for name, secs in sorted(step.cpu_secs.items())
-            )
-        )
+        out("  CPU used over the window and its drain: " + describe_cpu(step))
     if step.early_p50_ms is not None and step.late_p50_ms is not None:
         out(
             f"  receive -> decision p50: {step.early_p50_ms:.0f} ms in the first quarter of the window, "
             f"{step.late_p50_ms:.0f} ms in the last: {step.verdict}"
         )
+
+
+def describe_cpu(step: StepFigures) -> str:
+    """CPU seconds per component; the worker's per decision and the executor's per report logged."""
+    per = {
+        "worker": ("decision", step.logged.get("decisions", 0)),
+        "executor": ("report", step.logged.get("reports", 0)),
+    }
+    parts = []
+    for name, secs in sorted(step.cpu_secs.items()):
+        unit, count = per.get(name, ("", 0))
+        parts.append(
+            f"{name} {secs:.1f} s" + (f" ({1000 * secs / count:.2f} ms per {unit})" if count else "")
+        )
+    return ", ".join(parts)
 
 
 def print_tax(result: BenchResult, out: Out) -> None:

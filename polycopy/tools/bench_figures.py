@@ -82,6 +82,7 @@ class StepFigures:
     kept_up: bool = False
     verdict: str = ""
     cpu_secs: dict[str, float] = field(default_factory=dict)  # per component, over the step and its drain
+    logged: dict[str, int] = field(default_factory=dict)  # decisions and reports logged over the same time
 
     @property
     def fed_per_sec(self) -> float:

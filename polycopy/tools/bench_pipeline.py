@@ -54,6 +54,7 @@ class BenchPipeline:
         self.processes = Processes(settings.data_dir / "logs")
         self._profilers: list[subprocess.Popen[bytes]] = []
         self.last_trades: list[RawTrade] = []  # the unique trades of the last step's window
+        self._logged_decisions = self._logged_reports = 0
 
     def start(self) -> None:
         """Topics, wallets, the paused simulator, the components (ready in their groups), the producer."""
@@ -167,6 +168,7 @@ class BenchPipeline:
         cpu = self.cpu_secs()
         figures = self._measure(rate, (window_start, window_end), starts)
         figures.cpu_secs = {name: cpu[name] - cpu_before.get(name, 0.0) for name in cpu}
+        figures.logged = {"decisions": self._logged_decisions, "reports": self._logged_reports}
         return figures
 
     def _measure(
@@ -181,6 +183,7 @@ class BenchPipeline:
             decision = Decision.model_validate_json(value)
             decisions.setdefault(decision.decision_id, decision)
         reports = [ExecutionReport.model_validate_json(value) for value in read(EXECUTION_REPORTS)]
+        self._logged_decisions, self._logged_reports = len(decisions), len(reports)
         start, end = window
         self.last_trades = [t for t in unique_in_receive_order(trades) if start <= t.received_at_ms < end]
         return measure_step(rate, window, trades, decisions, reports, self.wallets)
