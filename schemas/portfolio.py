@@ -23,8 +23,9 @@ class MarketResolution(Message):
     """How one market resolved. Key on the compacted resolutions topic: `condition_id`.
 
     `payouts` maps outcome token ids to what one share pays out (1 for the winner, 0 for a loser, 0.5 each in
-    a 50-50 resolution); a token of the market that `payouts` does not name pays 0. Each market of a neg-risk
-    event resolves Yes/No on its own, so it has a resolution of its own.
+    a 50-50 resolution); a token of the market that `payouts` does not name pays 0. A Protocol-V2 position id
+    may be listed beside the CLOB token id of the same outcome. Each market of a neg-risk event resolves
+    Yes/No on its own, so it has a resolution of its own.
     """
 
     condition_id: str
@@ -42,8 +43,6 @@ class MarketResolution(Message):
             raise ValueError("a resolution names the payout of at least one token")
         if any(not Decimal(0) <= payout <= Decimal(1) for payout in self.payouts.values()):
             raise ValueError("payouts are between 0 and 1 per share")
-        if sum(self.payouts.values(), Decimal(0)) > 1:
-            raise ValueError("a market's payouts add up to 1 at most")
         return self
 
     def payout_of(self, token_id: str) -> Decimal:

@@ -564,8 +564,3 @@ def test_a_wallet_state_written_before_the_pnl_book_existed_loads_with_an_empty_
 def test_a_resolution_with_a_payout_outside_zero_and_one_is_refused(payout: str) -> None:
     with pytest.raises(ValueError, match="payouts"):
         build_resolution(payouts={ASSET: D(payout)})
-
-
-def test_payouts_adding_up_to_more_than_one_are_refused() -> None:
-    with pytest.raises(ValueError, match="add up"):
-        build_resolution(payouts={ASSET: D(1), OTHER_ASSET: D(1)})
