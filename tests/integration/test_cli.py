@@ -73,7 +73,7 @@ def test_a_good_wallet_file_is_applied_and_read_back(settings, tmp_path: Path) -
     assert polycopy(settings, "wallets", "apply", str(path)).returncode == 0
     listed = polycopy(settings, "wallets", "list").stdout
     assert "alice" in listed and "ratio:0.2" in listed
-    shown = json.loads(polycopy(settings, "wallets", "show", "alice").stdout)
+    shown = json.loads(polycopy(settings, "wallets", "show", "alice", "--config").stdout)
     assert shown["targets"] == [TRADER] and shown["capital_usdc"] == "500"
 
 
