@@ -100,7 +100,7 @@ def register(commands: CommandGroup) -> None:
     markets_sync.add_argument("--page-size", type=int, default=500, help="markets per Gamma request")
     markets_sync.add_argument("--loop", action="store_true", help="sync again every interval until SIGTERM")
     markets_sync.add_argument(
-        "--interval-secs", type=float, default=300.0, help="with --loop: time between syncs (default 300)"
+        "--interval-secs", type=float, default=300.0, help="with --loop: time between syncs"
     )
     traders = commands.group("traders", "leaderboard traders (followed by wallets without targets)")
     traders_sync = traders.command(
