@@ -126,7 +126,13 @@ class SettlementMachine(RuleBasedStateMachine):
     def _equity(self) -> Decimal:
         """Cash plus the shares held at the prices they are marked at."""
         book, ledger = self.state.portfolio, self.state.ledger
-        marked = sum((self.shares[a] * book.mark_of(ledger, a) for a in ledger.positions), D(0))
+        marked = sum(
+            (
+                self.shares[a] * book.marks[a].price if a in book.marks else ledger.positions[a].cost_usdc
+                for a in ledger.positions
+            ),
+            D(0),
+        )
         return self.cash + marked
 
     def _new_day(self) -> None:
@@ -203,7 +209,11 @@ class SettlementMachine(RuleBasedStateMachine):
         price = min(max(price, D("0.01")), D("0.99"))
         before_matched, before_value = self.reported.get(intent_id, (D(0), D(0)))
         new = matched - reservation.matched
+        record = self.state.orders.get(build_paper_order_id(intent_id))
+        charged = record.fee_usdc if record else D(0)
         fee_total = D(fee) * matched if fee is not None else None
+        if fee_total is not None and fee_total - charged > self.state.ledger.available:
+            fee_total = None  # the venue refuses what it cannot charge
         if new > 0:
             value = matched * price
             new_value = max(value - before_value, D(0))
@@ -214,8 +224,6 @@ class SettlementMachine(RuleBasedStateMachine):
             else:
                 self.cash += new_value
                 self.shares[intent.asset] -= new
-            record = self.state.orders.get(build_paper_order_id(intent_id))
-            charged = record.fee_usdc if record else D(0)
             if fee_total is not None and fee_total > charged:
                 self.cash -= fee_total - charged
         else:
@@ -564,3 +572,15 @@ def test_a_wallet_state_written_before_the_pnl_book_existed_loads_with_an_empty_
 def test_a_resolution_with_a_payout_outside_zero_and_one_is_refused(payout: str) -> None:
     with pytest.raises(ValueError, match="payouts"):
         build_resolution(payouts={ASSET: D(payout)})
+
+
+def test_a_trade_in_a_market_the_wallet_knows_resolved_is_a_market_closed_skip() -> None:
+    from processors.core.engine import StaticReference
+    from tests.builders import build_book, build_wallet
+
+    wallet = build_wallet()
+    reference = StaticReference.build([wallet])
+    state = WalletState.new(D("100"))
+    engine.settle(state, WALLET_ID, build_resolution(ASSET), PAPER, NOW_MS)
+    evaluation = engine.evaluate(build_trade(), wallet, state, reference, build_book(), NOW_MS + 1)
+    assert evaluation.decision.reason == "market_closed" and evaluation.intent is None
