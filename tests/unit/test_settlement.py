@@ -517,6 +517,64 @@ def test_yesterdays_fall_in_value_is_not_todays_loss() -> None:
     assert state.ledger.daily_loss(day_of(tomorrow)) == D("4")  # worth 4 at the day's start, settled at 0
 
 
+def buy_only_wallet_with_a_daily_loss_cap():  # type: ignore[no-untyped-def]
+    from processors.core.engine import StaticReference
+    from tests.builders import build_wallet
+
+    wallet = build_wallet(sides=(Side.BUY,), max_daily_loss_usdc=D("5"))
+    return wallet, StaticReference.build([wallet])
+
+
+def trade_at(price: str, seconds: int, n: int):  # type: ignore[no-untyped-def]
+    """A leader's BUY `seconds` after NOW_MS, in the market of ASSET or THIRD_ASSET (by `n`'s parity)."""
+    asset = ASSET if n % 2 else THIRD_ASSET
+    return build_trade(
+        asset=asset,
+        condition_id=MARKET_OF[asset],
+        price=D(price),
+        timestamp=NOW_MS // 1000 + seconds,
+        received_at_ms=NOW_MS + seconds * 1000 + 500,
+        transaction_hash="0x" + f"{n:064x}",
+    )
+
+
+def test_a_buy_only_wallets_daily_loss_cap_trips_when_its_position_loses_value_that_day() -> None:
+    from tests.builders import build_book
+
+    wallet, reference = buy_only_wallet_with_a_daily_loss_cap()
+    state = WalletState.new(wallet.capital_usdc)
+    bought(state, "20", "0.5")  # cost 10
+    book = build_book(asks=[("0.2", "1000")], bids=[("0.19", "1000")], timestamp_ms=NOW_MS)
+    assert engine.evaluate(trade_at("0.3", 1, 1), wallet, state, reference, book, NOW_MS).decision.reason == (
+        "copy"
+    )  # worth 6: a loss of 4 today, under the cap of 5
+    state = WalletState.new(wallet.capital_usdc)
+    bought(state, "20", "0.5")
+    skipped = engine.evaluate(trade_at("0.2", 2, 3), wallet, state, reference, book, NOW_MS)
+    assert state.ledger.realised_pnl == 0  # nothing sold, nothing settled: the loss is unrealised
+    assert (skipped.decision.reason, skipped.intent) == ("daily_loss_cap", None)
+    assert "lost 6.00 USDC today" in skipped.decision.detail
+
+
+def test_a_buy_only_wallets_daily_loss_cap_trips_when_a_position_settles_at_zero() -> None:
+    from tests.builders import build_book
+
+    wallet, reference = buy_only_wallet_with_a_daily_loss_cap()
+    state = WalletState.new(wallet.capital_usdc)
+    bought(state, "20", "0.3", asset=THIRD_ASSET)  # cost 6, never marked
+    book = build_book(asks=[("0.5", "1000")], bids=[("0.49", "1000")], timestamp_ms=NOW_MS)
+    assert engine.evaluate(trade_at("0.5", 1, 1), wallet, state, reference, book, NOW_MS).decision.reason == (
+        "copy"
+    )
+    engine.settle(
+        state, WALLET_ID, build_resolution(ASSET, condition_id=OTHER_CONDITION), PAPER, NOW_MS + 2000
+    )
+    assert state.ledger.realised_pnl == D("-6")  # THIRD_ASSET paid nothing
+    skipped = engine.evaluate(trade_at("0.5", 3, 5), wallet, state, reference, book, NOW_MS + 3000)
+    assert (skipped.decision.reason, skipped.intent) == ("daily_loss_cap", None)
+    assert_identity(state)
+
+
 def test_the_book_mid_marks_a_position_when_the_book_is_newer_than_the_trade() -> None:
     from tests.builders import build_book
 
