@@ -104,10 +104,13 @@ def run_whatif(
     traders = read_table(settings, TRADERS, TraderReference.model_validate_json)
     reference = StaticReference.build(wallets, markets.values(), traders.values())
     end_ms = to_ms if to_ms is not None else (now_ms if now_ms is not None else time.time_ns() // 1_000_000)
+    # The window is in log time, the trades keep their receive times (a replayed capture logs old trades
+    # now): a resolution among the trades' receive times is within the window too.
+    first_ms = min([from_ms, *(trade.received_at_ms for trade in trades)])
     resolutions = [
         resolution
         for resolution in read_table(settings, RESOLUTIONS, MarketResolution.model_validate_json).values()
-        if from_ms <= resolution.resolved_at_ms <= end_ms
+        if first_ms <= resolution.resolved_at_ms <= end_ms
     ]
     out(
         f"  reference data: {len(reference.markets_by_token)} market tokens, "
