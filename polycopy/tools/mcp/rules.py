@@ -94,7 +94,7 @@ def explain_reason(reason: str, config: WalletConfig | None) -> RuleExplanation:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
+    if value is None or value in ((), [], {}):  # an empty list restricts nothing: not set
         return None
     if isinstance(value, list | tuple):
         return ", ".join(str(item) for item in value)
