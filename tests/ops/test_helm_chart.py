@@ -33,6 +33,7 @@ CLOB_API_CREDENTIALS = {"clob_api_key", "clob_api_secret", "clob_api_passphrase"
 CHART_OWNED = {
     "database_url",
     "private_key",
+    "mcp_token",  # the chart runs no MCP server: its token is set where `polycopy mcp --http` runs
     "data_dir",
     "metrics_port",
     "metrics_enabled",
@@ -262,7 +263,10 @@ def test_the_rendered_settings_are_accepted_by_the_application_and_cover_every_s
                 patch.setenv(name, value)
             settings = PolycopySettings()
         provided = {name.removeprefix("POLYCOPY_").lower() for name in environ} | {"database_url"}
-        assert provided >= set(PolycopySettings.model_fields) - {"private_key"} - CLOB_API_CREDENTIALS
+        assert (
+            provided
+            >= set(PolycopySettings.model_fields) - {"private_key", "mcp_token"} - CLOB_API_CREDENTIALS
+        )
         assert (settings.private_key is not None) == (settings.execution_mode.value == "live")
         assert settings.data_dir == Path("/var/lib/polycopy") and settings.metrics_enabled
 
