@@ -527,3 +527,27 @@ def test_http_without_a_token_is_refused_at_start(demo: Demo) -> None:
 def port_open(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_snapshot_rebuilt_from_the_tables_matches_the_topics(demo: Demo) -> None:
+    """The reader's fallback when the table holds a newer version than the topic: the wallet_snapshots row, its
+    open positions from the positions table and its open orders from the row's jsonb."""
+    from polycopy.tools.mcp.reader import PipelineReader
+
+    reader = PipelineReader(demo.settings)
+    try:
+        from_tables = {s.wallet_id: s for s in reader._snapshots_from_database(None)}
+        from_topic = read_table(demo.settings, WALLET_SNAPSHOTS, WalletSnapshot.model_validate_json)
+        assert set(from_tables) == set(from_topic) == {"demo-cautious", "demo-fixed", "demo-ratio"}
+        for wallet_id, snapshot in from_topic.items():
+            rebuilt = from_tables[wallet_id]
+            figures = {"open_positions", "open_orders", "schema_version"}
+            assert rebuilt.model_dump(exclude=figures) == snapshot.model_dump(exclude=figures)
+            assert rebuilt.open_orders == snapshot.open_orders
+            held = {(p.asset, p.shares, p.cost_usdc) for p in snapshot.open_positions}
+            assert {(p.asset, p.shares, p.cost_usdc) for p in rebuilt.open_positions} == held
+        assert any(s.open_positions for s in from_topic.values())
+        newest = reader.snapshots()
+        assert {w: s.version for w, (s, _) in newest.items()} == {w: s.version for w, s in from_topic.items()}
+    finally:
+        reader.stop()
