@@ -530,8 +530,8 @@ def port_open(port: int) -> bool:
 
 
 def test_a_snapshot_rebuilt_from_the_tables_matches_the_topics(demo: Demo) -> None:
-    """The reader's fallback when the table holds a newer version than the topic: the wallet_snapshots row, its
-    open positions from the positions table and its open orders from the row's jsonb."""
+    """The reader's fallback when the table holds a newer version than the topic: the wallet_snapshots row,
+    its open positions from the positions table and its open orders from the row's jsonb."""
     from polycopy.tools.mcp.reader import PipelineReader
 
     reader = PipelineReader(demo.settings)
