@@ -372,13 +372,26 @@ async def test_explain_decision_by_transaction_hash_covers_every_fill_and_every_
             (f, w) for f in fills for w in wallets
         }
         # A trade of a trader no wallet follows has no decision: each wallet says it does not follow them.
+        targets = [
+            t.lower() for w in yaml.safe_load(demo.wallet_file.read_text())["wallets"] for t in w["targets"]
+        ]
         (unfollowed,) = demo.rows(
-            "SELECT dedup_key FROM trades WHERE dedup_key NOT IN (SELECT dedup_key FROM decisions) "
-            "ORDER BY dedup_key LIMIT 1"
+            "SELECT dedup_key FROM trades WHERE proxy_wallet <> ALL(%s) ORDER BY dedup_key LIMIT 1", targets
         )[0]
         answer = await call(client, "explain_decision", trade=unfollowed)
         assert {e["outcome"] for e in answer["explanations"]} == {"not_followed"}
         assert {e["reason"] for e in answer["explanations"]} == {"not_target"}
+        assert all("not among the wallet's targets" in e["detail"] for e in answer["explanations"])
+        # A trade of a followed trader that no decision names (the demo stopped before deciding it) says so.
+        pending = demo.rows(
+            "SELECT dedup_key, proxy_wallet FROM trades WHERE proxy_wallet = ANY(%s) "
+            "AND dedup_key NOT IN (SELECT dedup_key FROM decisions) ORDER BY dedup_key LIMIT 1",
+            targets,
+        )
+        if pending:
+            answer = await call(client, "explain_decision", trade=pending[0][0])
+            outcomes = {e["outcome"] for e in answer["explanations"]}
+            assert "not_decided" in outcomes and outcomes <= {"not_decided", "not_followed"}
 
 
 async def test_whatif_replays_the_window_like_polycopy_whatif_and_refuses_what_is_too_large(
