@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from polycopy.infra.kafka import Record, now_ms
+from polycopy.infra.logs import bind_log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core.ids import build_paper_order_id
@@ -95,12 +96,17 @@ class Executor:
     def write(self, intent: OrderIntent, record: Record) -> None:
         """Claim the intent in the journal, then (first claim only) execute it and publish its reports."""
         order_id = build_paper_order_id(intent.intent_id)
+        bind_log_context(order_id=order_id)
         earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
         if earlier is not None and not (earlier == "claimed" and intent.mode is ExecutionMode.PAPER):
             # Already sent (or ambiguous live claim): never send again; live reconciliation resolves it.
             self._metrics.duplicate_intents.inc()
             return
-        for report in self._execute(intent, order_id):
+        reports = self._execute(intent, order_id)
+        for first in reports[:1]:  # sent -> the venue's (or the paper book's) first answer
+            self._metrics.observe_stage("ack", first.sent_at_ms, first.reported_at_ms)
+        for report in reports:
+            log.debug("order %s: %s", report.kind.value, report.detail or "reported")
             self._metrics.reports.labels(report.kind.value).inc()
             self._publisher.publish(EXECUTION_REPORTS, intent.wallet_id, report)
         self._journal.mark(intent.intent_id, "sent")
@@ -115,7 +121,7 @@ class Executor:
 
     def _execute(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
         sent_at = now_ms()
-        self._metrics.signal_to_order.observe(max(sent_at - intent.received_at_ms, 0) / 1000)
+        self._metrics.observe_order_sent(intent.received_at_ms, intent.created_at_ms, sent_at)
         if intent.mode is not ExecutionMode.PAPER or self._settings.execution_mode is not ExecutionMode.PAPER:
             detail = "live execution is not available in this release; order refused"
             return [

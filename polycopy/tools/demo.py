@@ -23,6 +23,7 @@ from polycopy.infra.kafka import (
     wait_for_broker,
     wait_for_consumer_group,
 )
+from polycopy.infra.logs import redact_url
 from polycopy.infra.metrics import DEFAULT_PORTS, component_port
 from polycopy.infra.postgres import migrate, query
 from polycopy.infra.settings import PolycopySettings
@@ -265,7 +266,9 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     out("\n== summary " + "=" * 60)
     out(summary.render(replayed=is_replayed(trades)))
     out("\n== where to look next " + "=" * 49)
-    out(f"  tables   psql {settings.database_url} -c 'SELECT reason, count(*) FROM decisions GROUP BY 1'")
+    # Never the password: the output is pasted into tickets and chats (psql asks for it, or reads ~/.pgpass).
+    database = redact_url(settings.database_url)
+    out(f"  tables   psql {database} -c 'SELECT reason, count(*) FROM decisions GROUP BY 1'")
     out("           (trades, decisions, order_intents, orders, order_events)")
     out("  topics   polycopy topics dump decisions --limit 5   (polycopy topics list for all)")
     ports = {name: component_port(name, settings.metrics_base_port) for name in DEFAULT_PORTS}
