@@ -564,3 +564,19 @@ def test_a_snapshot_rebuilt_from_the_tables_matches_the_topics(demo: Demo) -> No
         assert {w: s.version for w, (s, _) in newest.items()} == {w: s.version for w, s in from_topic.items()}
     finally:
         reader.stop()
+
+
+async def test_get_strategy_shows_the_wallets_engaged_kill_switch(demo: Demo) -> None:
+    from schemas.control import KillSwitch
+    from schemas.topics import CONTROL
+    from tests.integration.helpers import publish
+
+    switch = KillSwitch(
+        wallet_id="demo-cautious", engaged=True, reason="operator pause", set_by="test", set_at_ms=1
+    )
+    publish(demo.settings, CONTROL, [("demo-cautious", switch)])
+    async with stdio_server(demo) as client:
+        paused = await call(client, "get_strategy", wallet_id="demo-cautious")
+        running = await call(client, "get_strategy", wallet_id="demo-fixed")
+    assert paused["risk"]["kill_switch"] == switch.model_dump(mode="json")
+    assert running["risk"]["kill_switch"] is None
