@@ -89,16 +89,15 @@ def run_whatif(
     trades raises `WhatIfTooLargeError` before anything is replayed."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
-    records = [
-        r
-        for r in read_topic(settings, RAW_TRADES, since_ms=from_ms)
-        if r.value and (to_ms is None or r.timestamp_ms <= to_ms)
-    ]
-    if max_trades is not None and len(records) > max_trades:
-        raise WhatIfTooLargeError(
-            f"the window holds {len(records)} logged trades, more than the {max_trades} allowed: "
-            "choose a shorter window"
-        )
+    records = []
+    for record in read_topic(settings, RAW_TRADES, since_ms=from_ms):
+        if record.value and (to_ms is None or record.timestamp_ms <= to_ms):
+            records.append(record)
+            if max_trades is not None and len(records) > max_trades:  # stop reading: the run is refused
+                raise WhatIfTooLargeError(
+                    f"the window holds more than the {max_trades} logged trades allowed: "
+                    "choose a shorter window"
+                )
     if publish:
         create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
     records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))  # one log order across partitions

@@ -441,7 +441,7 @@ async def test_whatif_replays_the_window_like_polycopy_whatif_and_refuses_what_i
             too_many = await error_of(
                 small, "whatif", from_time=str(start), to_time=str(end), wallets_yaml=wallets_yaml
             )
-        assert f"holds {expected.trades} logged trades, more than the 5 allowed" in too_many
+        assert "the window holds more than the 5 logged trades allowed: choose a shorter window" in too_many
 
 
 async def test_bad_arguments_get_a_clear_tool_error(demo: Demo) -> None:
