@@ -434,6 +434,14 @@ async def test_whatif_replays_the_window_like_polycopy_whatif_and_refuses_what_i
             client, "whatif", from_time=str(start), to_time=str(end), wallets_path=str(demo.wallet_file)
         )
         assert by_path["trades"] == answer["trades"]
+        # Read-only: no sandbox topics were created for the runs.
+        from confluent_kafka.admin import AdminClient
+
+        topics = AdminClient({"bootstrap.servers": demo.settings.kafka_bootstrap_servers}).list_topics(
+            timeout=10
+        )
+        sandbox = f".{demo.settings.topic_prefix}"
+        assert [name for name in topics.topics if name.startswith("whatif-") and sandbox in name] == []
 
         too_long = await error_of(client, "whatif", from_time="3d", wallets_yaml=wallets_yaml)
         assert "longer than the 24.0 h allowed" in too_long
