@@ -69,8 +69,8 @@ class PositionStatus(StrEnum):
 class PositionView(Message):
     """One (wallet, token) position as of a wallet state `version`. Key on the positions topic: `wallet_id`.
 
-    A settled or closed position keeps its last cost and shares, and `realised_pnl_usdc` holds everything it
-    made: sales plus the payout, fees included.
+    A settled position keeps the shares that paid out and their cost, a closed one has none left, and
+    `realised_pnl_usdc` holds everything it made: sales plus the payout, fees included.
     """
 
     wallet_id: str

@@ -8,7 +8,7 @@ events. No I/O: the callers bring the reference data, the state and the book, an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from processors.core import settlement
@@ -114,11 +114,14 @@ def evaluate(
     The trade (and the book, where newer) first marks the wallet's position in its token, so the daily loss
     cap sees what the position is worth now."""
     state.portfolio.observe_trade(state.ledger, trade, book, day_of(trade.received_at_ms))
+    market = MarketInfo.combine(reference.market_for_token(trade.asset), book)
+    if market is not None and trade.condition_id in state.portfolio.resolutions:
+        market = replace(market, closed=True)  # the wallet knows it resolved, whatever the reference says yet
     return evaluate_trade(
         trade,
         wallet,
         state.ledger,
-        market=MarketInfo.combine(reference.market_for_token(trade.asset), book),
+        market=market,
         book=book,
         trader_stats=reference.trader_stats(trade.proxy_wallet),
         followed=reference.followed_traders(),

@@ -56,12 +56,14 @@ class Portfolio:
         mark = self.marks.get(asset)
         return mark.price if mark is not None else ledger.positions[asset].average_price
 
+    def unrealised_of(self, ledger: WalletLedger, asset: str) -> Decimal:
+        """A held token at its mark minus what it cost (0 before its first mark: it is worth its cost)."""
+        mark, position = self.marks.get(asset), ledger.positions[asset]
+        return position.shares * mark.price - position.cost_usdc if mark is not None else ZERO
+
     def unrealised(self, ledger: WalletLedger) -> Decimal:
         """Open positions at their marks minus what they cost."""
-        return sum(
-            (p.shares * self.mark_of(ledger, asset) - p.cost_usdc for asset, p in ledger.positions.items()),
-            ZERO,
-        )
+        return sum((self.unrealised_of(ledger, asset) for asset in ledger.positions), ZERO)
 
     def redeemable_usdc(self, ledger: WalletLedger) -> Decimal:
         """What the resolved positions waiting for redemption will pay."""

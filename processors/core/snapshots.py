@@ -33,7 +33,7 @@ def build_position_views(wallet_id: str, state: WalletState, now_ms: int) -> dic
             average_price=position.average_price,
             mark_price=price,
             marked_at_ms=mark.at_ms if mark is not None else None,
-            unrealised_pnl_usdc=position.shares * price - position.cost_usdc,
+            unrealised_pnl_usdc=book.unrealised_of(ledger, asset),
             realised_pnl_usdc=book.realised_of(asset),
             payout=payout,
             version=book.version,

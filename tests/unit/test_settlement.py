@@ -126,7 +126,13 @@ class SettlementMachine(RuleBasedStateMachine):
     def _equity(self) -> Decimal:
         """Cash plus the shares held at the prices they are marked at."""
         book, ledger = self.state.portfolio, self.state.ledger
-        marked = sum((self.shares[a] * book.mark_of(ledger, a) for a in ledger.positions), D(0))
+        marked = sum(
+            (
+                self.shares[a] * book.marks[a].price if a in book.marks else ledger.positions[a].cost_usdc
+                for a in ledger.positions
+            ),
+            D(0),
+        )
         return self.cash + marked
 
     def _new_day(self) -> None:
@@ -203,7 +209,11 @@ class SettlementMachine(RuleBasedStateMachine):
         price = min(max(price, D("0.01")), D("0.99"))
         before_matched, before_value = self.reported.get(intent_id, (D(0), D(0)))
         new = matched - reservation.matched
+        record = self.state.orders.get(build_paper_order_id(intent_id))
+        charged = record.fee_usdc if record else D(0)
         fee_total = D(fee) * matched if fee is not None else None
+        if fee_total is not None and fee_total - charged > self.state.ledger.available:
+            fee_total = None  # the venue refuses what it cannot charge
         if new > 0:
             value = matched * price
             new_value = max(value - before_value, D(0))
@@ -214,8 +224,6 @@ class SettlementMachine(RuleBasedStateMachine):
             else:
                 self.cash += new_value
                 self.shares[intent.asset] -= new
-            record = self.state.orders.get(build_paper_order_id(intent_id))
-            charged = record.fee_usdc if record else D(0)
             if fee_total is not None and fee_total > charged:
                 self.cash -= fee_total - charged
         else:
@@ -509,6 +517,64 @@ def test_yesterdays_fall_in_value_is_not_todays_loss() -> None:
     assert state.ledger.daily_loss(day_of(tomorrow)) == D("4")  # worth 4 at the day's start, settled at 0
 
 
+def buy_only_wallet_with_a_daily_loss_cap():  # type: ignore[no-untyped-def]
+    from processors.core.engine import StaticReference
+    from tests.builders import build_wallet
+
+    wallet = build_wallet(sides=(Side.BUY,), max_daily_loss_usdc=D("5"))
+    return wallet, StaticReference.build([wallet])
+
+
+def trade_at(price: str, seconds: int, n: int):  # type: ignore[no-untyped-def]
+    """A leader's BUY `seconds` after NOW_MS, in the market of ASSET or THIRD_ASSET (by `n`'s parity)."""
+    asset = ASSET if n % 2 else THIRD_ASSET
+    return build_trade(
+        asset=asset,
+        condition_id=MARKET_OF[asset],
+        price=D(price),
+        timestamp=NOW_MS // 1000 + seconds,
+        received_at_ms=NOW_MS + seconds * 1000 + 500,
+        transaction_hash="0x" + f"{n:064x}",
+    )
+
+
+def test_a_buy_only_wallets_daily_loss_cap_trips_when_its_position_loses_value_that_day() -> None:
+    from tests.builders import build_book
+
+    wallet, reference = buy_only_wallet_with_a_daily_loss_cap()
+    state = WalletState.new(wallet.capital_usdc)
+    bought(state, "20", "0.5")  # cost 10
+    book = build_book(asks=[("0.2", "1000")], bids=[("0.19", "1000")], timestamp_ms=NOW_MS)
+    assert engine.evaluate(trade_at("0.3", 1, 1), wallet, state, reference, book, NOW_MS).decision.reason == (
+        "copy"
+    )  # worth 6: a loss of 4 today, under the cap of 5
+    state = WalletState.new(wallet.capital_usdc)
+    bought(state, "20", "0.5")
+    skipped = engine.evaluate(trade_at("0.2", 2, 3), wallet, state, reference, book, NOW_MS)
+    assert state.ledger.realised_pnl == 0  # nothing sold, nothing settled: the loss is unrealised
+    assert (skipped.decision.reason, skipped.intent) == ("daily_loss_cap", None)
+    assert "lost 6.00 USDC today" in skipped.decision.detail
+
+
+def test_a_buy_only_wallets_daily_loss_cap_trips_when_a_position_settles_at_zero() -> None:
+    from tests.builders import build_book
+
+    wallet, reference = buy_only_wallet_with_a_daily_loss_cap()
+    state = WalletState.new(wallet.capital_usdc)
+    bought(state, "20", "0.3", asset=THIRD_ASSET)  # cost 6, never marked
+    book = build_book(asks=[("0.5", "1000")], bids=[("0.49", "1000")], timestamp_ms=NOW_MS)
+    assert engine.evaluate(trade_at("0.5", 1, 1), wallet, state, reference, book, NOW_MS).decision.reason == (
+        "copy"
+    )
+    engine.settle(
+        state, WALLET_ID, build_resolution(ASSET, condition_id=OTHER_CONDITION), PAPER, NOW_MS + 2000
+    )
+    assert state.ledger.realised_pnl == D("-6")  # THIRD_ASSET paid nothing
+    skipped = engine.evaluate(trade_at("0.5", 3, 5), wallet, state, reference, book, NOW_MS + 3000)
+    assert (skipped.decision.reason, skipped.intent) == ("daily_loss_cap", None)
+    assert_identity(state)
+
+
 def test_the_book_mid_marks_a_position_when_the_book_is_newer_than_the_trade() -> None:
     from tests.builders import build_book
 
@@ -564,3 +630,15 @@ def test_a_wallet_state_written_before_the_pnl_book_existed_loads_with_an_empty_
 def test_a_resolution_with_a_payout_outside_zero_and_one_is_refused(payout: str) -> None:
     with pytest.raises(ValueError, match="payouts"):
         build_resolution(payouts={ASSET: D(payout)})
+
+
+def test_a_trade_in_a_market_the_wallet_knows_resolved_is_a_market_closed_skip() -> None:
+    from processors.core.engine import StaticReference
+    from tests.builders import build_book, build_wallet
+
+    wallet = build_wallet()
+    reference = StaticReference.build([wallet])
+    state = WalletState.new(D("100"))
+    engine.settle(state, WALLET_ID, build_resolution(ASSET), PAPER, NOW_MS)
+    evaluation = engine.evaluate(build_trade(), wallet, state, reference, build_book(), NOW_MS + 1)
+    assert evaluation.decision.reason == "market_closed" and evaluation.intent is None
