@@ -217,4 +217,5 @@ class WhatIfAnswer(Answer):
     books_pinned: int
     books_rebuilt: int
     books_missing: int
+    settled_markets: int = 0  # markets that resolved within the window, settled when the replay reached them
     wallets: tuple[WhatIfWallet, ...]

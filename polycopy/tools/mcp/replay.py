@@ -93,6 +93,7 @@ def run_bounded_whatif(
         books_pinned=result.books.pinned,
         books_rebuilt=result.books.rebuilt,
         books_missing=result.books.missing,
+        settled_markets=result.settled_markets,
         wallets=tuple(
             WhatIfWallet(
                 wallet_id=report.wallet_id,
