@@ -1,4 +1,5 @@
-"""The PostgreSQL sink: trades, decisions, intents, orders and order events, written idempotently.
+"""The PostgreSQL sink: trades, decisions, intents, orders and order events, wallet snapshots, positions and
+market resolutions, written idempotently.
 
 Shape after quixstreams' sinks (the loop is `sinks.base.ConsumeLoop`): batch what arrives, write the batch in
 one transaction (conflicts change nothing), and only then commit the offsets, so a crash re-delivers and
@@ -21,8 +22,19 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderIntent
+from schemas.portfolio import MarketResolution, PositionView, WalletSnapshot
 from schemas.reference import TraderReference
-from schemas.topics import DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, TRADERS, TopicSpec
+from schemas.topics import (
+    DECISIONS,
+    ORDER_EVENTS,
+    ORDER_INTENTS,
+    POSITIONS,
+    RAW_TRADES,
+    RESOLUTIONS,
+    TRADERS,
+    WALLET_SNAPSHOTS,
+    TopicSpec,
+)
 from schemas.trades import RawTrade
 from sinks.base import ConsumeLoop, Rejection
 
@@ -76,6 +88,25 @@ def trader_row(trader: TraderReference) -> dict[str, Any]:
     return trader.model_dump(exclude={"schema_version"})
 
 
+def position_row(position: PositionView) -> dict[str, Any]:
+    return position.model_dump(exclude={"schema_version"})
+
+
+def snapshot_row(snapshot: WalletSnapshot) -> dict[str, Any]:
+    """The wallet's figures; its open positions go to `positions` (`snapshot_position_rows`)."""
+    row = snapshot.model_dump(exclude={"schema_version", "open_positions", "open_orders"})
+    row["open_positions"] = len(snapshot.open_positions)
+    row["open_orders"] = len(snapshot.open_orders)
+    row["orders"] = json.dumps(snapshot.model_dump(mode="json", include={"open_orders"})["open_orders"])
+    return row
+
+
+def resolution_row(resolution: MarketResolution) -> dict[str, Any]:
+    row = resolution.model_dump(exclude={"schema_version", "payouts"})
+    row["payouts"] = json.dumps(resolution.model_dump(mode="json", include={"payouts"})["payouts"])
+    return row
+
+
 # topic -> (model, table, row builder); append-only tables, first write wins
 ROUTES: dict[TopicSpec, tuple[type[BaseModel], str, Any]] = {
     RAW_TRADES: (RawTrade, "trades", trade_row),
@@ -83,9 +114,18 @@ ROUTES: dict[TopicSpec, tuple[type[BaseModel], str, Any]] = {
     ORDER_INTENTS: (OrderIntent, "order_intents", intent_row),
     ORDER_EVENTS: (OrderEvent, "order_events", event_row),
     TRADERS: (TraderReference, "traders", trader_row),
+    WALLET_SNAPSHOTS: (WalletSnapshot, "wallet_snapshots", snapshot_row),
+    POSITIONS: (PositionView, "positions", position_row),
+    RESOLUTIONS: (MarketResolution, "market_resolutions", resolution_row),
 }
-# tables whose rows are replaced by newer versions: table -> (key column, version column)
-LATEST_WINS = {"orders": ("order_id", "sequence"), "traders": ("wallet", "updated_at_ms")}
+# tables whose rows are replaced by newer versions: table -> (key columns, comma-separated; version column)
+LATEST_WINS = {
+    "orders": ("order_id", "sequence"),
+    "traders": ("wallet", "updated_at_ms"),
+    "wallet_snapshots": ("wallet_id", "version"),
+    "positions": ("wallet_id,asset", "version"),
+    "market_resolutions": ("condition_id", "resolved_at_ms"),
+}
 
 
 class RowWriter(Protocol):
@@ -118,7 +158,7 @@ class PostgresSink:
         self._loop, self._writer, self._metrics = loop, writer, metrics
         self._routes = {settings.topic_name(spec): route for spec, route in ROUTES.items()}
         self._pending: dict[str, list[dict[str, Any]]] = {table: [] for _, table, _ in ROUTES.values()}
-        self._latest: dict[str, dict[str, dict[str, Any]]] = {table: {} for table in LATEST_WINS}
+        self._latest: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {table: {} for table in LATEST_WINS}
         self.rows_written = 0
 
     def stop(self, *_: object) -> None:
@@ -150,13 +190,20 @@ class PostgresSink:
         if isinstance(value, OrderEvent):
             self._pending[table].append(row)
             table, row = "orders", order_row(value)
+        if isinstance(value, WalletSnapshot):  # the marks of its open positions, at the snapshot's version
+            for position in value.open_positions:
+                self._keep_latest("positions", position_row(position))
         if table in LATEST_WINS:
-            key, version = LATEST_WINS[table]
-            newest = self._latest[table].get(row[key])
-            if newest is None or newest[version] < row[version]:
-                self._latest[table][row[key]] = row
+            self._keep_latest(table, row)
         else:
             self._pending[table].append(row)
+
+    def _keep_latest(self, table: str, row: dict[str, Any]) -> None:
+        keys, version = LATEST_WINS[table]
+        key = tuple(row[column] for column in keys.split(","))
+        newest = self._latest[table].get(key)
+        if newest is None or newest[version] < row[version]:
+            self._latest[table][key] = row
 
     def flush(self) -> Sequence[Rejection]:
         """Write the batch in one transaction; on failure it is kept out of the tables and re-read."""

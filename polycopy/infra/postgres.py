@@ -1,4 +1,5 @@
-"""The one module that imports psycopg: connections, migrations, idempotent batch writes, executor journal."""
+"""The one module that imports psycopg: connections, migrations, idempotent batch writes, executor journal,
+read-only queries."""
 
 from __future__ import annotations
 
@@ -91,8 +92,9 @@ class BatchWriter:
     ) -> None:
         """Insert rows per table (`ON CONFLICT DO NOTHING`), then upsert rows that only move forward.
 
-        `upserts[table] = (conflict_column, guard_column, rows)`: a row replaces the stored one only when its
-        `guard_column` is greater, so an old re-delivered event never rolls a row back.
+        `upserts[table] = (conflict_columns, guard_column, rows)`: a row replaces the stored one only when its
+        `guard_column` is greater, so an old re-delivered event never rolls a row back. A key of several
+        columns is written comma-separated (`"wallet_id,asset"`).
         """
         self.connect()
         conn = self._conn
@@ -122,10 +124,11 @@ def _insert_sql(table: str, columns: list[str]) -> sql.Composed:
 
 
 def _upsert_sql(table: str, columns: list[str], conflict: str, guard: str) -> sql.Composed:
+    keys = conflict.split(",")
     updates = sql.SQL(", ").join(
         sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
         for c in columns
-        if c != conflict
+        if c not in keys
     )
     return sql.SQL(
         "INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {updates} "
@@ -134,7 +137,7 @@ def _upsert_sql(table: str, columns: list[str], conflict: str, guard: str) -> sq
         t=sql.Identifier(table),
         cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
         vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
-        key=sql.Identifier(conflict),
+        key=sql.SQL(", ").join(map(sql.Identifier, keys)),
         updates=updates,
         guard=sql.Identifier(guard),
     )
@@ -187,3 +190,23 @@ def query(url: str, statement: str, params: Iterable[Any] = ()) -> list[tuple[An
     """Run one read-only query and return all rows (for summaries, the CLI and tests)."""
     with connect(url) as conn:
         return list(conn.execute(statement, tuple(params)).fetchall())  # type: ignore[arg-type]
+
+
+def query_rows(
+    url: str, statement: str, params: Mapping[str, Any] | Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """Run one query in a read-only session and return its rows as dicts (column name -> value).
+
+    The session itself is read-only, so a reader that must never write (the MCP server) cannot, whatever the
+    statement says.
+    """
+    from psycopg.rows import dict_row
+
+    try:
+        with connect(url) as conn:
+            conn.read_only = True  # the transaction psycopg begins is READ ONLY
+            with conn.cursor(row_factory=dict_row) as cursor:
+                cursor.execute(statement, params)  # type: ignore[arg-type]
+                return list(cursor.fetchall())
+    except psycopg.Error as error:
+        raise DatabaseError(f"query failed: {str(error).strip()}") from error

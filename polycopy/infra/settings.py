@@ -122,6 +122,14 @@ class PolycopySettings(BaseSettings):
     rtds_watchdog_secs: float = Field(
         default=20.0, gt=0, description="reconnect when no frame arrives this long"
     )
+    wallet_snapshot_interval_secs: float = Field(
+        default=1.0, gt=0, description="the worker publishes a wallet's snapshot at most this often"
+    )
+    market_resolved_events: bool = Field(
+        default=False,
+        description="books producer: ask the market channel for its market_resolved events (custom features) "
+        "and publish them as resolutions",
+    )
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
     sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
     metrics_port: int = Field(
@@ -145,6 +153,16 @@ class PolycopySettings(BaseSettings):
     )
     log_format: LogFormat = Field(
         default=LogFormat.TEXT, description="text, or json: one JSON object per line with correlation ids"
+    )
+    mcp_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token `polycopy mcp --http` requires on every request (refused to start without)",
+    )
+    mcp_whatif_max_window_secs: int = Field(
+        default=86_400, gt=0, description="`polycopy mcp`: the longest window its whatif tool replays"
+    )
+    mcp_whatif_max_trades: int = Field(
+        default=20_000, gt=0, description="`polycopy mcp`: the most logged trades its whatif tool replays"
     )
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
 """`polycopy whatif`: re-read the raw-trade log from a time through a wallet file on the copy engine, into
-sandbox topics that no executor reads, and print a per-wallet report."""
+sandbox topics that no executor reads, settle the markets that resolved within the window, and print a
+per-wallet report (optionally a PnL-over-time chart per wallet)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
@@ -20,8 +22,9 @@ from processors.core.engine import StaticReference
 from processors.core.whatif import WalletReport, WhatIfRun
 from schemas.books import OrderBook
 from schemas.decisions import Decision
+from schemas.portfolio import MarketResolution
 from schemas.reference import MarketReference, TraderReference
-from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES, TRADERS
+from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES, RESOLUTIONS, TRADERS
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
@@ -47,6 +50,10 @@ def parse_time_ms(text: str, now_ms: int) -> int:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
+class WhatIfTooLargeError(ValueError):
+    """The window holds more logged trades than the caller allows (`max_trades`)."""
+
+
 @dataclass(frozen=True)
 class BookCoverage:
     """Where the books of a what-if run came from."""
@@ -66,6 +73,8 @@ class WhatIfResult:
     reports: list[WalletReport]
     books: BookCoverage = BookCoverage()
     decisions: tuple[Decision, ...] = ()
+    settled_markets: int = 0  # markets that resolved within the window and were settled
+    charts: tuple[Path, ...] = ()
 
 
 def run_whatif(
@@ -76,22 +85,33 @@ def run_whatif(
     to_ms: int | None = None,
     sandbox: str | None = None,
     out: Callable[[str], None] = print,
+    chart_dir: Path | None = None,
+    now_ms: int | None = None,
+    max_trades: int | None = None,
+    publish: bool = True,
     progress: TextIO | None = None,
     keep_decisions: bool = True,
 ) -> WhatIfResult:
     """Replay the raw-trade log in [from_ms, to_ms] through `wallets` on the copy engine, with the current
     market and trader reference data and the books rebuilt from the books topic (README, "What if");
-    decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones.
-    A progress bar goes to `progress` (default stderr); `keep_decisions=False` leaves the result's decisions
-    empty, so a run over millions of trades holds none of them in memory."""
+    decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones,
+    or nowhere (`publish=False`: the MCP server writes nothing). A window of more than `max_trades` logged
+    trades raises `WhatIfTooLargeError` before anything is replayed. A progress bar goes to `progress` (the
+    command gives stderr); `keep_decisions=False` leaves the result's decisions empty, so a run over millions
+    of trades holds none of them in memory."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
-    create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
-    records = [
-        r
-        for r in read_topic(settings, RAW_TRADES, since_ms=from_ms)
-        if r.value and (to_ms is None or r.timestamp_ms <= to_ms)
-    ]
+    records = []
+    for record in read_topic(settings, RAW_TRADES, since_ms=from_ms):
+        if record.value and (to_ms is None or record.timestamp_ms <= to_ms):
+            records.append(record)
+            if max_trades is not None and len(records) > max_trades:  # stop reading: the run is refused
+                raise WhatIfTooLargeError(
+                    f"the window holds more than the {max_trades} logged trades allowed: "
+                    "choose a shorter window"
+                )
+    if publish:
+        create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
     records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))  # one log order across partitions
     trades = [RawTrade.model_validate_json(record.value or b"") for record in records]
     out(
@@ -101,20 +121,29 @@ def run_whatif(
     markets = read_table(settings, MARKETS, MarketReference.model_validate_json)
     traders = read_table(settings, TRADERS, TraderReference.model_validate_json)
     reference = StaticReference.build(wallets, markets.values(), traders.values())
+    end_ms = to_ms if to_ms is not None else (now_ms if now_ms is not None else time.time_ns() // 1_000_000)
+    # The window is in log time, the trades keep their receive times (a replayed capture logs old trades
+    # now): a resolution among the trades' receive times is within the window too.
+    first_ms = min([from_ms, *(trade.received_at_ms for trade in trades)])
+    resolutions = [
+        resolution
+        for resolution in read_table(settings, RESOLUTIONS, MarketResolution.model_validate_json).values()
+        if first_ms <= resolution.resolved_at_ms <= end_ms
+    ]
     out(
         f"  reference data: {len(reference.markets_by_token)} market tokens, "
-        f"{len(reference.traders)} synced traders"
+        f"{len(reference.traders)} synced traders, {len(resolutions)} markets resolved within the window"
     )
     live = _read_live_pins(settings, from_ms)
     replayed = {trade.dedup_key: _replayed(trade, live) for trade in trades}
     books = _rebuild_books(settings, list(replayed.values()), from_ms, out)
     out(f"  {sum(t.decided_live for t in replayed.values())} of the trades were decided live")
-    run = WhatIfRun(reference)
-    publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif")
+    run = WhatIfRun(reference, resolutions)
+    publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif") if publish else None
     decisions: list[Decision] = []
     decided = 0
     coverage = Counter[str]()
-    bar = ProgressBar(len(trades), stream=progress)
+    bar = ProgressBar(len(trades), stream=progress) if progress is not None else None
     for number, trade in enumerate(trades, 1):
         book = books.book_for(replayed[trade.dedup_key])
         if book is None:
@@ -125,13 +154,18 @@ def run_whatif(
             decided += 1
             if keep_decisions:
                 decisions.append(result.decision)
+            if publisher is None:
+                continue
             publisher.publish(DECISIONS, result.decision.wallet_id, result.decision)
             if result.intent is not None:
                 publisher.publish(ORDER_INTENTS, result.intent.wallet_id, result.intent)
-        bar.update(number, f"{decided:,} decisions")
-    bar.close()
-    publisher.flush(60)
-    reports = run.finish()
+        if bar is not None:
+            bar.update(number, f"{decided:,} decisions")
+    if bar is not None:
+        bar.close()
+    if publisher is not None:
+        publisher.flush(60)
+    reports = run.finish(end_ms)
     summary = BookCoverage(coverage["pinned"], coverage["rebuilt"], coverage["missing"], books.pinned_missing)
     out(
         f"  books: {summary.pinned} pinned by the live run, {summary.rebuilt} rebuilt from the books topic, "
@@ -143,7 +177,15 @@ def run_whatif(
         )
     )
     out(render_reports(reports))
-    return WhatIfResult(len(trades), sandbox_prefix, reports, summary, tuple(decisions))
+    charts: list[Path] = []
+    if chart_dir is not None:
+        from polycopy.tools.chart import write_pnl_charts
+
+        charts = write_pnl_charts(reports, chart_dir)
+        out(f"  PnL charts: {', '.join(str(path) for path in charts)}")
+    return WhatIfResult(
+        len(trades), sandbox_prefix, reports, summary, tuple(decisions), len(run.settled), tuple(charts)
+    )
 
 
 def _read_live_pins(settings: PolycopySettings, from_ms: int) -> dict[str, str | None]:
@@ -188,7 +230,7 @@ def _rebuild_books(
 
 
 def render_reports(reports: list[WalletReport]) -> str:
-    """The per-wallet table."""
+    """The per-wallet tables: decisions, then the figures `polycopy wallets show` gives for a live wallet."""
     lines = [
         f"{'wallet':20} {'considered':>10} {'copied':>7} {'capital used':>13} {'realised':>10} "
         f"{'mark-to-mkt':>12}  skipped by reason"
@@ -198,6 +240,21 @@ def render_reports(reports: list[WalletReport]) -> str:
         lines.append(
             f"{r.wallet_id:20} {r.considered:>10} {r.copied:>7} {r.capital_used_usdc:>13.2f} "
             f"{r.realised_pnl_usdc:>10.2f} {r.unrealised_pnl_usdc:>12.2f}  {skipped}"
+        )
+    lines.append(
+        f"{'wallet':20} {'capital':>10} {'available':>10} {'reserved':>9} {'deployed':>9} {'realised':>9} "
+        f"{'unrealised':>10} {'fees':>6} {'settled':>7} {'won':>4} {'win rate':>8} {'open':>5}"
+    )
+    for r in reports:
+        s = r.snapshot
+        if s is None:
+            continue
+        win_rate = f"{s.win_rate * 100:.1f}%" if s.win_rate is not None else "-"
+        lines.append(
+            f"{r.wallet_id:20} {s.capital_usdc:>10.2f} {s.available_usdc:>10.2f} {s.reserved_usdc:>9.2f} "
+            f"{s.deployed_usdc:>9.2f} {s.realised_pnl_usdc:>9.2f} {s.unrealised_pnl_usdc:>10.2f} "
+            f"{s.fees_usdc:>6.2f} {s.settled_positions:>7} {s.winning_positions:>4} {win_rate:>8} "
+            f"{len(s.open_positions):>5}"
         )
     return "\n".join(lines)
 

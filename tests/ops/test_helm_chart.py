@@ -34,6 +34,7 @@ CHART_OWNED = {
     "database_url",
     "private_key",
     "alert_webhook_url",
+    "mcp_token",  # the chart runs no MCP server: its token is set where `polycopy mcp --http` runs
     "data_dir",
     "metrics_port",
     "metrics_enabled",
@@ -231,6 +232,7 @@ def test_every_command_the_chart_runs_exists_in_the_cli() -> None:
         for container in spec.get("initContainers", []) + spec["containers"]
     }
     assert ("topics", "create") in runs and ("db", "migrate") in runs and ("poll",) in runs
+    assert ("markets", "sync") in runs
     polycopy = Path(sys.executable).parent / "polycopy"
     for args in sorted(runs):
         words = [word for word in args if not word.startswith("/")]
@@ -266,7 +268,7 @@ def test_the_rendered_settings_are_accepted_by_the_application_and_cover_every_s
         assert (
             provided
             >= set(PolycopySettings.model_fields)
-            - {"private_key", "alert_webhook_url"}
+            - {"private_key", "alert_webhook_url", "mcp_token"}
             - CLOB_API_CREDENTIALS
         )
         assert (settings.private_key is not None) == (settings.execution_mode.value == "live")
@@ -326,12 +328,28 @@ def test_the_setup_job_creates_topics_migrates_then_applies_the_wallet_file_befo
     ]
 
 
+def cronjobs() -> dict[str, dict]:  # type: ignore[type-arg]
+    return {
+        job["metadata"]["labels"]["app.kubernetes.io/component"]: job for job in objects(default(), "CronJob")
+    }
+
+
 def test_the_poller_is_a_cronjob_every_five_minutes_that_never_overlaps() -> None:
-    [cronjob] = objects(default(), "CronJob")
+    cronjob = cronjobs()["poller"]
     assert cronjob["spec"]["schedule"] == "*/5 * * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["poll"] and container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_markets_sync_is_a_cronjob_every_ten_minutes_that_never_overlaps() -> None:
+    """Resolutions reach the worker only through it: without it no position ever settles."""
+    assert set(cronjobs()) == {"poller", "markets-sync"}
+    cronjob = cronjobs()["markets-sync"]
+    assert (cronjob["spec"]["schedule"], cronjob["spec"]["concurrencyPolicy"]) == ("*/10 * * * *", "Forbid")
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["markets", "sync"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_live_mode_takes_the_key_from_the_secret_and_never_puts_it_in_a_configmap() -> None:
