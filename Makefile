@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 DURATION ?= 60
 CAPTURE ?=
 WALLETS ?=
+BENCH_ARGS ?=
+SOAK_ARGS ?=
 # Operations tools (infra/): helm is built from the Go module proxy once, into the git-ignored .tools/.
 TOOLS := .tools
 HELM_VERSION := v3.22.0
@@ -46,8 +48,11 @@ test: install up tools ## lint (ruff, mypy, import contracts), then unit, integr
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m pytest -q
 
-bench: install up ## benchmark latency and throughput over the real broker; prints figures
-	@$(BIN)/polycopy bench
+bench: install up ## benchmark latency, the rate sweep and its knee, sink and whatif throughput (BENCH_ARGS=...)
+	@$(BIN)/polycopy bench $(BENCH_ARGS)
+
+soak: install up ## feed the pipeline at 200 trades/s for 10 minutes; prints the worker's RSS growth (SOAK_ARGS=...)
+	@$(BIN)/polycopy soak $(SOAK_ARGS)
 
 lint: install ## ruff (lint and format), mypy strict (pure core, schemas) and import contracts
 	@$(BIN)/ruff check -q .
@@ -75,4 +80,4 @@ tools: $(HELM) ## operations tools: helm (built once into .tools/); promtool and
 clean: down ## stop the servers and delete local data
 	rm -rf .data
 
-.PHONY: help install up down status run test bench lint schemas dashboards tools clean
+.PHONY: help install up down status run test bench soak lint schemas dashboards tools clean

@@ -78,7 +78,23 @@ class WalletConfig(Message):
         it has none, the synced traders (the leaderboard on the traders topic). Addresses are lower-case."""
         if not self.enabled:
             return False
-        return trader in self.targets if self.targets else trader in synced_traders
+        return trader in _target_set(self.targets) if self.targets else trader in synced_traders
+
+
+# The target filter asks every wallet about every trade: a set answers in O(1) where the tuple of a wallet
+# following hundreds of traders is scanned. Keyed by the tuple's id, holding the tuple (so the id cannot be
+# reused while its entry lives); cleared when it grows past any real number of wallet configs.
+_TARGET_SETS: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
+_TARGET_SETS_MAX = 4096
+
+
+def _target_set(targets: tuple[str, ...]) -> frozenset[str]:
+    entry = _TARGET_SETS.get(id(targets))
+    if entry is None or entry[0] is not targets:
+        if len(_TARGET_SETS) >= _TARGET_SETS_MAX:
+            _TARGET_SETS.clear()
+        entry = _TARGET_SETS[id(targets)] = (targets, frozenset(targets))
+    return entry[1]
 
 
 class WalletConfigFile(Message):

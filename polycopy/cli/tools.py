@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from polycopy.cli.common import UsageError, load_wallet_file
@@ -56,16 +57,49 @@ def cmd_whatif(args: argparse.Namespace, settings: PolycopySettings) -> int:
             sandbox=args.sandbox,
             chart_dir=Path(args.chart) if args.chart else None,
             now_ms=now_ms,
+            progress=sys.stderr,
         )
     except ChartUnavailableError as error:
         raise UsageError(str(error)) from None
     return 0
 
 
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of rates: {text!r}") from None
+    if any(rate <= 0 for rate in rates):
+        raise argparse.ArgumentTypeError("every rate must be > 0")
+    return tuple(sorted(rates))
+
+
 def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.tools.bench import BenchOptions, run_bench
 
-    run_bench(settings, BenchOptions(rate=args.rate, duration_secs=args.duration_secs, seed=args.seed))
+    options = BenchOptions(
+        rate=args.rate,
+        duration_secs=args.duration_secs,
+        seed=args.seed,
+        sweep=args.sweep,
+        step_secs=args.step_secs,
+        wallets=args.wallets,
+        traders=args.traders,
+        whatif_trades=args.whatif_trades,
+        sink_rows=args.sink_rows,
+        profile_dir=Path(args.profile) if args.profile else None,
+    )
+    run_bench(settings, options)
+    return 0
+
+
+def cmd_soak(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.tools.soak import SoakOptions, run_soak
+
+    run_soak(
+        settings,
+        SoakOptions(rate=args.rate, duration_secs=args.duration_secs, warm_up_secs=args.warm_up_secs),
+    )
     return 0
 
 
@@ -107,3 +141,27 @@ def register(commands: CommandGroup) -> None:
     bench.add_argument("--rate", type=float, default=50, help="trades per second fed in")
     bench.add_argument("--duration-secs", type=float, default=30, help="how long trades are fed in")
     bench.add_argument("--seed", type=int, default=11, help="simulator seed")
+    bench.add_argument(
+        "--sweep",
+        type=_rates,
+        default=(100.0, 200.0, 400.0, 700.0, 1000.0, 1500.0, 2000.0),
+        help="rates of the sweep, ascending (comma-separated trades/s); it stops at the first not kept up",
+    )
+    bench.add_argument("--step-secs", type=float, default=15, help="how long each sweep rate is fed")
+    bench.add_argument("--wallets", type=int, default=20, help="copy wallets")
+    bench.add_argument("--traders", type=int, default=1000, help="traders the wallets follow between them")
+    bench.add_argument(
+        "--whatif-trades", type=int, default=200_000, help="synthesised raw trades for whatif (0: skip)"
+    )
+    bench.add_argument(
+        "--sink-rows", type=int, default=100_000, help="rows for the PostgreSQL sink (0: skip)"
+    )
+    bench.add_argument(
+        "--profile", help="directory: py-spy profiles of the worker and executor (needs py-spy)"
+    )
+    soak = commands.command(
+        "soak", cmd_soak, "feed the pipeline for minutes and print the worker's RSS growth after warm-up"
+    )
+    soak.add_argument("--rate", type=float, default=200, help="trades per second fed in")
+    soak.add_argument("--duration-secs", type=float, default=600, help="how long trades are fed in")
+    soak.add_argument("--warm-up-secs", type=float, default=120, help="RSS growth counts from here on")

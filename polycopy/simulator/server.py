@@ -101,10 +101,11 @@ class SimulatorServer:
         clob_app = web.Application()
         for service in self._clob_port_services:
             service.add_routes(clob_app.router)
+        clob_app.router.add_post("/_sim/rate", self._handle_rate)
         self.clob_port = await self._serve(clob_app, self.clob_port)
         self._tasks.append(asyncio.create_task(self._run_book_drift()))
         self._tasks.append(asyncio.create_task(self._run_market_pusher()))
-        if self.auto_trades and self.trades_per_sec > 0:
+        if self.auto_trades:
             self._tasks.append(asyncio.create_task(self._run_trade_stream()))
 
     async def stop(self) -> None:
@@ -167,16 +168,32 @@ class SimulatorServer:
         self._runners.append(runner)
         return int(runner.addresses[0][1])
 
+    async def _handle_rate(self, request: web.Request) -> web.Response:
+        """`POST /_sim/rate {"trades_per_sec": r}`: change the feed rate at once (0 pauses it); the bench's
+        rate sweep drives one running venue through its steps this way."""
+        body = await request.json()
+        rate = float(body.get("trades_per_sec", -1)) if isinstance(body, dict) else -1.0
+        if not rate >= 0:
+            return web.json_response({"error": "trades_per_sec must be a number >= 0"}, status=400)
+        self.trades_per_sec = rate
+        return web.json_response({"trades_per_sec": rate, "trades_generated": self.stats.trades_generated})
+
     async def _run_trade_stream(self) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + self._rng.expovariate(self.trades_per_sec)
+        rate = self.trades_per_sec
+        next_at = loop.time() + (self._rng.expovariate(rate) if rate > 0 else 0.0)
         while True:
+            if self.trades_per_sec <= 0:  # paused (`/_sim/rate`): look again shortly, resume at once
+                await asyncio.sleep(0.05)
+                next_at = loop.time()
+                continue
             await asyncio.sleep(max(0.0, next_at - loop.time()))
+            rate = self.trades_per_sec  # read once: `/_sim/rate` may change it during the sleep
             # Count every arrival already due, so high rates do not need one sleep per trade.
             due, now = 0, loop.time()
-            while next_at <= now and due < _MAX_TRADES_PER_WAKE:
+            while rate > 0 and next_at <= now and due < _MAX_TRADES_PER_WAKE:
                 due += 1
-                next_at += self._rng.expovariate(self.trades_per_sec)
+                next_at += self._rng.expovariate(rate)
             fills = self.simulator.next_trades(due, self._clock_ms())
             self.stats.trades_generated += len(fills)
             self._data_api.record((fill.payload, fill.is_taker) for fill in fills)

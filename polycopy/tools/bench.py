@@ -1,83 +1,92 @@
-"""`make bench`: pipeline latency over the real broker, the same decisions in-process, producer throughput."""
+"""`make bench`: stage latency over the real broker at the platform's rate, the rate sweep and its knee, the
+same decisions in-process and the Kafka tax, producer throughput, PostgreSQL sink rows/s, whatif trades/s."""
 
 from __future__ import annotations
 
 import shutil
 import socket
 import time
-from urllib.parse import urlsplit
 
-from polycopy.infra.kafka import (
-    MessagePublisher,
-    create_topics,
-    end_offsets,
-    read_topic,
-    wait_for_broker,
-    wait_for_consumer_group,
-)
 from polycopy.infra.postgres import create_database, drop_database, migrate
 from polycopy.infra.settings import PolycopySettings
 from polycopy.simulator.market import MarketSimulator
 from polycopy.tools.bench_figures import (
+    STAGES,
     BenchOptions,
     BenchResult,
-    LatencyStats,
     Out,
+    StepFigures,
     build_bench_wallets,
+    cell,
+    describe_load,
     describe_machine,
-    first_report_per_order,
     format_ms,
-    print_table,
-    print_tax,
+    load_average,
     ratio,
-    split_by_receive_time,
-    unique_in_receive_order,
 )
 from polycopy.tools.bench_local import run_in_process, run_producer
-from polycopy.tools.demo import Processes
-from schemas.decisions import Decision, DecisionAction
-from schemas.orders import ExecutionReport
-from schemas.topics import ALL_TOPICS, DECISIONS, EXECUTION_REPORTS, RAW_TRADES, WALLET_CONFIG, TopicSpec
+from polycopy.tools.bench_offline import run_sink_bench, run_whatif_bench
+from polycopy.tools.bench_pipeline import BenchPipeline
+from polycopy.tools.profiles import print_profile
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 from sinks import MIGRATIONS
 
-__all__ = ["BenchOptions", "BenchResult", "run_bench"]
+__all__ = ["BenchOptions", "BenchResult", "bench_settings", "run_bench"]
 
-PROGRESS_SECS = 5.0
-DRAIN_SECS = 30.0
+WARM_UP_SECS = 10.0
+PROFILE_TOP = 15
 
 
-def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = print) -> BenchResult:
-    """Run every benchmark once and print labelled figures, ending with a table for the README."""
+def bench_settings(
+    settings: PolycopySettings, options: BenchOptions, name: str
+) -> tuple[PolycopySettings, str]:
+    """Settings of a bench or soak run: its own topic prefix, groups, database and simulator ports."""
     stamp = int(time.time())
     rtds_port, clob_port = (_free_port(port) for port in options.ports)
-    database = f"polycopy_bench{stamp}"
+    database = f"polycopy_{name}{stamp}"
     bench = settings.model_copy(
         update={
-            "topic_prefix": f"bench{stamp}.",
-            "consumer_group_prefix": f"bench{stamp}",
+            "topic_prefix": f"{name}{stamp}.",
+            "consumer_group_prefix": f"{name}{stamp}",
             "metrics_enabled": False,
             "database_url": create_database(settings.database_url, database),
-            "data_dir": settings.data_dir / "bench",
+            "data_dir": settings.data_dir / name,
             "rtds_url": f"ws://127.0.0.1:{rtds_port}",
             "clob_url": f"http://127.0.0.1:{clob_port}",
             "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market",
         }
     )
+    migrate(bench.database_url, MIGRATIONS)
+    return bench, database
+
+
+def bench_wallets(options: BenchOptions) -> list[WalletConfig]:
+    simulator = MarketSimulator(options.seed, wallet_count=options.simulator_wallets)
+    return build_bench_wallets(simulator.top_wallets(options.traders), options.wallets)
+
+
+def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = print) -> BenchResult:
+    """Run every benchmark once and print labelled figures, ending with a table for the README."""
+    bench, database = bench_settings(settings, options, "bench")
     out(f"polycopy bench: {describe_machine()}")
     out(
-        f"  options: rate {options.rate:g} trades/s, {options.duration_secs:g} s, seed {options.seed}; "
-        f"topics {bench.topic_prefix}*, database {database}, simulator ports {rtds_port}/{clob_port}"
+        f"  options: {options.rate:g} trades/s for {options.duration_secs:g} s, sweep "
+        f"{', '.join(f'{r:g}' for r in options.sweep)} trades/s x {options.step_secs:g} s, "
+        f"seed {options.seed}; "
+        f"topics {bench.topic_prefix}*, database {database}"
     )
-    result = BenchResult()
+    result = BenchResult(load_average=load_average())
     try:
-        migrate(bench.database_url, MIGRATIONS)
-        wallets = build_bench_wallets(MarketSimulator(options.seed).top_wallets(20))
+        wallets = bench_wallets(options)
         trades = _run_pipeline(bench, options, wallets, result, out)
-        run_in_process(trades, wallets, options.seed, result, out)
+        run_in_process(trades, wallets, options, result, out)
         print_tax(result, out)
         run_producer(bench, options, result, out)
+        if options.sink_rows:
+            run_sink_bench(bench, options, result, out)
+        if options.whatif_trades:
+            run_whatif_bench(bench, options, wallets, result, out)
     finally:
         drop_database(settings.database_url, database)
         shutil.rmtree(bench.data_dir / "faust" / bench.consumer_group("processor"), ignore_errors=True)
@@ -93,119 +102,138 @@ def _run_pipeline(
     bench: PolycopySettings, options: BenchOptions, wallets: list[WalletConfig], result: BenchResult, out: Out
 ) -> list[RawTrade]:
     out("\n== 1. pipeline over the real broker " + "=" * 40)
-    wait_for_broker(bench)
-    create_topics(bench, ALL_TOPICS)
-    publisher = MessagePublisher(bench, client_id="polycopy-bench")
-    for wallet in wallets:
-        publisher.publish(WALLET_CONFIG, wallet.id, wallet)
-    if publisher.flush(30):
-        raise RuntimeError("bench wallet configuration not delivered")
-    out(f"  {len(wallets)} paper wallets (FAK, liquidity ratio 0.5) following the simulator's top 20 traders")
-    processes, env = Processes(bench.data_dir / "logs"), bench.to_env()
+    traders = len({t for wallet in wallets for t in wallet.targets})
+    out(
+        f"  {len(wallets)} paper wallets (FAK, liquidity ratio 0.5) following {traders} traders (the top "
+        f"of the simulator's {options.simulator_wallets}); simulator, books producer, Faust worker, "
+        "executor, RTDS producer"
+    )
+    pipeline = BenchPipeline(
+        bench, wallets, seed=options.seed, simulator_wallets=options.simulator_wallets, out=out
+    )
+    trades: list[RawTrade] = []
     try:
-        ports = (str(urlsplit(bench.rtds_url).port), str(urlsplit(bench.clob_url).port))
-        simulator = ["--seed", str(options.seed), "--trades-per-sec", str(options.rate)]
-        simulator += ["--rtds-port", ports[0], "--clob-port", ports[1]]
-        processes.start("simulator", "-m", "polycopy.simulator", *simulator, env=env)
-        for component in ("books", "worker", "executor"):
-            processes.start(component, "-m", "polycopy.cli", component, env=env)
+        pipeline.start()
+        out(f"  warm-up: {WARM_UP_SECS:g} s at {options.rate:g} trades/s")
+        pipeline.run_step(options.rate, WARM_UP_SECS)
+        out(f"  measured: {options.duration_secs:g} s at {options.rate:g} trades/s ({describe_load()})")
+        if options.profile_dir is not None:
+            for component in ("worker", "executor"):
+                pipeline.profile(component, options.duration_secs, options.profile_dir)
+        result.main = pipeline.run_step(options.rate, options.duration_secs)
+        trades = list(pipeline.last_trades)
+        pipeline.wait_for_profiles()
+        print_step(result.main, out)
+        if options.profile_dir is not None:
+            for component in ("worker", "executor"):
+                print_profile(options.profile_dir / f"{component}.folded", component, PROFILE_TOP, out)
+        out("\n== 1b. rate sweep: the same pipeline, each rate for " + f"{options.step_secs:g} s " + "=" * 20)
+        for rate in options.sweep:
+            load = describe_load()
+            step = pipeline.run_step(rate, options.step_secs, drain_secs=max(60.0, 2 * options.step_secs))
+            result.sweep.append(step)
+            decided = step.stages.get("receive -> decision")
+            out(
+                f"  {rate:6g} trades/s offered: {step.fed_per_sec:7.1f} fed, {step.decisions:6} of "
+                f"{step.decisions_due:6} decisions due, receive -> decision {cell(decided)}, "
+                f"receive -> order sent {cell(step.stages.get('receive -> order sent'))}: "
+                f"{step.verdict} ({load})"
+            )
+            out(f"           CPU: {describe_cpu(step)}")
+            if not step.kept_up:
+                break
+        knee = result.knee
         out(
-            "  simulator, books producer, Faust worker, executor started "
-            "(no PostgreSQL sink: it is not on the order path)"
+            f"  knee: {f'{knee:g} trades/s' if knee is not None else 'below the first step'} "
+            "(the highest rate kept up)"
         )
-        for group in (bench.consumer_group("processor"), bench.consumer_group("executor")):
-            if not wait_for_consumer_group(bench, group, timeout_secs=90):
-                processes.check()
-                raise RuntimeError(f"consumer group {group} not ready; see {bench.data_dir / 'logs'}")
-        processes.start("producer", "-m", "polycopy.cli", "rtds", env=env)
-        out(f"  RTDS producer started; feeding for {options.duration_secs:g} s")
-        started = time.monotonic()
-        while time.monotonic() - started < options.duration_secs:
-            time.sleep(min(PROGRESS_SECS, max(options.duration_secs - (time.monotonic() - started), 0.1)))
-            processes.check()
-            out(f"  [{time.monotonic() - started:4.0f} s] {_progress(bench)}")
-        processes.stop("producer")
-        _drain(bench, out)
     finally:
-        processes.stop_all()
-
-    def read(spec: TopicSpec) -> list[bytes]:
-        return [record.value for record in read_topic(bench, spec) if record.value]
-
-    raw = [RawTrade.model_validate_json(value) for value in read(RAW_TRADES)]
-    trades = unique_in_receive_order(raw)
-    decided: dict[str, Decision] = {}
-    for value in read(DECISIONS):
-        decision = Decision.model_validate_json(value)
-        decided.setdefault(decision.decision_id, decision)
-    reports = first_report_per_order(ExecutionReport.model_validate_json(v) for v in read(EXECUTION_REPORTS))
-    reports = [report for report in reports if report.received_at_ms > 0]
-    result.unique_trades, result.decisions, result.orders = len(trades), len(decided), len(reports)
-    result.feed_secs = (trades[-1].received_at_ms - trades[0].received_at_ms) / 1000 if trades else 0.0
-    decided_ms = sorted(d.decided_at_ms for d in decided.values()) or [0]
-    result.decide_secs = (decided_ms[-1] - decided_ms[0]) / 1000
-    result.order_latency_ms = LatencyStats.of([float(r.sent_at_ms - r.received_at_ms) for r in reports])
-    result.decision_latency_ms = LatencyStats.of(
-        [float(d.decided_at_ms - d.received_at_ms) for d in decided.values()]
-    )
-    copies = sum(1 for d in decided.values() if d.action is DecisionAction.COPY)
-    out(
-        f"  counts: {len(raw)} raw messages, {len(trades)} unique trades, {len(decided)} decisions "
-        f"({copies} copies), {len(reports)} orders sent"
-    )
-    out(
-        f"  fed {ratio(len(trades), result.feed_secs):.1f} trades/s over {result.feed_secs:.1f} s "
-        f"({ratio(len(decided), result.feed_secs):.1f} decisions/s due); decided "
-        f"{ratio(len(decided), result.decide_secs):.1f} decisions/s over {result.decide_secs:.1f} s"
-    )
-    out("  receive -> order sent     " + format_ms(result.order_latency_ms))
-    out("  receive -> decision       " + format_ms(result.decision_latency_ms))
-    # Where the time goes: the worker's part, the intents hop + executor claim, the executor's book + fill.
-    stages = {
-        "decision -> order sent": [
-            float(r.sent_at_ms - decided[r.intent_id].decided_at_ms)
-            for r in reports
-            if r.intent_id in decided
-        ],
-        "order sent -> reported": [float(r.reported_at_ms - r.sent_at_ms) for r in reports],
-    }
-    for name, values in stages.items():
-        out(f"    {name:24}{format_ms(LatencyStats.of(values))}")
-    early, late = split_by_receive_time(
-        [(d.received_at_ms, float(d.decided_at_ms - d.received_at_ms)) for d in decided.values()],
-        int(PROGRESS_SECS * 1000),
-    )
-    if early is not None and late is not None:
-        verdict = "the worker fell behind (a backlog)" if late > 2 * early + 100 else "the worker kept up"
-        out(
-            f"  receive -> decision p50: {early:.0f} ms in the first {PROGRESS_SECS:.0f} s of feed, "
-            f"{late:.0f} ms in the last: {verdict}"
-        )
+        pipeline.stop()
     return trades
 
 
-def _progress(bench: PolycopySettings) -> str:
-    counts = {
-        spec: sum(end_offsets(bench, spec).values()) for spec in (RAW_TRADES, DECISIONS, EXECUTION_REPORTS)
-    }
-    return (
-        f"raw trades {counts[RAW_TRADES]:6} | decisions {counts[DECISIONS]:5} | "
-        f"reports {counts[EXECUTION_REPORTS]:5}"
+def print_step(step: StepFigures, out: Out) -> None:
+    out(
+        f"  {step.unique_trades} unique trades in {step.secs:.1f} s ({step.fed_per_sec:.1f}/s fed), "
+        f"{step.decisions} of {step.decisions_due} decisions due made, {step.orders} orders sent"
     )
+    for name in STAGES:
+        out(f"    {name:24}{format_ms(step.stages.get(name))}")
+    if step.cpu_secs:
+        out("  CPU used over the window and its drain: " + describe_cpu(step))
+    if step.early_p50_ms is not None and step.late_p50_ms is not None:
+        out(
+            f"  receive -> decision p50: {step.early_p50_ms:.0f} ms in the first quarter of the window, "
+            f"{step.late_p50_ms:.0f} ms in the last: {step.verdict}"
+        )
 
 
-def _drain(bench: PolycopySettings, out: Out) -> None:
-    """Wait until the decision and report topics stop growing for 3 s (at most DRAIN_SECS)."""
-    out("  producer stopped; draining ...")
-    deadline, previous, stable_since = time.monotonic() + DRAIN_SECS, "", time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        current = _progress(bench)
-        if current != previous:
-            previous, stable_since = current, time.monotonic()
-        elif time.monotonic() - stable_since >= 3:
-            break
-    out(f"  drained: {previous}")
+def describe_cpu(step: StepFigures) -> str:
+    """CPU seconds per component; the worker's per decision and the executor's per report logged."""
+    per = {
+        "worker": ("decision", step.logged.get("decisions", 0)),
+        "executor": ("report", step.logged.get("reports", 0)),
+    }
+    parts = []
+    for name, secs in sorted(step.cpu_secs.items()):
+        unit, count = per.get(name, ("", 0))
+        parts.append(
+            f"{name} {secs:.1f} s" + (f" ({1000 * secs / count:.2f} ms per {unit})" if count else "")
+        )
+    return ", ".join(parts)
+
+
+def print_tax(result: BenchResult, out: Out) -> None:
+    out("\n== 3. Kafka tax " + "=" * 60)
+    pipeline = result.main.stages.get("receive -> order sent") if result.main else None
+    local = result.inprocess_followed_ms
+    if pipeline is None or local is None:
+        out("  n/a: no orders were sent or no trade had followers")
+        return
+    out("  pipeline receive -> order sent, against the decision code per followed trade in-process")
+    for name in ("p50", "p99"):
+        a, b = getattr(pipeline, name), getattr(local, name)
+        out(f"  Kafka tax ({name}): {a:.1f} ms vs {b:.3f} ms in-process = {ratio(a, b):,.0f}x")
+
+
+def print_table(result: BenchResult, options: BenchOptions, out: Out) -> None:
+    main = result.main
+    stages = main.stages if main else {}
+    order = stages.get("receive -> order sent")
+    local = result.inprocess_followed_ms
+    tax = (
+        "n/a"
+        if order is None or local is None
+        else f"{ratio(order.p50, local.p50):,.0f}x / {ratio(order.p99, local.p99):,.0f}x"
+    )
+    rows = [(f"{name}, p50 / p99", cell(stages.get(name), 1)) for name in STAGES]
+    rows += [
+        (
+            f"throughput at {options.rate:g} trades/s offered",
+            f"{main.fed_per_sec:.1f} trades/s fed, {main.decisions} of {main.decisions_due} decisions made"
+            if main
+            else "n/a",
+        ),
+        ("in-process decision per followed trade, p50 / p99", cell(local, 3)),
+        ("in-process decision throughput", f"{result.inprocess_trades_per_sec:,.0f} trades/s"),
+        ("Kafka tax (receive -> order sent / in-process), p50 / p99", tax),
+        (
+            "knee (receive -> decision p99 <= 250 ms, no backlog)",
+            f"{result.knee:g} trades/s" if result.knee else "n/a",
+        ),
+        ("producer parse + publish", f"{result.publish_frames_per_sec:,.0f} frames/s"),
+        ("PostgreSQL sink", f"{result.sink_rows_per_sec:,.0f} rows/s" if result.sink_rows_per_sec else "n/a"),
+        (
+            f"whatif ({result.whatif_trades:,} trades)",
+            f"{result.whatif_trades_per_sec:,.0f} trades/s" if result.whatif_trades_per_sec else "n/a",
+        ),
+        ("load average at start (1, 5, 15 min)", "{:.2f} {:.2f} {:.2f}".format(*result.load_average)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    out("\n== table for the README " + "=" * 52)
+    out(f"| {'figure':{width}} | value |\n|{'-' * (width + 2)}|-------|")
+    for name, value in rows:
+        out(f"| {name:{width}} | {value} |")
 
 
 def _free_port(preferred: int) -> int:

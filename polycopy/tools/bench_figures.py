@@ -1,31 +1,42 @@
-"""The bench's figures: latency statistics, the pure helpers that read the pipeline's output, and the
-printed table."""
+"""The bench's figures: its options and wallets, latency statistics, the pure helpers that read the pipeline's
+output into per-stage figures, and the verdict of a sweep step (kept up or not) and the knee."""
 
 from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from polycopy.tools.summary import percentile
+from processors.core.targeting import select_followers
+from schemas.decisions import Decision
 from schemas.orders import ExecutionReport
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
 VENUE_TRADES_PER_SEC = 50.0  # the venue's observed fill rate; the producer must keep up with 100x that
+DECISION_P99_LIMIT_MS = 250.0  # a sweep step keeps up when receive -> decision p99 stays under this
 Out = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What the benchmark runs: the simulated feed rate, how long it flows, the simulator seed."""
+    """What the benchmark runs: the measured rate and how long, the sweep, the wallets, the offline parts."""
 
     rate: float = 50
     duration_secs: float = 30
     seed: int = 11
+    sweep: tuple[float, ...] = (100, 200, 400, 700, 1000, 1500, 2000)
+    step_secs: float = 15
+    wallets: int = 20
+    traders: int = 1000
+    simulator_wallets: int = 2000  # the simulated venue's wallets; the top `traders` of them are followed
+    whatif_trades: int = 200_000
+    sink_rows: int = 100_000
     producer_frames: int = 20_000
+    profile_dir: Path | None = None  # py-spy profiles of the worker and the executor during the main run
     ports: tuple[int, int] = (18865, 18180)  # RTDS, CLOB: away from the demo's 18765/18080
 
 
@@ -46,50 +57,85 @@ class LatencyStats:
         return cls(percentile(values, 0.5) or 0.0, percentile(values, 0.99) or 0.0, max(values), len(values))
 
 
+STAGES = (
+    "feed -> receive",
+    "receive -> decision",
+    "decision -> order sent",
+    "order sent -> reported",
+    "receive -> order sent",
+)
+
+
+@dataclass
+class StepFigures:
+    """One window of the pipeline at one offered rate: counts, per-stage latency and the verdict."""
+
+    offered: float
+    secs: float
+    unique_trades: int = 0
+    decisions_due: int = 0
+    decisions: int = 0
+    orders: int = 0
+    stages: dict[str, LatencyStats | None] = field(default_factory=dict)
+    early_p50_ms: float | None = None
+    late_p50_ms: float | None = None
+    kept_up: bool = False
+    verdict: str = ""
+    cpu_secs: dict[str, float] = field(default_factory=dict)  # per component, over the step and its drain
+    logged: dict[str, int] = field(default_factory=dict)  # decisions and reports logged over the same time
+
+    @property
+    def fed_per_sec(self) -> float:
+        return ratio(self.unique_trades, self.secs)
+
+
 @dataclass
 class BenchResult:
     """Every figure the run printed, for callers that want numbers rather than text."""
 
-    unique_trades: int = 0
-    decisions: int = 0
-    orders: int = 0
-    feed_secs: float = 0.0
-    decide_secs: float = 0.0
-    order_latency_ms: LatencyStats | None = None
-    decision_latency_ms: LatencyStats | None = None
+    main: StepFigures | None = None
+    sweep: list[StepFigures] = field(default_factory=list)
     inprocess_ms: LatencyStats | None = None
     inprocess_followed_ms: LatencyStats | None = None
     inprocess_trades_per_sec: float = 0.0
     publish_frames_per_sec: float = 0.0
     parse_frames_per_sec: float = 0.0
+    sink_rows_per_sec: float = 0.0
+    whatif_trades: int = 0
+    whatif_trades_per_sec: float = 0.0
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @property
+    def knee(self) -> float | None:
+        return knee(self.sweep)
 
 
-def build_bench_wallets(targets: list[str]) -> list[WalletConfig]:
-    """Four paper wallets on the top traders: FAK, liquidity ratio 0.5, capital that never runs out."""
+def build_bench_wallets(traders: list[str], count: int = 20) -> list[WalletConfig]:
+    """`count` paper wallets (FAK, liquidity ratio 0.5, capital that never runs out) over `traders`: wallet i
+    follows a window of 2 * len(traders) / count traders starting at i * len(traders) / count, so together
+    they follow every trader, each by two wallets (one when count is 1). Sizing and sides cycle through four
+    styles, as a deployment's wallets would differ."""
     common = {"capital_usdc": "1000000", "order_type": "FAK", "liquidity_min_fill_ratio": "0.5"}
-    specs = [
-        {"id": "bench-fixed", "targets": targets[:5], "sizing": {"mode": "fixed_usdc", "value": "10"}},
+    styles: list[dict[str, object]] = [
+        {"sizing": {"mode": "fixed_usdc", "value": "10"}},
         {
-            "id": "bench-ratio",
-            "targets": targets[:10],
             "sides": ["BUY", "SELL"],
             "sizing": {"mode": "ratio", "value": "0.25"},
             "max_order_usdc": "50",
             "max_slippage": "0.03",
         },
-        {
-            "id": "bench-percent",
-            "targets": targets[:8],
-            "sizing": {"mode": "percent_of_capital", "value": "0.01"},
-        },
-        {
-            "id": "bench-wide",
-            "targets": targets[:20],
-            "sides": ["BUY", "SELL"],
-            "sizing": {"mode": "fixed_usdc", "value": "5"},
-        },
+        {"sizing": {"mode": "percent_of_capital", "value": "0.01"}},
+        {"sides": ["BUY", "SELL"], "sizing": {"mode": "fixed_usdc", "value": "5"}},
     ]
-    return [WalletConfig.model_validate(common | spec) for spec in specs]
+    stride = max(len(traders) // count, 1)
+    width = min(2 * stride, len(traders)) if count > 1 else len(traders)
+    wallets = []
+    for number in range(count):
+        start = number * stride
+        targets = [traders[(start + offset) % len(traders)] for offset in range(width)]
+        spec = {"id": f"bench-{number:02d}", "targets": targets} | styles[number % len(styles)]
+        wallets.append(WalletConfig.model_validate(common | spec))
+    return wallets
 
 
 def unique_in_receive_order(trades: Iterable[RawTrade]) -> list[RawTrade]:
@@ -127,55 +173,73 @@ def split_by_receive_time(samples: list[tuple[int, float]], window_ms: int) -> t
     )
 
 
-def print_tax(result: BenchResult, out: Out) -> None:
-    out("\n== 3. Kafka tax " + "=" * 60)
-    pipeline, local = result.order_latency_ms, result.inprocess_followed_ms
-    if pipeline is None or local is None:
-        out("  n/a: no orders were sent or no trade had followers")
-        return
-    out("  pipeline receive -> order sent, against the decision code per followed trade in-process")
-    for name in ("p50", "p99"):
-        a, b = getattr(pipeline, name), getattr(local, name)
-        out(f"  Kafka tax ({name}): {a:.0f} ms vs {b:.2f} ms in-process = {ratio(a, b):,.0f}x")
+def measure_step(
+    offered: float,
+    window: tuple[int, int],
+    trades: Iterable[RawTrade],
+    decisions: Mapping[str, Decision],
+    reports: Iterable[ExecutionReport],
+    wallets: list[WalletConfig],
+) -> StepFigures:
+    """The figures of the trades received in `window` (epoch ms, end excluded): per-stage latency, the
+    decisions due (one per trade and follower) against those made, and whether the pipeline kept up."""
+    start, end = window
 
+    def inside(received_at_ms: int) -> bool:
+        return start <= received_at_ms < end
 
-def print_table(result: BenchResult, options: BenchOptions, out: Out) -> None:
-    def cell(stats: LatencyStats | None, digits: int = 0, with_max: bool = False) -> str:
-        parts = ((stats.p50, stats.p99, stats.max) if with_max else (stats.p50, stats.p99)) if stats else ()
-        return " / ".join(f"{value:.{digits}f}" for value in parts) + " ms" if parts else "n/a"
-
-    tax = (
-        "n/a"
-        if result.order_latency_ms is None or result.inprocess_followed_ms is None
-        else f"{ratio(result.order_latency_ms.p50, result.inprocess_followed_ms.p50):,.0f}x / "
-        f"{ratio(result.order_latency_ms.p99, result.inprocess_followed_ms.p99):,.0f}x"
+    unique = [trade for trade in unique_in_receive_order(trades) if inside(trade.received_at_ms)]
+    due = sum(len(select_followers(trade, wallets)) for trade in unique)
+    made = [d for d in decisions.values() if inside(d.received_at_ms)]
+    sent = [r for r in first_report_per_order(reports) if r.received_at_ms > 0 and inside(r.received_at_ms)]
+    figures = StepFigures(offered, (end - start) / 1000, len(unique), due, len(made), len(sent))
+    figures.stages = {
+        "feed -> receive": LatencyStats.of([float(t.received_at_ms - t.timestamp * 1000) for t in unique]),
+        "receive -> decision": LatencyStats.of([float(d.decided_at_ms - d.received_at_ms) for d in made]),
+        "decision -> order sent": LatencyStats.of(
+            [
+                float(r.sent_at_ms - decisions[r.intent_id].decided_at_ms)
+                for r in sent
+                if r.intent_id in decisions
+            ]
+        ),
+        "order sent -> reported": LatencyStats.of([float(r.reported_at_ms - r.sent_at_ms) for r in sent]),
+        "receive -> order sent": LatencyStats.of([float(r.sent_at_ms - r.received_at_ms) for r in sent]),
+    }
+    early, late = split_by_receive_time(
+        [(d.received_at_ms, float(d.decided_at_ms - d.received_at_ms)) for d in made],
+        max(int((end - start) / 4), 1000),
     )
-    rows = [
-        (
-            f"receive -> order sent, p50 / p99 / max ({result.orders} orders)",
-            cell(result.order_latency_ms, 0, True),
-        ),
-        ("receive -> decision, p50 / p99", cell(result.decision_latency_ms)),
-        (
-            f"throughput at {options.rate:g} trades/s offered",
-            f"{ratio(result.unique_trades, result.feed_secs):.1f} trades/s fed, "
-            f"{ratio(result.decisions, result.decide_secs):.1f} decisions/s decided",
-        ),
-        ("in-process decision per followed trade, p50 / p99", cell(result.inprocess_followed_ms, 3)),
-        ("in-process decision throughput", f"{result.inprocess_trades_per_sec:,.0f} trades/s"),
-        ("Kafka tax, p50 / p99", tax),
-        (
-            "producer parse + publish",
-            f"{result.publish_frames_per_sec:,.0f} frames/s "
-            f"({result.publish_frames_per_sec / VENUE_TRADES_PER_SEC:,.0f}x venue)",
-        ),
-        ("producer parse only", f"{result.parse_frames_per_sec:,.0f} frames/s"),
-    ]
-    width = max(len(name) for name, _ in rows)
-    out("\n== table for the README " + "=" * 52)
-    out(f"| {'figure':{width}} | value |\n|{'-' * (width + 2)}|-------|")
-    for name, value in rows:
-        out(f"| {name:{width}} | {value} |")
+    figures.early_p50_ms, figures.late_p50_ms = early, late
+    figures.kept_up, figures.verdict = judge_step(figures)
+    return figures
+
+
+def judge_step(figures: StepFigures) -> tuple[bool, str]:
+    """Kept up: every due decision made, receive -> decision p99 within the limit, and the latency of the
+    last quarter of the window not growing over the first (a backlog)."""
+    decided = figures.stages.get("receive -> decision")
+    if figures.decisions_due == 0:
+        return False, "no decision was due (no trade from a followed trader)"
+    if figures.decisions < figures.decisions_due:
+        return False, f"only {figures.decisions} of {figures.decisions_due} decisions made"
+    if decided is None or decided.p99 > DECISION_P99_LIMIT_MS:
+        p99 = f"{decided.p99:.0f} ms" if decided else "n/a"
+        return False, f"receive -> decision p99 {p99} > {DECISION_P99_LIMIT_MS:.0f} ms"
+    early, late = figures.early_p50_ms or 0.0, figures.late_p50_ms or 0.0
+    if late > 2 * early + 100:
+        return False, f"backlog: p50 {early:.0f} ms early in the window, {late:.0f} ms late"
+    return True, "kept up"
+
+
+def knee(steps: Iterable[StepFigures]) -> float | None:
+    """The highest offered rate of the ascending sweep before its first step that did not keep up."""
+    best = None
+    for step in steps:
+        if not step.kept_up:
+            break
+        best = step.offered
+    return best
 
 
 def format_ms(stats: LatencyStats | None, digits: int = 0) -> str:
@@ -185,6 +249,19 @@ def format_ms(stats: LatencyStats | None, digits: int = 0) -> str:
         f"p50 {stats.p50:.{digits}f} ms, p99 {stats.p99:.{digits}f} ms, max {stats.max:.{digits}f} ms "
         f"(n={stats.count})"
     )
+
+
+def cell(stats: LatencyStats | None, digits: int = 0) -> str:
+    """`p50 / p99 ms` for a table cell."""
+    return f"{stats.p50:.{digits}f} / {stats.p99:.{digits}f} ms" if stats else "n/a"
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+
+
+def describe_load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*load_average())
 
 
 def describe_machine() -> str:
@@ -199,5 +276,5 @@ def describe_machine() -> str:
             ),
             model,
         )
-    load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
-    return f"{os.cpu_count()} CPUs ({model or 'unknown CPU'}), Python {platform.python_version()}{load}"
+    cpus = f"{os.cpu_count()} CPUs ({model or 'unknown CPU'})"
+    return f"{cpus}, Python {platform.python_version()}, {describe_load()}"

@@ -32,12 +32,12 @@ from schemas.wallets import WalletConfig
 
 
 def run_in_process(
-    trades: list[RawTrade], wallets: list[WalletConfig], seed: int, result: BenchResult, out: Out
+    trades: list[RawTrade], wallets: list[WalletConfig], options: BenchOptions, result: BenchResult, out: Out
 ) -> None:
     out("\n== 2. the same decision code in-process, without Kafka " + "=" * 21)
     # Books come from a fresh simulator with the same seed, so they are the live books before any drift or
     # fills: the decisions may differ a little from the pipeline's, which does not matter for timing.
-    simulator = MarketSimulator(seed)
+    simulator = MarketSimulator(options.seed, wallet_count=options.simulator_wallets)
     _decide_all(trades, wallets, simulator)  # warm-up: first calls fill caches and would skew the tail
     elapsed_ns, followed_ns = _decide_all(trades, wallets, simulator)
     result.inprocess_ms = LatencyStats.of([ns / 1e6 for ns in elapsed_ns])

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
 from polycopy.infra.settings import PolycopySettings
+from polycopy.tools.progress import ProgressBar
 from polycopy.wiring import read_table
 from processors.core.book_log import ReplayBooks, ReplayedTrade
 from processors.core.engine import StaticReference
@@ -83,17 +85,20 @@ def run_whatif(
     to_ms: int | None = None,
     sandbox: str | None = None,
     out: Callable[[str], None] = print,
-    progress_every: int = 10_000,
     chart_dir: Path | None = None,
     now_ms: int | None = None,
     max_trades: int | None = None,
     publish: bool = True,
+    progress: TextIO | None = None,
+    keep_decisions: bool = True,
 ) -> WhatIfResult:
     """Replay the raw-trade log in [from_ms, to_ms] through `wallets` on the copy engine, with the current
     market and trader reference data and the books rebuilt from the books topic (README, "What if");
     decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones,
     or nowhere (`publish=False`: the MCP server writes nothing). A window of more than `max_trades` logged
-    trades raises `WhatIfTooLargeError` before anything is replayed."""
+    trades raises `WhatIfTooLargeError` before anything is replayed. A progress bar goes to `progress` (the
+    command gives stderr); `keep_decisions=False` leaves the result's decisions empty, so a run over millions
+    of trades holds none of them in memory."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
     records = []
@@ -136,8 +141,9 @@ def run_whatif(
     run = WhatIfRun(reference, resolutions)
     publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif") if publish else None
     decisions: list[Decision] = []
+    decided = 0
     coverage = Counter[str]()
-    started = time.monotonic()
+    bar = ProgressBar(len(trades), stream=progress) if progress is not None else None
     for number, trade in enumerate(trades, 1):
         book = books.book_for(replayed[trade.dedup_key])
         if book is None:
@@ -145,15 +151,18 @@ def run_whatif(
         else:
             coverage["pinned" if replayed[trade.dedup_key].decided_live else "rebuilt"] += 1
         for result in run.feed(trade, book):
-            decisions.append(result.decision)
+            decided += 1
+            if keep_decisions:
+                decisions.append(result.decision)
             if publisher is None:
                 continue
             publisher.publish(DECISIONS, result.decision.wallet_id, result.decision)
             if result.intent is not None:
                 publisher.publish(ORDER_INTENTS, result.intent.wallet_id, result.intent)
-        if number % progress_every == 0:
-            elapsed = time.monotonic() - started
-            out(f"  {number}/{len(trades)} trades, {len(decisions)} decisions, {elapsed:.0f} s")
+        if bar is not None:
+            bar.update(number, f"{decided:,} decisions")
+    if bar is not None:
+        bar.close()
     if publisher is not None:
         publisher.flush(60)
     reports = run.finish(end_ms)

@@ -3,6 +3,7 @@ closed."""
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -57,13 +58,29 @@ class WalletState:
 
     def is_closed(self, order_id: str) -> bool:
         """True when the order reached a final state (a report about it now is late and changes nothing)."""
-        return order_id in self.closed
+        return order_id in self._closed_index()
 
     def record_order(self, record: OrderRecord) -> None:
         """Keep an open order; forget a finished one but remember its id (late reports are ignored)."""
         if record.status in TERMINAL:
             self.orders.pop(record.order_id, None)
             self.closed.append(record.order_id)
+            forgotten = self.closed[:-CLOSED_ORDERS_KEPT]
             del self.closed[:-CLOSED_ORDERS_KEPT]
+            index: Counter[str] | None = self.__dict__.get("_closed_index_counts")
+            if index is not None:
+                index[record.order_id] += 1
+                index.subtract(forgotten)
+                for order_id in forgotten:
+                    if index[order_id] <= 0:
+                        del index[order_id]
         else:
             self.orders[record.order_id] = record
+
+    def _closed_index(self) -> Counter[str]:
+        # Counts of the ids in `closed`, built on first use and kept in step by record_order: a state that a
+        # replay keeps in memory answers each report in O(1) instead of scanning up to CLOSED_ORDERS_KEPT ids.
+        index: Counter[str] | None = self.__dict__.get("_closed_index_counts")
+        if index is None:
+            index = self.__dict__["_closed_index_counts"] = Counter(self.closed)
+        return index

@@ -8,6 +8,7 @@ agent raised and never redelivers it, so every agent catches per event (`consume
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -325,6 +326,17 @@ def changelog_topics(app: faust.App) -> list[TopicLayout]:
             config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
         layouts.append(TopicLayout(topic.get_topic_name(), table.partitions or topic.partitions, config))
     return layouts
+
+
+def use_uvloop() -> bool:
+    """Run this process's event loops on uvloop (call before the app is built): the worker spends a tenth of
+    its time in asyncio's own scheduling (the profile in the README), which uvloop does in C."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency; asyncio's loop still works
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
 
 
 def run_app(

@@ -276,3 +276,28 @@ async def test_gamma_markets_return_camel_case_objects_with_json_encoded_lists(
         first["closed"] is False and first["acceptingOrders"] is True and isinstance(first["negRisk"], bool)
     )
     assert first["endDate"] == wanted[0].end_date and first["category"] and first["tags"]
+
+
+async def test_the_feed_rate_is_changed_and_paused_through_the_control_route(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(auto_trades=True, trades_per_sec=0.0)
+    async with aiohttp.ClientSession() as session:
+        await asyncio.sleep(0.2)
+        assert server.stats.trades_generated == 0  # started paused: nothing generated
+        async with session.post(f"{server.clob_url}/_sim/rate", json={"trades_per_sec": 500}) as response:
+            assert response.status == 200 and (await response.json())["trades_per_sec"] == 500
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if server.stats.trades_generated:
+                break
+        assert server.stats.trades_generated > 0
+        async with session.post(f"{server.clob_url}/_sim/rate", json={"trades_per_sec": 0}) as response:
+            assert response.status == 200
+        await asyncio.sleep(0.1)  # a wake already under way may still count its trades
+        paused_at = server.stats.trades_generated
+        await asyncio.sleep(0.3)
+        assert server.stats.trades_generated == paused_at
+        async with session.post(f"{server.clob_url}/_sim/rate", json={"trades_per_sec": -1}) as response:
+            assert response.status == 400
+    assert server.trades_per_sec == 0

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from processors.core.ledger import WalletLedger
+from processors.core.policy import evaluate_trade
 from processors.core.targeting import select_followers
-from tests.builders import OTHER_TRADER, TRADER, build_trade, build_wallet
+from producers.poller import select_wallets
+from tests.builders import NOW_MS, OTHER_TRADER, TRADER, build_market, build_trade, build_wallet
 
 
 def test_enabled_wallets_listing_the_trader_follow_it_in_id_order() -> None:
@@ -66,13 +71,6 @@ TRADERS = st.sampled_from(["0x" + c * 40 for c in "123456"])
 def test_the_target_filter_the_policy_and_the_poller_agree_with_follows(
     configs: list[tuple[bool, list[str]]], synced: frozenset[str], trader: str
 ) -> None:
-    from decimal import Decimal
-
-    from processors.core.ledger import WalletLedger
-    from processors.core.policy import evaluate_trade
-    from producers.poller import select_wallets
-    from tests.builders import NOW_MS, build_market
-
     wallets = [
         build_wallet(id=f"w{n}", enabled=enabled, targets=tuple(targets))
         for n, (enabled, targets) in enumerate(configs)
@@ -97,3 +95,12 @@ def test_the_target_filter_the_policy_and_the_poller_agree_with_follows(
     }
     assert not_target == {wallet.id for wallet in wallets} - set(following)
     assert (trader in select_wallets(wallets, synced)) is bool(following)
+
+
+def test_follows_answers_for_the_targets_of_each_config_even_after_a_copy_changes_them() -> None:
+    wallet = build_wallet(id="w", targets=(TRADER,))
+    changed = wallet.model_copy(update={"targets": (OTHER_TRADER,)})
+
+    assert wallet.follows(TRADER) and not wallet.follows(OTHER_TRADER)
+    assert changed.follows(OTHER_TRADER) and not changed.follows(TRADER)
+    assert wallet.follows(TRADER)  # asked again after the copy: still its own targets

@@ -1,0 +1,39 @@
+"""A wallet's closed orders: remembered up to CLOSED_ORDERS_KEPT, answered from an index that stays in step
+with the list it mirrors (the list is what the state saves)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.core import wallet_state
+from processors.core.orders import OrderRecord
+from processors.core.wallet_state import WalletState
+from schemas.orders import OrderStatus
+
+
+@given(st.lists(st.sampled_from([f"order-{n}" for n in range(8)]), max_size=40), st.integers(1, 5))
+def test_is_closed_answers_as_the_remembered_list_does(closed_ids: list[str], kept: int) -> None:
+    original = wallet_state.CLOSED_ORDERS_KEPT
+    wallet_state.CLOSED_ORDERS_KEPT = kept
+    try:
+        state = WalletState.new(Decimal(100))
+        state.is_closed("order-0")  # the index exists before the first close: it must follow every change
+        for order_id in closed_ids:
+            state.record_order(OrderRecord(order_id, OrderStatus.FILLED))
+            assert len(state.closed) <= kept
+            for probe in (f"order-{n}" for n in range(8)):
+                assert state.is_closed(probe) == (probe in state.closed)
+        reloaded = WalletState.load(state.dump(), Decimal(100))
+        assert all(reloaded.is_closed(o) == (o in state.closed) for o in (f"order-{n}" for n in range(8)))
+    finally:
+        wallet_state.CLOSED_ORDERS_KEPT = original
+
+
+def test_an_open_order_is_not_closed() -> None:
+    state = WalletState.new(Decimal(100))
+    state.record_order(OrderRecord("order-1", OrderStatus.PLACED))
+
+    assert not state.is_closed("order-1") and "order-1" in state.orders
