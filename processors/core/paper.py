@@ -40,6 +40,7 @@ def build_execution_report(
         received_at_ms=intent.received_at_ms,
         sent_at_ms=sent_at_ms,
         reported_at_ms=reported_at_ms,
+        condition_id=intent.condition_id,
     )
 
 
