@@ -113,6 +113,24 @@ class PolycopySettings(BaseSettings):
     rtds_watchdog_secs: float = Field(
         default=20.0, gt=0, description="reconnect when no frame arrives this long"
     )
+    max_intent_age_secs: float = Field(
+        default=60.0,
+        gt=0,
+        description="the executor rejects (with the reason recorded) an intent decided longer ago than this",
+    )
+    paper_gtc_max_secs: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a paper GTC order still resting this long after its decision is cancelled "
+        "(no user cancels paper orders; it would hold its reservation forever)",
+    )
+    instance_id: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="this process's stable name within its component (a pod name, worker-1): consumer "
+        "groups then use static membership and a restarted process gets its partitions back at once; "
+        "empty = dynamic membership",
+    )
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
     sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
     metrics_port: int = Field(

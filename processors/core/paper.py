@@ -89,7 +89,7 @@ def execute_on_paper(
     return reports
 
 
-# --- resting paper orders (GTC, GTD) --------------------------------------------------------------------------
+# --- resting paper orders (GTC, GTD) ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RestingOrder:
     """A paper GTC/GTD order with a remainder on the book: it fills as new liquidity reaches its limit and
@@ -163,7 +163,7 @@ def fill_resting(
     order: RestingOrder, book: OrderBook, *, now_ms: int
 ) -> tuple[RestingOrder, list[ExecutionReport]]:
     """A new book state for the order's token: take the liquidity that newly reached the limit (more than
-    `seen` showed at that price), best first, up to the remainder. A cumulative FILL report when it took any."""
+    `seen` showed at that price), best first, up to the remainder. A cumulative FILL report if it took any."""
     intent = order.intent
     levels = book.levels_within(intent.side, intent.limit_price)
     before = {level.price: level.size for level in order.seen}

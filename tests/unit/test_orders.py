@@ -538,7 +538,7 @@ def test_a_reversal_report_that_lowers_nothing_changes_nothing() -> None:
     assert events == [] and ledger.positions[ASSET].shares == D("20")
 
 
-# --- a re-computed evaluation that differs from what was first sent (a crash, then a changed wallet) ----------
+# --- a re-computed evaluation that differs from what was first sent (a crash, then a changed wallet) --------
 def test_a_fill_for_an_order_the_ledger_never_reserved_books_its_position_and_keeps_the_identity() -> None:
     # The intent was sent, the worker died before saving its reservation, and the re-computed evaluation
     # skipped (the wallet's configuration changed meanwhile): the reports still book the position.

@@ -169,7 +169,7 @@ def test_the_levels_survive_the_intents_trip_through_the_topic() -> None:
     )
 
 
-# --- resting orders: fills as the book moves, expiry, and the paper limit of a GTC (issue 8, defect 5) -------
+# --- resting orders: fills as the book moves, expiry, and the paper limit of a GTC (issue 8, defect 5) -----
 def resting(order_type: OrderType, asks: list[tuple[str, str]], **fields: object):  # type: ignore[no-untyped-def]
     intent = build_intent_on_book(
         build_book(asks=asks),

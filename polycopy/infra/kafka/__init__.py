@@ -10,7 +10,7 @@ from polycopy.infra.kafka.admin import (
     wait_for_broker,
     wait_for_consumer_group,
 )
-from polycopy.infra.kafka.consume import Record, RecordConsumer, consume_batch
+from polycopy.infra.kafka.consume import Record, RecordConsumer, consume_batch, consumer_config
 from polycopy.infra.kafka.publish import MessagePublisher, now_ms, producer_config
 from polycopy.infra.kafka.read import CompactedTopicReader, TopicFollower, end_offsets, read_topic
 
@@ -23,6 +23,7 @@ __all__ = [
     "TopicFollower",
     "TopicLayout",
     "consume_batch",
+    "consumer_config",
     "create_named_topics",
     "create_topics",
     "delete_topics",
