@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polycopy.infra.kafka import Record
-from polycopy.infra.postgres import JournalEntry, RestingEntry
+from polycopy.infra.postgres import JournalEntry, RestingEntry, RowsRejected
 from schemas.base import Message
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, TopicSpec
@@ -191,8 +191,10 @@ class FakeWriter:
         default_factory=list
     )
     fail_with: Exception | None = None
+    refuse: Callable[[dict[str, Any]], bool] | None = None  # rows PostgreSQL would refuse (RowsRejected)
     connected: bool = False
     closed: bool = False
+    attempts: int = 0
 
     def connect(self) -> None:
         self.connected = True
@@ -203,8 +205,13 @@ class FakeWriter:
         upserts: Mapping[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
     ) -> None:
         assert self.connected, "write before connect"
+        self.attempts += 1
         if self.fail_with is not None:
             raise self.fail_with
+        every_row = [row for rows in inserts.values() for row in rows]
+        every_row += [row for _, _, rows in (upserts or {}).values() for row in rows]
+        if self.refuse is not None and any(self.refuse(row) for row in every_row):
+            raise RowsRejected("rows refused: integer out of range")
         self.batches.append(
             (
                 {table: [dict(row) for row in rows] for table, rows in inserts.items() if rows},
