@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -176,18 +177,41 @@ class PolycopySettings(BaseSettings):
         return f"{self.consumer_group_prefix}-{component}"
 
     def to_env(self) -> dict[str, str]:
-        """These settings as environment variables, for child processes."""
+        """These settings as environment variables, for child processes: never the secrets (the signer key,
+        the API credentials), which a child that needs them reads from its own environment or Secret."""
         env = {}
         for name, value in self.model_dump().items():
-            if value is None:
+            if value is None or isinstance(value, SecretStr):
                 continue
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
             env[f"POLYCOPY_{name.upper()}"] = str(value.value if hasattr(value, "value") else value)
         # The bare names win over the prefixed ones when both are set, so children get them too.
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka_bootstrap_servers
         env["DATABASE_URL"] = self.database_url
         return env
+
+
+SECRET_VARIABLES = frozenset(
+    f"POLYCOPY_{name.upper()}"
+    for name, field in PolycopySettings.model_fields.items()
+    if "SecretStr" in str(field.annotation)
+)
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """An environment for a child process: every variable but the secret settings."""
+    return {name: value for name, value in environ.items() if name not in SECRET_VARIABLES}
+
+
+def display_url(url: str) -> str:
+    """A connection URL with its password left out (user, host, port and database kept), for output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def find_unknown_variables(environ: Mapping[str, str]) -> list[str]:

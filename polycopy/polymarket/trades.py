@@ -4,6 +4,7 @@ fields (brief, sections 1.5 and 4.1); RTDS frames are routed by topic and type, 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -105,21 +106,21 @@ def parse_trade_payload(payload: Mapping[str, Any], *, feed_type: str | None = N
             timestamp //= 1000
         outcome_index = payload.get("outcomeIndex")
         return VenueFill(
-            proxy_wallet=str(payload["proxyWallet"]).lower(),
-            side=str(payload["side"]).upper(),
-            asset=str(payload["asset"]),
-            condition_id=str(payload["conditionId"]).lower(),
+            proxy_wallet=_text(payload["proxyWallet"]).lower(),
+            side=_text(payload["side"]).upper(),
+            asset=_text(payload["asset"]),
+            condition_id=_text(payload["conditionId"]).lower(),
             size=_decimal(payload["size"]),
             price=_decimal(payload["price"]),
             timestamp=timestamp,
-            transaction_hash=str(payload.get("transactionHash") or "").lower(),
-            outcome=payload.get("outcome"),
+            transaction_hash=_text(payload.get("transactionHash") or "").lower(),
+            outcome=_optional_text(payload.get("outcome")),
             outcome_index=int(outcome_index) if outcome_index not in (None, "") else None,
-            slug=payload.get("slug"),
-            event_slug=payload.get("eventSlug"),
-            title=payload.get("title"),
-            name=payload.get("name") or None,
-            pseudonym=payload.get("pseudonym") or None,
+            slug=_optional_text(payload.get("slug")),
+            event_slug=_optional_text(payload.get("eventSlug")),
+            title=_optional_text(payload.get("title")),
+            name=_optional_text(payload.get("name")) or None,
+            pseudonym=_optional_text(payload.get("pseudonym")) or None,
             fee=_decimal(payload["fee"]) if payload.get("fee") not in (None, "") else None,
             feed_type=feed_type,
         )
@@ -127,6 +128,27 @@ def parse_trade_payload(payload: Mapping[str, Any], *, feed_type: str | None = N
         raise TradeParseError(f"trade payload lacks field {error.args[0]!r}") from error
     except (TypeError, ValueError, ArithmeticError) as error:  # ArithmeticError: bad decimals, int(Infinity)
         raise TradeParseError(f"invalid trade payload: {error}") from error
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: Any) -> str:
+    """A payload string as valid Unicode. Display names are user input, and JavaScript cuts strings in the
+    middle of a surrogate pair: JSON then carries a lone `\\ud83d`, which no UTF-8 encoder accepts. It
+    becomes U+FFFD, so the trade (and everything derived from it) can be serialised."""
+    text = str(value)
+    if _LONE_SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TradeParseError(f"text field is a JSON {type(value).__name__}")
+    return _text(value)
 
 
 def _decimal(value: Any) -> Decimal:
