@@ -46,6 +46,9 @@ test: install up tools ## lint (ruff, mypy, import contracts), then unit, integr
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m pytest -q
 
+fuzz: install ## the long fuzz run: 10,000 hypothesis examples per parser (make test runs a modest number)
+	@FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
+
 bench: install up ## benchmark latency and throughput over the real broker; prints figures
 	@$(BIN)/polycopy bench
 
@@ -75,4 +78,4 @@ tools: $(HELM) ## operations tools: helm (built once into .tools/); promtool and
 clean: down ## stop the servers and delete local data
 	rm -rf .data
 
-.PHONY: help install up down status run test bench lint schemas dashboards tools clean
+.PHONY: help install up down status run test fuzz bench lint schemas dashboards tools clean

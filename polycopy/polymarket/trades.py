@@ -4,11 +4,12 @@ fields (brief, sections 1.5 and 4.1); RTDS frames are routed by topic and type, 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from polycopy.polymarket.text import clean_text, decode_json
 
 ACTIVITY_TYPES = frozenset({"trades", "orders_matched"})
 _CONTROL_FRAMES = frozenset({"", "pong", "ping"})
@@ -60,7 +61,7 @@ def parse_activity_frame(text: str | bytes) -> ActivityFrame:
     if text.strip().lower() in _CONTROL_FRAMES:
         return ActivityFrame()
     try:
-        document = json.loads(text, parse_float=Decimal)
+        document = decode_json(text)
     except json.JSONDecodeError as error:
         return ActivityFrame(error=f"invalid JSON: {error.msg} at position {error.pos}")
     envelopes = document if isinstance(document, list) else [document]
@@ -130,17 +131,9 @@ def parse_trade_payload(payload: Mapping[str, Any], *, feed_type: str | None = N
         raise TradeParseError(f"invalid trade payload: {error}") from error
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _text(value: Any) -> str:
-    """A payload string as valid Unicode. Display names are user input, and JavaScript cuts strings in the
-    middle of a surrogate pair: JSON then carries a lone `\\ud83d`, which no UTF-8 encoder accepts. It
-    becomes U+FFFD, so the trade (and everything derived from it) can be serialised."""
-    text = str(value)
-    if _LONE_SURROGATE.search(text) is None:
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    # Documents decoded elsewhere (a Data API row from a file) may still hold a lone surrogate.
+    return clean_text(str(value))
 
 
 def _optional_text(value: Any) -> str | None:
