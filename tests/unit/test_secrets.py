@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from polycopy.infra.settings import SECRET_VARIABLES, PolycopySettings, display_url, without_secrets
+from polycopy.infra.settings import SECRET_VARIABLES, PolycopySettings, without_secrets
 from polycopy.tools.demo import Processes, where_to_look
 
 KEY = "0x" + "4f" * 32
@@ -37,6 +37,7 @@ def test_the_secret_variables_are_every_secret_setting() -> None:
         "POLYCOPY_CLOB_API_KEY",
         "POLYCOPY_CLOB_API_SECRET",
         "POLYCOPY_CLOB_API_PASSPHRASE",
+        "POLYCOPY_ALERT_WEBHOOK_URL",
     } == SECRET_VARIABLES
     assert without_secrets({"POLYCOPY_PRIVATE_KEY": KEY, "PATH": "/bin"}) == {"PATH": "/bin"}
 
@@ -47,8 +48,7 @@ def test_the_demo_output_names_the_database_without_its_password(tmp_path: Path)
     text = "\n".join(where_to_look(settings, tmp_path / "wallets.yaml"))
 
     assert "hunter2" not in text
-    assert "psql postgresql://polycopy@db.internal:5432/polycopy -c" in text
-    assert display_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert "psql postgresql://polycopy:***@db.internal:5432/polycopy -c" in text
 
 
 def test_the_demo_starts_its_processes_without_the_secrets_of_its_own_environment(
