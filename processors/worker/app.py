@@ -4,13 +4,22 @@ order lifecycle. Every step is the copy engine's (`processors.core.engine`).
 Agents are thin edges: decode (bad input -> dead-letter topic + counter, continue), call one engine
 function, map the result to messages, send with an explicit key, observe metrics. Faust acks a message whose
 agent raised and never redelivers it, so every agent catches per event (`consume_each`).
+
+Ack before state: per event, an agent sends its outputs and waits until the broker acknowledged them
+(acks=all) before it writes the state that says the event is done (seen fill, decided pair, wallet ledger,
+order record). A crash in between makes the re-read event compute and send the same outputs again (their ids
+are deterministic; downstream dedups by id), so a saved state always means its outputs are in the log. The
+evaluation and lifecycle agents share a wallet's state and now await between reading and writing it: each
+wallet's read-modify-write holds that wallet's lock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -25,7 +34,13 @@ from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
-from processors.worker.state import RECENT_EXPIRY, RECENT_WINDOW, WalletStateStore, WindowedKeys
+from processors.worker.state import (
+    RECENT_EXPIRY,
+    RECENT_WINDOW,
+    PendingKeys,
+    WalletStateStore,
+    WindowedKeys,
+)
 from schemas.base import Message
 from schemas.books import OrderBook
 from schemas.deadletter import build_dead_letter
@@ -54,10 +69,15 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+Output = tuple[TopicSpec, str, bytes]  # (topic, key, value) of one message an agent sends
+
+
 class Outbox(Protocol):
     """Where the agents send their messages: the app's topics, or a recorder in tests."""
 
-    async def send(self, spec: TopicSpec, key: str, value: bytes) -> None: ...
+    async def send(self, spec: TopicSpec, key: str, value: bytes) -> Awaitable[object]:
+        """Queue one message; the returned awaitable completes once the broker acknowledged it."""
+        ...
 
 
 class TopicOutbox:
@@ -66,8 +86,9 @@ class TopicOutbox:
     def __init__(self, topics: dict[str, faust.TopicT]) -> None:
         self._topics = topics
 
-    async def send(self, spec: TopicSpec, key: str, value: bytes) -> None:
-        await self._topics[spec.name].send(key=key.encode(), value=value)
+    async def send(self, spec: TopicSpec, key: str, value: bytes) -> Awaitable[object]:
+        # Faust's Topic.send queues on the producer and answers with the message's delivery future.
+        return await self._topics[spec.name].send(key=key.encode(), value=value)
 
 
 def create_app(
@@ -121,6 +142,14 @@ def create_app(
         )
     }
     out: Outbox = outbox or TopicOutbox(topics)
+    # The evaluation and lifecycle agents both read-modify-write a wallet's state, with awaits in between.
+    wallet_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def deliver(outputs: Sequence[Output]) -> None:
+        """Send every output, then wait until the broker has them all: only then may a state say "done"."""
+        deliveries = [await out.send(spec, key, value) for spec, key, value in outputs]
+        await asyncio.gather(*deliveries)
+
     install_prometheus_sensor(app, metrics)
     sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
     watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in sources})
@@ -150,7 +179,7 @@ def create_app(
             partition=message.partition,
             offset=message.offset,
         )
-        await out.send(DEAD_LETTERS, stage, letter.to_bytes())
+        await deliver([(DEAD_LETTERS, stage, letter.to_bytes())])
 
     async def consume_each(
         stream: faust.StreamT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
@@ -173,7 +202,7 @@ def create_app(
                     log.exception("%s failed", stage)
                     await dead_letter(stage, error, event)
 
-    async def choose_book(token_id: str) -> OrderBook | None:
+    async def choose_book(token_id: str, outputs: list[Output]) -> OrderBook | None:
         started = time.perf_counter()
         try:
             choice = await books.choose(token_id)
@@ -185,11 +214,12 @@ def create_app(
         if choice.fetched and choice.book is not None:
             # Every book a gate sees is in the log: other workers find the pin, and replays rebuild it.
             metrics.books_published.labels("rest").inc()
-            await out.send(BOOKS, token_id, choice.book.to_bytes())
+            outputs.append((BOOKS, token_id, choice.book.to_bytes()))
         return choice.book
 
     async def target_one(trade: RawTrade) -> None:
-        targeting = engine.target(trade, seen_fills, reference)
+        seen = PendingKeys(seen_fills)  # the fill is marked seen only once its fan-out is in the log
+        targeting = engine.target(trade, seen, reference)
         if not targeting.first_seen:
             metrics.duplicates_dropped.labels(trade.source.value).inc()
             return
@@ -200,13 +230,15 @@ def create_app(
                 trade.proxy_wallet,
                 trade.transaction_hash,
             )
-        if not targeting.followers:
-            return
-        book = await choose_book(trade.asset)  # once per trade: every follower gates on this state
-        for wallet_id in targeting.followers:
-            item = TargetedTrade(wallet_id=wallet_id, trade=trade, book_id=book.book_id if book else None)
-            await out.send(TARGETED_TRADES, wallet_id, item.to_bytes())
-            metrics.targeted.inc()
+        outputs: list[Output] = []
+        if targeting.followers:
+            book = await choose_book(trade.asset, outputs)  # once per trade: every follower gates on it
+            for wallet_id in targeting.followers:
+                item = TargetedTrade(wallet_id=wallet_id, trade=trade, book_id=book.book_id if book else None)
+                outputs.append((TARGETED_TRADES, wallet_id, item.to_bytes()))
+        await deliver(outputs)
+        seen.commit()
+        metrics.targeted.inc(len(targeting.followers))
 
     async def evaluate_one(item: TargetedTrade) -> None:
         wallet = reference.wallets().get(item.wallet_id)
@@ -214,37 +246,46 @@ def create_app(
             log.info("wallet %s no longer configured; trade ignored", item.wallet_id)
             return
         trade, book, missing = item.trade, None, ""
+        if store.is_decided(wallet.id, trade):  # a re-delivery: its outputs were in the log before the mark
+            metrics.redelivered.labels("evaluate").inc()
+            return
         if item.book_id is not None:
             book = await books.pinned(trade.asset, item.book_id, pin_wait_secs)
             metrics.pinned_book_waits.labels("found" if book is not None else "missing").inc()
             if book is None:
                 missing = f"pinned book {item.book_id} not received within {pin_wait_secs:g} s"
-        # Read-modify-write of the wallet state with no await in between: the lifecycle agent shares it.
         key = wallet.id
-        state = store.load_for_trade(wallet.id, wallet.capital_usdc, trade)
-        result = engine.evaluate(
-            trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
-        )
-        store.save_for_trade(wallet.id, state, trade)
-        decision = result.decision
+        async with wallet_locks[key]:
+            if store.is_decided(key, trade):  # decided while this one waited for its book or the lock
+                metrics.redelivered.labels("evaluate").inc()
+                return
+            state = store.load_for_trade(key, wallet.capital_usdc, trade)
+            result = engine.evaluate(
+                trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
+            )
+            decision, intent = result.decision, result.intent
+            bind_log_context(intent_id=intent.intent_id if intent else None)
+            outputs: list[Output] = [(DECISIONS, key, decision.to_bytes())]
+            if intent is not None and decision.action is DecisionAction.COPY:
+                outputs.append((ORDER_INTENTS, key, intent.to_bytes()))
+            await deliver(outputs)
+            store.save_for_trade(key, state, trade)
         metrics.observe_stage("decision", trade.received_at_ms, decision.decided_at_ms)
-        bind_log_context(intent_id=result.intent.intent_id if result.intent else None)
         log.debug("decided %s: %s", decision.action.value, decision.reason)
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
-        await out.send(DECISIONS, key, decision.to_bytes())
-        if result.intent is not None and decision.action is DecisionAction.COPY:
-            metrics.intents.labels(result.intent.side.value).inc()
-            await out.send(ORDER_INTENTS, key, result.intent.to_bytes())
+        if len(outputs) > 1 and intent is not None:
+            metrics.intents.labels(intent.side.value).inc()
 
     async def track_one(report: ExecutionReport) -> None:
         wallet = reference.wallets().get(report.wallet_id)
-        state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
-        new_events = engine.apply_report(state, report, clock_ms())
-        store.save(report.wallet_id, state)
+        async with wallet_locks[report.wallet_id]:
+            state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
+            new_events = engine.apply_report(state, report, clock_ms())
+            await deliver([(ORDER_EVENTS, report.wallet_id, event.to_bytes()) for event in new_events])
+            store.save(report.wallet_id, state)
         for order_event in new_events:
             log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
             metrics.order_events.labels(order_event.event_type.value).inc()
-            await out.send(ORDER_EVENTS, report.wallet_id, order_event.to_bytes())
 
     @app.agent(topics[RAW_TRADES.name], name="target-filter")
     async def filter_targets(stream: faust.StreamT) -> None:
