@@ -28,6 +28,7 @@ from mode.utils.times import want_seconds
 from pydantic import ValidationError
 
 from polycopy.infra.kafka import TopicLayout
+from polycopy.infra.kafka.consume import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
@@ -120,6 +121,12 @@ def create_app(
         producer_linger_ms=0,
         stream_wait_empty=False,
         broker_commit_livelock_soft_timeout=60,
+        # Back in seconds (issue 8): a dead member's partitions move after the sinks' 10 s session, not
+        # Faust's 60 s; with POLYCOPY_INSTANCE_ID the worker is a static member (aiokafka's
+        # group_instance_id), and a restarted worker rejoins as itself with no rebalance at all.
+        broker_session_timeout=SESSION_TIMEOUT_MS / 1000,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_MS / 1000,
+        consumer_group_instance_id=f"{app_id}-{settings.instance_id}" if settings.instance_id else None,
     )
 
     topics = {

@@ -169,3 +169,28 @@ async def test_a_report_arriving_while_an_evaluation_awaits_its_delivery_waits_f
     assert set(ledger.reservations) == {first.intent_id, second_intent.intent_id}
     assert ledger.positions[ASSET].shares == Decimal("8")
     assert EXECUTION_REPORTS.name not in {name for name, _, _ in worker.outbox.sent}
+
+
+def test_the_worker_is_a_static_group_member_with_a_short_session_when_it_has_an_instance_id(
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    from polycopy.infra.metrics import PipelineMetrics
+    from polycopy.infra.settings import PolycopySettings
+    from processors.worker.app import create_app
+    from processors.worker.book_cache import BookCache
+
+    def conf(**settings: Any) -> Any:
+        metrics = PipelineMetrics()
+        app = create_app(
+            PolycopySettings(data_dir=tmp_path, metrics_enabled=False, **settings),
+            reference=REFERENCE,
+            books=BookCache(lambda token: None, 500, channel_max_age_ms=1, metrics=metrics),
+            metrics=metrics,
+            app_id="chaos-worker",
+        )
+        return app.conf
+
+    static, dynamic = conf(instance_id="worker-1"), conf()
+    assert static.consumer_group_instance_id == "chaos-worker-worker-1"
+    assert dynamic.consumer_group_instance_id is None
+    assert static.broker_session_timeout == dynamic.broker_session_timeout == 10.0  # Faust's default: 60
