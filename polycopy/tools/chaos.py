@@ -197,6 +197,15 @@ class Chaos:
         self.launch(name)
         return name, time.monotonic()
 
+    def supervise(self) -> None:
+        """Restart every process that exited on its own (as an orchestrator would): a component started
+        while the broker is down exits with one line instead of waiting. Counted, never hidden."""
+        for name, process in list(self.processes.running.items()):
+            if name != "simulator" and process.poll() is not None:
+                self.out(f"    {name} exited ({process.returncode}); restarted by the supervisor")
+                self.findings.supervisor_restarts[name] += 1
+                self.launch(name)
+
     def output_size(self, kind: str) -> int:
         if kind in ("sink", "postgres"):
             try:
@@ -214,6 +223,7 @@ class Chaos:
         before = self.output_size(kind)
         while time.monotonic() - restarted < RECOVERY_LIMIT_SECS:
             time.sleep(0.2)
+            self.supervise()
             now = self.output_size(kind)
             if now > before >= 0:
                 self.findings.recovery_secs[kind].append(time.monotonic() - restarted)
@@ -238,6 +248,7 @@ class Chaos:
             time.sleep(10)  # let the pipeline warm up before the first fault
             for number, fault in enumerate(self.schedule(), 1):
                 time.sleep(self.random.uniform(1.0, 4.0))
+                self.supervise()
                 self.out(f"  fault {number:3}: {fault}")
                 kind, restarted = self.inject(fault)
                 self.findings.faults[fault] += 1
@@ -259,6 +270,7 @@ class Chaos:
         started, previous, stable_since = time.monotonic(), None, time.monotonic()
         while time.monotonic() - started < limit_secs:
             time.sleep(1)
+            self.supervise()
             current = [self.output_size(kind) for kind in ("worker", "executor", "sink")]
             current.append(sum(end_offsets(self.settings, ORDER_EVENTS).values()))
             if current != previous:

@@ -32,6 +32,7 @@ class ChaosFindings:
     events_missing_in_postgres: int = 0
     recovery_secs: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     not_recovered: Counter[str] = field(default_factory=Counter)
+    supervisor_restarts: Counter[str] = field(default_factory=Counter)  # processes that exited on their own
 
     @property
     def passed(self) -> bool:
@@ -64,6 +65,8 @@ class ChaosFindings:
                 f"                               {kind:<12} {len(times):>3} {statistics.median(times):6.1f} "
                 f"{max(times):6.1f}{lost}"
             )
+        restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.supervisor_restarts.items()))
+        lines.append(f"  exited on their own, restarted by the supervisor: {restarts or 'none'}")
         lines.append(f"  result                 {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 
