@@ -79,6 +79,8 @@ class ChaosServers:
             "POLYCOPY_KAFKA_PORT": str(self.ports["kafka"]),
             "POLYCOPY_KAFKA_CONTROLLER_PORT": str(self.ports["controller"]),
             "POLYCOPY_PG_PORT": str(self.ports["postgres"]),
+            # A broker restarted on a busy shared machine can take minutes to serve again: wait, do not die.
+            "POLYCOPY_KAFKA_READY_TIMEOUT": "600",
         }
         self._log = data_dir / "servers.log"
         data_dir.mkdir(parents=True, exist_ok=True)
