@@ -16,7 +16,14 @@ from pathlib import Path
 
 import yaml
 
-from polycopy.infra.kafka import MessagePublisher, create_topics, end_offsets, read_topic, wait_for_broker
+from polycopy.infra.kafka import (
+    MessagePublisher,
+    create_topics,
+    end_offsets,
+    read_topic,
+    wait_for_broker,
+    wait_for_consumer_group,
+)
 from polycopy.infra.postgres import migrate, query
 from polycopy.infra.settings import PolycopySettings
 from polycopy.simulator.market import MarketSimulator
@@ -247,7 +254,8 @@ class Chaos:
     def run(self) -> check.ChaosFindings:
         try:
             [config] = self.start()
-            time.sleep(10)  # let the pipeline warm up before the first fault
+            for component in ("processor", "executor", "postgres-sink"):  # every group has its partitions
+                wait_for_consumer_group(self.settings, self.settings.consumer_group(component), 600)
             for number, fault in enumerate(self.schedule(), 1):
                 time.sleep(self.random.uniform(1.0, 4.0))
                 self.supervise()
