@@ -114,7 +114,7 @@ def register(commands: CommandGroup) -> None:
     )
     chaos.add_argument("--faults", type=int, default=50, help="how many faults to inject")
     chaos.add_argument("--seed", type=int, default=8, help="seed of the fault schedule and the simulator")
-    chaos.add_argument("--trades-per-sec", type=float, default=10, help="simulated feed rate")
+    chaos.add_argument("--trades-per-sec", type=float, default=5, help="simulated feed rate")
     chaos.add_argument(
         "--postgres-outage-secs", type=float, default=30, help="how long PostgreSQL stays down"
     )

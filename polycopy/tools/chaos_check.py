@@ -33,6 +33,7 @@ class ChaosFindings:
     recovery_secs: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     not_recovered: Counter[str] = field(default_factory=Counter)
     supervisor_restarts: Counter[str] = field(default_factory=Counter)  # processes that exited on their own
+    drain_secs: float = 0.0  # from the end of the feed until every group had committed everything
 
     @property
     def passed(self) -> bool:
@@ -67,6 +68,7 @@ class ChaosFindings:
             )
         restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.supervisor_restarts.items()))
         lines.append(f"  exited on their own, restarted by the supervisor: {restarts or 'none'}")
+        lines.append(f"  drained in             {self.drain_secs:.0f} s after the feed stopped")
         lines.append(f"  result                 {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 

@@ -13,10 +13,10 @@ import pytest
 from polycopy.tools.chaos import ChaosOptions, run_chaos
 
 
-@pytest.mark.timeout(1800)  # its own servers start, restart and stop; a busy machine makes that slow
+@pytest.mark.timeout(2400)  # its own servers start, restart and stop; a busy machine makes that slow
 def test_ten_seeded_faults_break_no_invariant(tmp_path: Path) -> None:
     lines: list[str] = []
-    options = ChaosOptions(faults=10, seed=3, postgres_outage_secs=10, data_dir=tmp_path)
+    options = ChaosOptions(faults=10, seed=3, trades_per_sec=3, postgres_outage_secs=10, data_dir=tmp_path)
 
     findings = run_chaos(options, out=lines.append)
 

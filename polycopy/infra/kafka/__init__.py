@@ -13,7 +13,13 @@ from polycopy.infra.kafka.admin import (
 from polycopy.infra.kafka.consume import Record, RecordConsumer, consume_batch, consumer_config
 from polycopy.infra.kafka.lag import measure_lag, partition_lag
 from polycopy.infra.kafka.publish import MessagePublisher, now_ms, producer_config
-from polycopy.infra.kafka.read import CompactedTopicReader, TopicFollower, end_offsets, read_topic
+from polycopy.infra.kafka.read import (
+    CompactedTopicReader,
+    TopicFollower,
+    end_offsets,
+    group_backlog,
+    read_topic,
+)
 
 __all__ = [
     "CompactedTopicReader",
@@ -29,6 +35,7 @@ __all__ = [
     "create_topics",
     "delete_topics",
     "end_offsets",
+    "group_backlog",
     "measure_lag",
     "partition_lag",
     "now_ms",
