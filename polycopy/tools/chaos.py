@@ -182,6 +182,20 @@ class Chaos:
         command = "rtds" if name == "producer" else name
         self.processes.start(name, "-m", "polycopy.cli", command, env=self.env(name))
 
+    def wait_for_groups(self, limit_secs: float = 600.0) -> None:
+        """Until the worker, executor and sink groups have their partitions (a busy broker may time a
+        question out: ask again)."""
+        started = time.monotonic()
+        for component in ("processor", "executor", "postgres-sink"):
+            group = self.settings.consumer_group(component)
+            while time.monotonic() - started < limit_secs:
+                self.supervise()
+                try:
+                    if wait_for_consumer_group(self.settings, group, timeout_secs=30):
+                        break
+                except Exception:  # noqa: BLE001 - the broker answered too slowly: ask again
+                    time.sleep(1)
+
     # --- faults ---------------------------------------------------------------------------------------------
     def inject(self, fault: str) -> tuple[str, float]:
         """Inject one fault and undo it; returns the kind whose recovery is measured and when it restarted."""
@@ -256,8 +270,7 @@ class Chaos:
     def run(self) -> check.ChaosFindings:
         try:
             [config] = self.start()
-            for component in ("processor", "executor", "postgres-sink"):  # every group has its partitions
-                wait_for_consumer_group(self.settings, self.settings.consumer_group(component), 600)
+            self.wait_for_groups()
             for number, fault in enumerate(self.schedule(), 1):
                 time.sleep(self.random.uniform(1.0, 4.0))
                 self.supervise()
