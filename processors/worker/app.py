@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import faust
 from mode.utils.times import want_seconds
@@ -35,6 +35,8 @@ from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
+from processors.worker.outbox import Outbox, Output, TopicOutbox
+from processors.worker.portfolio import PortfolioAgents, WalletChange, WalletPublisher
 from processors.worker.state import (
     RECENT_EXPIRY,
     RECENT_WINDOW,
@@ -47,6 +49,7 @@ from schemas.books import OrderBook
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import DecisionAction
 from schemas.orders import ExecutionReport
+from schemas.portfolio import MarketResolution, WalletResolution
 from schemas.topics import (
     BOOKS,
     DEAD_LETTERS,
@@ -54,8 +57,12 @@ from schemas.topics import (
     EXECUTION_REPORTS,
     ORDER_EVENTS,
     ORDER_INTENTS,
+    POSITIONS,
     RAW_TRADES,
+    RESOLUTIONS,
     TARGETED_TRADES,
+    WALLET_RESOLUTIONS,
+    WALLET_SNAPSHOTS,
     TopicSpec,
 )
 from schemas.trades import RawTrade, TargetedTrade, TradeSource
@@ -68,28 +75,6 @@ M = TypeVar("M", bound=Message)
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-Output = tuple[TopicSpec, str, bytes]  # (topic, key, value) of one message an agent sends
-
-
-class Outbox(Protocol):
-    """Where the agents send their messages: the app's topics, or a recorder in tests."""
-
-    async def send(self, spec: TopicSpec, key: str, value: bytes) -> Awaitable[object]:
-        """Queue one message; the returned awaitable completes once the broker acknowledged it."""
-        ...
-
-
-class TopicOutbox:
-    """Sends to the app's topics (raw bytes, explicit keys)."""
-
-    def __init__(self, topics: dict[str, faust.TopicT]) -> None:
-        self._topics = topics
-
-    async def send(self, spec: TopicSpec, key: str, value: bytes) -> Awaitable[object]:
-        # Faust's Topic.send queues on the producer and answers with the message's delivery future.
-        return await self._topics[spec.name].send(key=key.encode(), value=value)
 
 
 def create_app(
@@ -146,6 +131,10 @@ def create_app(
             ORDER_EVENTS,
             BOOKS,
             DEAD_LETTERS,
+            RESOLUTIONS,
+            WALLET_RESOLUTIONS,
+            POSITIONS,
+            WALLET_SNAPSHOTS,
         )
     }
     out: Outbox = outbox or TopicOutbox(topics)
@@ -156,6 +145,13 @@ def create_app(
         """Send every output, then wait until the broker has them all: only then may a state say "done"."""
         deliveries = [await out.send(spec, key, value) for spec, key, value in outputs]
         await asyncio.gather(*deliveries)
+
+    async def send_one(spec: TopicSpec, key: str, value: bytes) -> None:
+        await deliver([(spec, key, value)])
+
+    def change_outputs(change: WalletChange) -> list[Output]:
+        """What a wallet event changed (positions, a snapshot), sent with the event's own outputs."""
+        return [(spec, change.wallet_id, message.to_bytes()) for spec, message in change.messages]
 
     install_prometheus_sensor(app, metrics)
     sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
@@ -171,6 +167,20 @@ def create_app(
         app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
         recent_keys("recent-decisions", TARGETED_TRADES.partitions),
+    )
+    publisher = WalletPublisher(
+        metrics,
+        lambda wallet_id: wallet.mode.value if (wallet := reference.wallets().get(wallet_id)) else "paper",
+        interval_secs=settings.wallet_snapshot_interval_secs,
+        clock_ms=clock_ms,
+    )
+    portfolio = PortfolioAgents(
+        reference=reference,
+        store=store,
+        publisher=publisher,
+        send=send_one,
+        metrics=metrics,
+        clock_ms=clock_ms,
     )
 
     async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:
@@ -194,6 +204,8 @@ def create_app(
         """Decode each event (bad input: counted and dead-lettered) and handle it; a failure while handling
         is logged and dead-lettered too, and the stream goes on."""
         async for event in stream.events():
+            if event.value is None:
+                continue  # a tombstone on a compacted topic: nothing to handle
             try:
                 item = model.model_validate_json(event.value)
             except ValidationError as error:
@@ -267,19 +279,22 @@ def create_app(
                 metrics.redelivered.labels("evaluate").inc()
                 return
             state = store.load_for_trade(key, wallet.capital_usdc, trade)
+            before = publisher.before(key, state)
             result = engine.evaluate(
                 trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
             )
+            change = publisher.after(key, state, before)
             decision, intent = result.decision, result.intent
             bind_log_context(intent_id=intent.intent_id if intent else None)
             outputs: list[Output] = [(DECISIONS, key, decision.to_bytes())]
             if intent is not None and decision.action is DecisionAction.COPY:
                 outputs.append((ORDER_INTENTS, key, intent.to_bytes()))
-            await deliver(outputs)
+            await deliver([*outputs, *change_outputs(change)])
             store.save_for_trade(key, state, trade)
         metrics.observe_stage("decision", trade.received_at_ms, decision.decided_at_ms)
         log.debug("decided %s: %s", decision.action.value, decision.reason)
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
+        metrics.wallet_decisions.labels(wallet.id, decision.action.value).inc()
         if len(outputs) > 1 and intent is not None:
             metrics.intents.labels(intent.side.value).inc()
 
@@ -287,12 +302,19 @@ def create_app(
         wallet = reference.wallets().get(report.wallet_id)
         async with wallet_locks[report.wallet_id]:
             state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
+            before = publisher.before(report.wallet_id, state)
             new_events = engine.apply_report(state, report, clock_ms())
-            await deliver([(ORDER_EVENTS, report.wallet_id, event.to_bytes()) for event in new_events])
+            change = publisher.after(report.wallet_id, state, before)
+            events = [(ORDER_EVENTS, report.wallet_id, event.to_bytes()) for event in new_events]
+            await deliver([*events, *change_outputs(change)])
             store.save(report.wallet_id, state)
         for order_event in new_events:
             log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
             metrics.order_events.labels(order_event.event_type.value).inc()
+
+    async def settle_one(item: WalletResolution) -> None:
+        async with wallet_locks[item.wallet_id]:  # settlement shares the wallet's state too
+            await portfolio.settle(item)
 
     @app.agent(topics[RAW_TRADES.name], name="target-filter")
     async def filter_targets(stream: faust.StreamT) -> None:
@@ -305,6 +327,21 @@ def create_app(
     @app.agent(topics[EXECUTION_REPORTS.name], name="order-lifecycle")
     async def track_orders(stream: faust.StreamT) -> None:
         await consume_each(stream, ExecutionReport, "order-lifecycle", track_one)
+
+    @app.agent(topics[RESOLUTIONS.name], name="resolution-fanout")
+    async def fan_out_resolutions(stream: faust.StreamT) -> None:
+        await consume_each(stream, MarketResolution, "resolution-fanout", portfolio.fan_out)
+
+    @app.agent(topics[WALLET_RESOLUTIONS.name], name="settlement")
+    async def settle_resolutions(stream: faust.StreamT) -> None:
+        await consume_each(stream, WalletResolution, "settlement", settle_one)
+
+    @app.timer(interval=settings.wallet_snapshot_interval_secs)
+    async def publish_due_snapshots() -> None:
+        try:
+            await portfolio.publish_due()
+        except Exception:  # noqa: BLE001 - a failed round is retried with the next tick
+            log.exception("publishing due wallet snapshots failed")
 
     return app
 
