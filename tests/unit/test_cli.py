@@ -40,6 +40,7 @@ COMMANDS = [
     "whatif",
     "bench",
     "chaos",
+    "mcp",
 ]
 
 

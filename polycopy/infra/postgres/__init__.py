@@ -12,6 +12,7 @@ from polycopy.infra.postgres.connection import (
     migrate,
     migration_files,
     query,
+    query_rows,
     safe_url,
 )
 from polycopy.infra.postgres.journal import (
@@ -43,5 +44,6 @@ __all__ = [
     "migrate",
     "migration_files",
     "query",
+    "query_rows",
     "safe_url",
 ]
