@@ -48,6 +48,12 @@ test: install up tools ## lint (ruff, mypy, import contracts), then unit, integr
 	@$(MAKE) --no-print-directory lint
 	@$(BIN)/python -m pytest -q
 
+fuzz: install ## the long fuzz run: 10,000 hypothesis examples per parser (make test runs a modest number)
+	@FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
+
+chaos: install ## the long chaos run: >= 50 seeded faults on its own Kafka and PostgreSQL; prints the invariants
+	@$(BIN)/polycopy chaos --faults 50
+
 bench: install up ## benchmark latency, the rate sweep and its knee, sink and whatif throughput (BENCH_ARGS=...)
 	@$(BIN)/polycopy bench $(BENCH_ARGS)
 
@@ -80,4 +86,4 @@ tools: $(HELM) ## operations tools: helm (built once into .tools/); promtool and
 clean: down ## stop the servers and delete local data
 	rm -rf .data
 
-.PHONY: help install up down status run test bench soak lint schemas dashboards tools clean
+.PHONY: help install up down status run test fuzz chaos bench soak lint schemas dashboards tools clean

@@ -43,17 +43,26 @@ class TradePublisher:
         """Parse one frame and publish its trades; returns how many trades it held."""
         parsed = parse_rtds_frame(frame, received_at_ms, source)
         if parsed.error is not None:
-            self.dead_letters += 1
-            self._metrics.parse_errors.labels(self._stage).inc()
-            self._metrics.dead_letters.labels(self._stage).inc()
-            self._publisher.publish_dead_letter(
-                build_dead_letter(self._stage, parsed.error, frame, occurred_at_ms=now_ms())
-            )
-            log.warning("malformed frame sent to the dead-letter topic: %s", parsed.error)
+            self._dead_letter(parsed.error, frame)
             return 0
+        published = 0
         for trade in parsed.trades:
-            self.publish_trade(trade)
-        return len(parsed.trades)
+            try:
+                self.publish_trade(trade)
+            except ValueError as error:  # pydantic cannot serialise it: never let one trade stop the feed
+                self._dead_letter(f"trade cannot be published: {error}", frame)
+                continue
+            published += 1
+        return published
+
+    def _dead_letter(self, reason: str, frame: str | bytes) -> None:
+        self.dead_letters += 1
+        self._metrics.parse_errors.labels(self._stage).inc()
+        self._metrics.dead_letters.labels(self._stage).inc()
+        self._publisher.publish_dead_letter(
+            build_dead_letter(self._stage, reason, frame, occurred_at_ms=now_ms())
+        )
+        log.warning("malformed frame sent to the dead-letter topic: %s", reason)
 
     def count_frame(self, source: TradeSource) -> None:
         self._metrics.frames.labels(source.value).inc()

@@ -31,6 +31,9 @@ def build_dead_letter(
 ) -> DeadLetter:
     """A dead letter carrying the original payload, decoded leniently, and the reason."""
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else (payload or "")
+    # A lone surrogate (half an emoji cut by JavaScript) cannot be encoded: the letter itself must always be.
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    reason = reason.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return DeadLetter(
         stage=stage,
         reason=reason,

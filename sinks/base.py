@@ -64,6 +64,8 @@ class SinkConsumer(Protocol):
 class DeadLetterPublisher(Protocol):
     """Where dead letters go (`polycopy.infra.kafka.MessagePublisher`, or a fake in tests)."""
 
+    delivery_failures: int  # messages the broker refused (or that timed out) so far
+
     def publish_dead_letter(self, letter: DeadLetter) -> None: ...
 
     def flush(self, timeout: float = 30.0) -> int: ...
@@ -128,6 +130,7 @@ class ConsumeLoop:
         self._pending: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset, not yet committed
         self._pending_records = 0
         self._failed = False
+        self._failures_seen = dead_letters.delivery_failures
         self.committed = 0  # records whose offsets were committed
         self.dead_lettered = 0
 
@@ -135,10 +138,20 @@ class ConsumeLoop:
         """Ask the loop to end after a last flush (usable as a signal handler)."""
         self._stop.set()
 
-    def run(self, sink: BatchSink[T], max_idle_secs: float | None = None) -> None:
+    def is_stopping(self) -> bool:
+        """True once a stop was asked for (a sink waiting on PostgreSQL gives up then)."""
+        return self._stop.is_set()
+
+    def run(
+        self,
+        sink: BatchSink[T],
+        max_idle_secs: float | None = None,
+        *,
+        between_polls: Callable[[], None] | None = None,
+    ) -> None:
         """Consume until stopped (or, with `max_idle_secs`, until nothing arrived for that long), then flush
         and commit what is pending. A failed flush raises `SinkFlushError` with nothing committed. Closes the
-        consumer."""
+        consumer. `between_polls` is the sink's own periodic work (the executor's resting orders)."""
         self._consumer.subscribe(sink.topics(), on_revoke=lambda: self._on_revoke(sink))
         last_record = last_flush = last_lag = self._clock()
         try:
@@ -146,6 +159,8 @@ class ConsumeLoop:
                 records = self._consumer.poll_batch(self._policy.batch_size, self._policy.poll_timeout_secs)
                 for record in records:
                     self._handle(sink, record)
+                if between_polls is not None:
+                    between_polls()
                 if records:
                     last_record = self._clock()
                 if self._clock() - last_lag >= self._policy.lag_interval_secs:
@@ -198,10 +213,12 @@ class ConsumeLoop:
         for rejection in rejections:
             self._dead_letter(sink.stage, rejection.record, rejection.reason, rejection.error_type)
         undelivered = self._dead_letters.flush(self._policy.dead_letter_timeout_secs)
-        if undelivered:
+        failures = self._dead_letters.delivery_failures - self._failures_seen
+        self._failures_seen = self._dead_letters.delivery_failures
+        if undelivered or failures:
             self._metrics.sink_failures.labels(sink.stage).inc()
             raise SinkFlushError(
-                f"{sink.stage}: {undelivered} messages not delivered to Kafka, nothing committed "
+                f"{sink.stage}: {undelivered + failures} messages not delivered to Kafka, nothing committed "
                 "(the batch will be read again)"
             )
         if self._consumer.commit(dict(self._pending)):

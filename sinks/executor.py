@@ -1,46 +1,62 @@
 """The executor sink: order intents -> (journal claim) -> paper fill or venue -> execution reports.
 
-Money safety: an intent is claimed in the PostgreSQL journal before anything is sent, so a re-delivered
-intent is never placed twice; offsets commit only after the reports are delivered, so none is lost.
+Money safety, per intent: claim it in the PostgreSQL journal before anything is sent (`claimed`), so a
+re-delivered intent is never executed twice; store its reports in the journal with the state `sent` (the
+outbox) and publish them; once the broker acknowledged them, `delivered`; only then do the offsets commit.
+A re-delivered intent in `sent` re-publishes the stored reports and never executes again; one in `claimed`
+was never sent: paper executes it again (deterministically, on the levels the intent carries), live resolves
+it through the gateway (`resolve_unsent`, issue 9). Nothing counts as a harmless duplicate before its reports
+were delivered.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from polycopy.infra.kafka import Record, now_ms
 from polycopy.infra.logs import bind_log_context
 from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import DELIVERED, SENT, JournalEntry
 from polycopy.infra.settings import PolycopySettings
 from processors.core.ids import build_paper_order_id
-from processors.core.paper import build_execution_report, execute_on_paper
+from processors.core.paper import build_execution_report, execute_on_paper, rest_on_paper
 from schemas.base import Message
 from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
 from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS, TopicSpec
 from sinks.base import ConsumeLoop, Rejection
+from sinks.paper_orders import LatestBooks, RestingJournal, RestingPaperOrders
 
 log = logging.getLogger(__name__)
 
 REPORT_DELIVERY_SECS = 30.0
 
 
-class IntentJournal(Protocol):
-    """The durable claim per intent (`polycopy.infra.postgres.ExecutionJournal`, or a fake in tests)."""
+class IntentJournal(RestingJournal, Protocol):
+    """The durable record per intent (`polycopy.infra.postgres.ExecutionJournal`, or a fake in tests)."""
 
     def connect(self) -> None: ...
 
-    def claim(self, intent_id: str, order_id: str, mode: str) -> str | None: ...
+    def claim(self, intent_id: str, order_id: str, mode: str) -> JournalEntry | None: ...
 
-    def mark(self, intent_id: str, state: str) -> None: ...
+    def record_sent(
+        self,
+        intent_id: str,
+        reports: Sequence[dict[str, Any]],
+        resting: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> None: ...
+
+    def mark_delivered(self, intent_ids: Sequence[str]) -> None: ...
 
     def close(self) -> None: ...
 
 
 class ReportPublisher(Protocol):
     """Where reports and dead letters go (`polycopy.infra.kafka.MessagePublisher`, or a fake in tests)."""
+
+    delivery_failures: int
 
     def publish(
         self, spec: TopicSpec, key: str | None, message: Message | None, *, timestamp_ms: int = 0
@@ -52,7 +68,7 @@ class ReportPublisher(Protocol):
 
 
 class ReportsNotDelivered(RuntimeError):  # noqa: N818 - reads as the event it reports
-    """Reports were still undelivered when the flush timed out."""
+    """Reports were still undelivered when the flush timed out, or the broker refused some."""
 
 
 class Executor:
@@ -68,10 +84,22 @@ class Executor:
         publisher: ReportPublisher,
         journal: IntentJournal,
         metrics: PipelineMetrics,
+        books: LatestBooks | None = None,
+        clock_ms: Callable[[], int] = now_ms,
     ) -> None:
-        self._settings, self._metrics = settings, metrics
+        self._settings, self._metrics, self._clock_ms = settings, metrics, clock_ms
         self._loop, self._publisher, self._journal = loop, publisher, journal
+        self._books = books or LatestBooks()
+        self.resting = RestingPaperOrders(journal, self, metrics, books=self._books, clock_ms=clock_ms)
+        self._sent: list[str] = []  # intents whose reports were published and await delivery
+        self._failures_seen = publisher.delivery_failures
         self.handled = 0
+        self.republished = 0
+
+    @property
+    def books(self) -> LatestBooks:
+        """Where the follower of the books topic hands book states (for resting paper orders)."""
+        return self._books
 
     def stop(self, *_: object) -> None:
         """End after the current batch is delivered and committed (usable as a signal handler)."""
@@ -81,7 +109,8 @@ class Executor:
         """Run until stopped (or idle for `max_idle_secs`); offsets commit after each delivered batch."""
         self._journal.connect()
         try:
-            self._loop.run(self, max_idle_secs)
+            self.resting.load()
+            self._loop.run(self, max_idle_secs, between_polls=self.resting.step)
         finally:
             self._publisher.flush(REPORT_DELIVERY_SECS)
             self._journal.close()
@@ -94,47 +123,116 @@ class Executor:
         return OrderIntent.model_validate_json(record.value or b"")
 
     def write(self, intent: OrderIntent, record: Record) -> None:
-        """Claim the intent in the journal, then (first claim only) execute it and publish its reports."""
+        """Claim the intent; execute it only if it was never sent; publish its reports (stored first)."""
         order_id = build_paper_order_id(intent.intent_id)
         bind_log_context(order_id=order_id)
         earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
-        if earlier is not None and not (earlier == "claimed" and intent.mode is ExecutionMode.PAPER):
-            # Already sent (or ambiguous live claim): never send again; live reconciliation resolves it.
+        if earlier is not None and (earlier.state == DELIVERED or intent.intent_id in self._sent):
+            # Its reports are in the log, or published in this batch and delivered with it: nothing to do.
             self._metrics.duplicate_intents.inc()
             return
-        reports = self._execute(intent, order_id)
+        if earlier is not None and earlier.state == SENT:
+            # Sent but never confirmed delivered (a crash, a broker outage): the same reports again.
+            for stored in earlier.reports or []:
+                self.publish(ExecutionReport.model_validate(stored))
+            self._sent.append(intent.intent_id)
+            self.republished += 1
+            return
+        if earlier is not None:  # claimed by an earlier run that died before it stored any report
+            reports = self.resolve_unsent(intent, order_id)
+        else:
+            reports = self._execute(intent, order_id)
+        resting = None
+        if intent.mode is ExecutionMode.PAPER:
+            resting = rest_on_paper(intent, order_id, reports, gtc_max_secs=self._settings.paper_gtc_max_secs)
+        self._journal.record_sent(
+            intent.intent_id,
+            [report.model_dump(mode="json") for report in reports],
+            (order_id, intent.asset, resting.to_state()) if resting is not None else None,
+        )
+        if resting is not None:
+            self.resting.add(resting)
         for first in reports[:1]:  # sent -> the venue's (or the paper book's) first answer
             self._metrics.observe_stage("ack", first.sent_at_ms, first.reported_at_ms)
         for report in reports:
             log.debug("order %s: %s", report.kind.value, report.detail or "reported")
             self._metrics.reports.labels(report.kind.value).inc()
-            self._publisher.publish(EXECUTION_REPORTS, intent.wallet_id, report)
-        self._journal.mark(intent.intent_id, "sent")
+            self.publish(report)
+        self._sent.append(intent.intent_id)
         self.handled += 1
 
     def flush(self) -> Sequence[Rejection]:
-        """The batch's reports delivered, or an error (then no offset commits and the intents are re-read)."""
-        undelivered = self._publisher.flush(REPORT_DELIVERY_SECS)
-        if undelivered:
-            raise ReportsNotDelivered(f"{undelivered} reports not delivered")
+        """The batch's reports delivered (then marked so), or an error: no offset commits and the intents are
+        read again, finding their reports in the journal."""
+        self.deliver()
+        self._journal.mark_delivered(self._sent)
+        self._sent.clear()
         return ()
 
+    # --- reports --------------------------------------------------------------------------------------------
+    def publish(self, report: ExecutionReport) -> None:
+        self._publisher.publish(EXECUTION_REPORTS, report.wallet_id, report)
+
+    def deliver(self) -> None:
+        """Wait until every report published so far is acknowledged; raise if any was not."""
+        undelivered = self._publisher.flush(REPORT_DELIVERY_SECS)
+        failures, self._failures_seen = (
+            self._publisher.delivery_failures - self._failures_seen,
+            self._publisher.delivery_failures,
+        )
+        if undelivered or failures:
+            raise ReportsNotDelivered(
+                f"{undelivered} reports not delivered, {failures} refused by the broker"
+            )
+
+    # --- execution ------------------------------------------------------------------------------------------
+    def resolve_unsent(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
+        """An intent an earlier run claimed but stored no report for. Paper executes it again: the fill is
+        deterministic (the intent's levels). Live (issue 9) must ask the gateway's `resolve_unsent(intent)`,
+        which looks the order up at the venue before it ever sends it again; until the gateway is wired in,
+        live intents are refused and nothing reached a venue, so refusing again is safe."""
+        return self._execute(intent, order_id)
+
     def _execute(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
-        sent_at = now_ms()
+        """The reports of one execution."""
+        sent_at = self._clock_ms()
         self._metrics.observe_order_sent(intent.received_at_ms, intent.created_at_ms, sent_at)
-        if intent.mode is not ExecutionMode.PAPER or self._settings.execution_mode is not ExecutionMode.PAPER:
-            detail = "live execution is not available in this release; order refused"
+        age_secs = (sent_at - intent.created_at_ms) / 1000
+        if age_secs > self._settings.max_intent_age_secs:
             return [
-                build_execution_report(
+                self._reject(
                     intent,
                     order_id,
-                    ReportKind.REJECTED,
-                    intent.mode,
-                    detail=detail,
-                    sent_at_ms=sent_at,
-                    reported_at_ms=now_ms(),
+                    f"intent {age_secs:.0f} s old: older than the "
+                    f"executor's limit of {self._settings.max_intent_age_secs:g} s",
+                    sent_at,
                 )
             ]
-        # Paper fills take the book levels the liquidity gate saw (carried by the intent), not a book fetched
-        # now: a replay of the log then fills exactly as this run did.
-        return execute_on_paper(intent, order_id, sent_at_ms=sent_at, reported_at_ms=now_ms())
+        if intent.mode is not ExecutionMode.PAPER or self._settings.execution_mode is not ExecutionMode.PAPER:
+            return [
+                self._reject(
+                    intent,
+                    order_id,
+                    "live execution is not available in this release; order refused",
+                    sent_at,
+                )
+            ]
+        try:
+            # Paper fills take the book levels the liquidity gate saw (carried by the intent), not a book
+            # fetched now: a replay of the log then fills exactly as this run did, and a re-execution after
+            # an unsent claim gets the very same reports.
+            return execute_on_paper(intent, order_id, sent_at_ms=sent_at, reported_at_ms=self._clock_ms())
+        except Exception as error:  # noqa: BLE001 - one intent that cannot execute must not stop the executor
+            log.exception("intent %s could not be executed on paper", intent.intent_id)
+            return [self._reject(intent, order_id, f"could not execute: {error}", sent_at)]
+
+    def _reject(self, intent: OrderIntent, order_id: str, detail: str, sent_at: int) -> ExecutionReport:
+        return build_execution_report(
+            intent,
+            order_id,
+            ReportKind.REJECTED,
+            intent.mode,
+            detail=detail,
+            sent_at_ms=sent_at,
+            reported_at_ms=self._clock_ms(),
+        )

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from polycopy.infra.kafka import Record
 from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import RowsRejected
 from polycopy.infra.settings import PolycopySettings
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderIntent
@@ -36,7 +38,7 @@ from schemas.topics import (
     TopicSpec,
 )
 from schemas.trades import RawTrade
-from sinks.base import ConsumeLoop, Rejection
+from sinks.base import ConsumeLoop, RecordRejected, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,8 @@ LATEST_WINS = {
 
 
 class RowWriter(Protocol):
-    """Idempotent batch writes (`polycopy.infra.postgres.BatchWriter`, or a fake in tests)."""
+    """Idempotent batch writes (`polycopy.infra.postgres.BatchWriter`, or a fake in tests). `write` raises
+    `RowsRejected` when the data was refused; a lost connection it retries itself."""
 
     def connect(self) -> None: ...
 
@@ -142,8 +145,24 @@ class RowWriter(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class PendingRow:
+    """One record's rows: its table row, and the rows it carries for other tables (an order event: the
+    order's latest state; a wallet snapshot: its open positions)."""
+
+    record: Record
+    table: str
+    row: dict[str, Any]
+    extra: list[tuple[str, dict[str, Any]]]  # rows of other tables it carries: (table, row)
+
+
 class PostgresSink:
-    """Consumes the pipeline's topics and writes them to PostgreSQL in batches; a `BatchSink` of the loop."""
+    """Consumes the pipeline's topics and writes them to PostgreSQL in batches; a `BatchSink` of the loop.
+
+    A record it cannot turn into a row, or whose row PostgreSQL refuses (a value out of range, a NUL in a
+    text), is dead-lettered with the reason and the rest is written: a refused batch is split in halves
+    until the refused rows are alone. A lost connection is retried by the writer, never dead-lettered.
+    """
 
     stage = "postgres-sink"
 
@@ -157,8 +176,7 @@ class PostgresSink:
     ) -> None:
         self._loop, self._writer, self._metrics = loop, writer, metrics
         self._routes = {settings.topic_name(spec): route for spec, route in ROUTES.items()}
-        self._pending: dict[str, list[dict[str, Any]]] = {table: [] for _, table, _ in ROUTES.values()}
-        self._latest: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {table: {} for table in LATEST_WINS}
+        self._pending: list[PendingRow] = []
         self.rows_written = 0
 
     def stop(self, *_: object) -> None:
@@ -184,38 +202,63 @@ class PostgresSink:
         return model.model_validate_json(record.value)
 
     def write(self, value: BaseModel, record: Record) -> None:
-        """Add the record's row to the batch (the newest version only, for latest-wins tables)."""
+        """Add the record's row to the batch; a record that cannot become a row is rejected (dead letter)."""
         _, table, build_row = self._routes[record.topic]
-        row = build_row(value)
-        if isinstance(value, OrderEvent):
-            self._pending[table].append(row)
-            table, row = "orders", order_row(value)
-        if isinstance(value, WalletSnapshot):  # the marks of its open positions, at the snapshot's version
-            for position in value.open_positions:
-                self._keep_latest("positions", position_row(position))
-        if table in LATEST_WINS:
-            self._keep_latest(table, row)
-        else:
-            self._pending[table].append(row)
-
-    def _keep_latest(self, table: str, row: dict[str, Any]) -> None:
-        keys, version = LATEST_WINS[table]
-        key = tuple(row[column] for column in keys.split(","))
-        newest = self._latest[table].get(key)
-        if newest is None or newest[version] < row[version]:
-            self._latest[table][key] = row
+        try:
+            row = build_row(value)
+            extra: list[tuple[str, dict[str, Any]]] = []
+            if isinstance(value, OrderEvent):  # the order's latest state rides with its event
+                extra.append(("orders", order_row(value)))
+            if isinstance(
+                value, WalletSnapshot
+            ):  # the marks of its open positions, at the snapshot's version
+                extra += [("positions", position_row(position)) for position in value.open_positions]
+        except Exception as error:  # noqa: BLE001 - any record that cannot become a row is dead-lettered
+            raise RecordRejected(f"cannot be written to {table}: {type(error).__name__}: {error}") from error
+        self._pending.append(PendingRow(record, table, row, extra))
 
     def flush(self) -> Sequence[Rejection]:
-        """Write the batch in one transaction; on failure it is kept out of the tables and re-read."""
+        """Write the batch in one transaction, or, when PostgreSQL refuses some rows, every row it accepts
+        and the refused ones as rejections (dead-lettered before the offsets commit)."""
         started = time.perf_counter()
         # The batch leaves memory before the write: if the write fails, its records are read again anyway.
-        inserts, self._pending = self._pending, {table: [] for table in self._pending}
-        latest, self._latest = self._latest, {table: {} for table in LATEST_WINS}
-        self._writer.write(
-            inserts, {table: (*LATEST_WINS[table], list(rows.values())) for table, rows in latest.items()}
-        )
-        for table, rows in [*inserts.items(), *latest.items()]:
-            self._metrics.rows_written.labels(table).inc(len(rows))
-            self.rows_written += len(rows)
+        pending, self._pending = self._pending, []
+        rejections = self._write(pending)
         self._metrics.sink_flush.observe(time.perf_counter() - started)
-        return ()
+        return rejections
+
+    def _write(self, rows: list[PendingRow]) -> list[Rejection]:
+        if not rows:
+            return []
+        inserts, upserts = _batch(rows)
+        try:
+            self._writer.write(inserts, upserts)
+        except RowsRejected as error:
+            if len(rows) == 1:
+                return [Rejection(rows[0].record, f"PostgreSQL refused the row: {error}", "RowsRejected")]
+            middle = len(rows) // 2
+            return self._write(rows[:middle]) + self._write(rows[middle:])
+        for table, table_rows in [*inserts.items(), *((t, u[2]) for t, u in upserts.items())]:
+            self._metrics.rows_written.labels(table).inc(len(table_rows))
+            self.rows_written += len(table_rows)
+        return []
+
+
+def _batch(
+    rows: Sequence[PendingRow],
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[str, str, list[dict[str, Any]]]]]:
+    """Rows per append-only table, and the newest version per key of the latest-wins tables."""
+    inserts: dict[str, list[dict[str, Any]]] = {}
+    latest: dict[str, dict[Any, dict[str, Any]]] = {}
+    for pending in rows:
+        for table, row in [(pending.table, pending.row), *pending.extra]:
+            if table not in LATEST_WINS:
+                inserts.setdefault(table, []).append(row)
+                continue
+            keys, version = LATEST_WINS[table]
+            key = tuple(row[column] for column in keys.split(","))
+            newest = latest.setdefault(table, {}).get(key)
+            if newest is None or newest[version] < row[version]:
+                latest[table][key] = row
+    upserts = {table: (*LATEST_WINS[table], list(by_key.values())) for table, by_key in latest.items()}
+    return inserts, upserts

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polycopy.infra.kafka import Record
+from polycopy.infra.postgres import JournalEntry, RestingEntry, RowsRejected
 from schemas.base import Message
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, TopicSpec
@@ -124,25 +125,62 @@ class FakePublisher:
 
 
 class FakeJournal:
-    """The executor's claim per intent, in memory; `states` holds each intent's state."""
+    """The executor's journal in memory: each intent's state and stored reports, the resting paper orders
+    with their outboxes. `fail_next` makes the next calls raise (a lost database)."""
 
     def __init__(self, url: str = "postgresql://fake/journal") -> None:
         self.url = url
         self.states: dict[str, str] = {}
+        self.reports: dict[str, list[dict[str, Any]]] = {}
+        self.resting: dict[str, dict[str, Any]] = {}  # intent id -> {"state", "outbox", "open"}
         self.connected = self.closed = False
+        self.calls: list[str] = []
 
     def connect(self) -> None:
         self.connected = True
 
-    def claim(self, intent_id: str, order_id: str, mode: str) -> str | None:
+    def claim(self, intent_id: str, order_id: str, mode: str) -> JournalEntry | None:
         assert self.connected, "claim before connect"
+        self.calls.append("claim")
         if intent_id in self.states:
-            return self.states[intent_id]
+            return JournalEntry(self.states[intent_id], self.reports.get(intent_id))
         self.states[intent_id] = "claimed"
         return None
 
-    def mark(self, intent_id: str, state: str) -> None:
-        self.states[intent_id] = state
+    def record_sent(
+        self,
+        intent_id: str,
+        reports: Sequence[dict[str, Any]],
+        resting: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.calls.append("record_sent")
+        self.states[intent_id] = "sent"
+        self.reports[intent_id] = [dict(report) for report in reports]
+        if resting is not None:
+            self.resting.setdefault(intent_id, {"state": resting[2], "outbox": [], "open": True})
+
+    def mark_delivered(self, intent_ids: Sequence[str]) -> None:
+        self.calls.append("mark_delivered")
+        for intent_id in intent_ids:
+            if self.states.get(intent_id) == "sent":
+                self.states[intent_id] = "delivered"
+
+    def open_resting(self) -> list[RestingEntry]:
+        return [
+            RestingEntry(intent_id, row["state"], list(row["outbox"]))
+            for intent_id, row in sorted(self.resting.items())
+            if row["open"]
+        ]
+
+    def update_resting(
+        self, intent_id: str, state: dict[str, Any], outbox: Sequence[dict[str, Any]], *, open_: bool
+    ) -> None:
+        row = self.resting[intent_id]
+        row.update(state=state, outbox=[*row["outbox"], *outbox], open=open_)
+
+    def clear_outbox(self, intent_ids: Sequence[str]) -> None:
+        for intent_id in intent_ids:
+            self.resting[intent_id]["outbox"] = []
 
     def close(self) -> None:
         self.closed = True
@@ -157,8 +195,10 @@ class FakeWriter:
         default_factory=list
     )
     fail_with: Exception | None = None
+    refuse: Callable[[dict[str, Any]], bool] | None = None  # rows PostgreSQL would refuse (RowsRejected)
     connected: bool = False
     closed: bool = False
+    attempts: int = 0
 
     def connect(self) -> None:
         self.connected = True
@@ -169,8 +209,13 @@ class FakeWriter:
         upserts: Mapping[str, tuple[str, str, Sequence[dict[str, Any]]]] | None = None,
     ) -> None:
         assert self.connected, "write before connect"
+        self.attempts += 1
         if self.fail_with is not None:
             raise self.fail_with
+        every_row = [row for rows in inserts.values() for row in rows]
+        every_row += [row for _, _, rows in (upserts or {}).values() for row in rows]
+        if self.refuse is not None and any(self.refuse(row) for row in every_row):
+            raise RowsRejected("rows refused: integer out of range")
         self.batches.append(
             (
                 {table: [dict(row) for row in rows] for table, rows in inserts.items() if rows},

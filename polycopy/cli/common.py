@@ -57,7 +57,7 @@ def load_wallet_file(path: Path):  # type: ignore[no-untyped-def]
 
     try:
         document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise UsageError(f"{path}: cannot read: {error}") from None
     try:
         return WalletConfigFile.model_validate(document)

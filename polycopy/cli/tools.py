@@ -103,6 +103,19 @@ def cmd_soak(args: argparse.Namespace, settings: PolycopySettings) -> int:
     return 0
 
 
+def cmd_chaos(args: argparse.Namespace, settings: PolycopySettings) -> int:
+    from polycopy.tools.chaos import ChaosOptions, run_chaos
+
+    options = ChaosOptions(
+        faults=args.faults,
+        seed=args.seed,
+        trades_per_sec=args.trades_per_sec,
+        postgres_outage_secs=args.postgres_outage_secs,
+        data_dir=settings.data_dir / "chaos",
+    )
+    return 0 if run_chaos(options).passed else 1
+
+
 def register(commands: CommandGroup) -> None:
     simulate = commands.command(
         "simulate", cmd_simulate, "run the market simulator (fake RTDS + CLOB); see --help after --"
@@ -165,3 +178,15 @@ def register(commands: CommandGroup) -> None:
     soak.add_argument("--rate", type=float, default=200, help="trades per second fed in")
     soak.add_argument("--duration-secs", type=float, default=600, help="how long trades are fed in")
     soak.add_argument("--warm-up-secs", type=float, default=120, help="RSS growth counts from here on")
+
+    chaos = commands.command(
+        "chaos",
+        cmd_chaos,
+        "the pipeline on its own Kafka and PostgreSQL under seeded faults; the invariants (exit 1: broken)",
+    )
+    chaos.add_argument("--faults", type=int, default=50, help="how many faults to inject")
+    chaos.add_argument("--seed", type=int, default=8, help="seed of the fault schedule and the simulator")
+    chaos.add_argument("--trades-per-sec", type=float, default=5, help="simulated feed rate")
+    chaos.add_argument(
+        "--postgres-outage-secs", type=float, default=30, help="how long PostgreSQL stays down"
+    )

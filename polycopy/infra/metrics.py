@@ -140,6 +140,12 @@ class PipelineMetrics:
         self.duplicates_dropped = Counter(
             "polycopy_duplicate_trades_total", "Fills dropped as already seen", ["source"], registry=r
         )
+        self.redelivered = Counter(
+            "polycopy_redelivered_events_total",
+            "Events read again after their outputs were in the log and their state saved: nothing sent again",
+            ["stage"],
+            registry=r,
+        )
         self.first_seen = Counter(
             "polycopy_trades_first_seen_total",
             "Fills by the source that delivered them first; source=poll: the feed missed them",

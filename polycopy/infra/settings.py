@@ -122,6 +122,24 @@ class PolycopySettings(BaseSettings):
     rtds_watchdog_secs: float = Field(
         default=20.0, gt=0, description="reconnect when no frame arrives this long"
     )
+    max_intent_age_secs: float = Field(
+        default=60.0,
+        gt=0,
+        description="the executor rejects (with the reason recorded) an intent decided longer ago than this",
+    )
+    paper_gtc_max_secs: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a paper GTC order still resting this long after its decision is cancelled "
+        "(no user cancels paper orders; it would hold its reservation forever)",
+    )
+    instance_id: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="this process's stable name within its component (a pod name, worker-1): consumer "
+        "groups then use static membership and a restarted process gets its partitions back at once; "
+        "empty = dynamic membership",
+    )
     wallet_snapshot_interval_secs: float = Field(
         default=1.0, gt=0, description="the worker publishes a wallet's snapshot at most this often"
     )
@@ -205,6 +223,18 @@ class PolycopySettings(BaseSettings):
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.kafka_bootstrap_servers
         env["DATABASE_URL"] = self.database_url
         return env
+
+
+SECRET_VARIABLES = frozenset(
+    f"POLYCOPY_{name.upper()}"
+    for name, field in PolycopySettings.model_fields.items()
+    if "SecretStr" in str(field.annotation)
+)
+
+
+def without_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """An environment for a child process: every variable but the secret settings."""
+    return {name: value for name, value in environ.items() if name not in SECRET_VARIABLES}
 
 
 def find_unknown_variables(environ: Mapping[str, str]) -> list[str]:

@@ -4,12 +4,12 @@ book."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeAlias
 
+from polycopy.polymarket.text import clean_json, decode_json
 from schemas.base import Side
 from schemas.books import Level, OrderBook
 from schemas.portfolio import MarketResolution, ResolutionSource
@@ -21,6 +21,7 @@ class BookFormatError(ValueError):
 
 def parse_book(payload: dict[str, Any]) -> OrderBook:
     """Parse a CLOB `GET /book` (or market-channel `book`) payload into a best-first book."""
+    payload = clean_json(payload)  # a REST book comes decoded by the reference client
     try:
         bids = sorted((_level(item) for item in payload.get("bids") or ()), key=lambda lvl: -lvl.price)
         asks = sorted((_level(item) for item in payload.get("asks") or ()), key=lambda lvl: lvl.price)
@@ -163,7 +164,7 @@ def parse_market_message(frame: str | bytes) -> MarketMessage:
     reported in `errors` and does not spoil the other events of the frame.
     """
     try:
-        decoded = json.loads(frame)
+        decoded = decode_json(frame)
     except ValueError as error:
         return MarketMessage(errors=(f"invalid JSON: {error}",))
     items = decoded if isinstance(decoded, list) else [decoded]

@@ -8,19 +8,18 @@ An order call is not, so `ClobHttp` sends once and answers with a value, Retry-A
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from polycopy.polymarket.reference import decode_json_string_fields
+from polycopy.polymarket.text import decode_json
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +288,7 @@ class VenueHttpClient:
                 if response.status_code == 200:
                     try:
                         # Decimals, not floats: prices, sizes and USDC figures are kept exactly as sent.
-                        return json.loads(response.content, parse_float=Decimal)
+                        return decode_json(response.content)
                     except ValueError as error:
                         raise VenueHttpError(
                             f"GET {path} answered 200 with a body that is not JSON", 200
@@ -384,7 +383,7 @@ class ClobHttp:
         except httpx.TransportError:
             return HttpAnswer(None, transport_error="network")
         try:
-            parsed: Any = json.loads(response.content, parse_float=Decimal) if response.content else None
+            parsed: Any = decode_json(response.content) if response.content else None
         except ValueError:
             parsed = response.text
         return HttpAnswer(

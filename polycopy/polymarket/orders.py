@@ -255,7 +255,10 @@ def parse_account_fills(row: Mapping[str, Any], owner: str, address: str) -> lis
                 taker=True,
             )
         )
-    for maker in row.get("maker_orders") or ():
+    makers = row.get("maker_orders")
+    for maker in makers if isinstance(makers, list) else ():
+        if not isinstance(maker, Mapping):
+            continue
         ours = maker.get("owner") == owner or str(maker.get("maker_address", "")).lower() == address.lower()
         maker_side = parse_side(maker.get("side"))
         if not ours or not maker.get("order_id") or maker_side is None:
@@ -281,7 +284,8 @@ def parse_page(body: Any) -> tuple[list[Mapping[str, Any]], str]:
     if isinstance(body, list):
         return [row for row in body if isinstance(row, Mapping)], END_CURSOR
     if isinstance(body, Mapping):
-        rows = [row for row in body.get("data") or () if isinstance(row, Mapping)]
+        data = body.get("data")
+        rows = [row for row in data if isinstance(row, Mapping)] if isinstance(data, list) else []
         return rows, str(body.get("next_cursor") or END_CURSOR)
     return [], END_CURSOR
 
@@ -293,7 +297,8 @@ def parse_cancel(answer: HttpAnswer, requested: Iterable[str]) -> CancelResult:
             f"HTTP {answer.status}" if answer.status else answer.transport_error
         )
         return CancelResult(ok=False, detail=detail, not_cancelled=tuple((i, detail) for i in requested))
-    cancelled = tuple(str(item) for item in answer.body.get("canceled") or ())
+    listed = answer.body.get("canceled")
+    cancelled = tuple(str(item) for item in listed) if isinstance(listed, list) else ()
     refused = answer.body.get("not_canceled") or {}
     not_cancelled = (
         tuple((str(k), str(v)) for k, v in refused.items()) if isinstance(refused, Mapping) else ()

@@ -3,7 +3,6 @@ TraderReference. Pure mapping; `polycopy.polymarket.http` fetches the JSON."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -11,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from polycopy.polymarket.text import clean_json, decode_json
 from schemas.portfolio import MarketResolution, ResolutionSource
 from schemas.reference import MarketReference, TraderReference
 
@@ -33,12 +33,12 @@ def decode_json_string_fields(
 
     Already-decoded lists pass through; an empty or undecodable string becomes an empty list.
     """
-    decoded = dict(market)
+    decoded = clean_json(dict(market))
     for name in fields:
         value = decoded.get(name)
         if isinstance(value, str):
             try:
-                value = json.loads(value) if value.strip() else []
+                value = decode_json(value) if value.strip() else []
             except ValueError:
                 value = []
         decoded[name] = list(value) if isinstance(value, list | tuple) else []
@@ -46,14 +46,27 @@ def decode_json_string_fields(
 
 
 def build_market_reference(market: Mapping[str, Any], updated_at_ms: int) -> MarketReference:
-    """A Gamma market object as MarketReference; the JSON-encoded string fields may still be strings."""
+    """A Gamma market object as MarketReference; the JSON-encoded string fields may still be strings.
+    Anything else than a market of the venue's shape is a `ReferenceParseError`, never another exception."""
+    try:
+        return _build_market_reference(market, updated_at_ms)
+    except (TypeError, ValueError, AttributeError, ArithmeticError, KeyError) as error:
+        if isinstance(error, ReferenceParseError):
+            raise
+        raise ReferenceParseError(
+            f"Gamma market of an unexpected shape: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _build_market_reference(market: Mapping[str, Any], updated_at_ms: int) -> MarketReference:
     decoded = decode_json_string_fields(market)
     condition_id = str(decoded.get("conditionId") or "").lower()
     if not condition_id:
         raise ReferenceParseError(f"Gamma market {decoded.get('id')!r} has no conditionId")
     # Protocol-V2 markets trade position ids (a plain array) instead of clobTokenIds.
     token_ids = decoded["clobTokenIds"] or list(decoded.get("positionIds") or [])
-    events = [event for event in decoded.get("events") or [] if isinstance(event, Mapping)]
+    listed = decoded.get("events")
+    events = [event for event in listed if isinstance(event, Mapping)] if isinstance(listed, list) else []
     first_event: Mapping[str, Any] = events[0] if events else {}
     closed = bool(decoded.get("closed", False))
     accepting = decoded.get("acceptingOrders")
@@ -135,12 +148,15 @@ def _are_payouts(prices: Sequence[Decimal]) -> bool:
 
 
 def build_trader_reference(row: Mapping[str, Any], *, source: str, updated_at_ms: int) -> TraderReference:
-    """One leaderboard row as TraderReference.
+    """One leaderboard row as TraderReference (anything else: `ReferenceParseError`).
 
     Accepts the Data API `/v1/leaderboard` row (proxyWallet, userName, rank, pnl, vol), the older profit
     leaderboard row (proxyWallet, name/pseudonym, amount = profit) and file rows (address or wallet,
     name or username, pnl, vol, win_rate as a fraction 0..1, rank). Missing figures stay empty.
     """
+    if not isinstance(row, Mapping):
+        raise ReferenceParseError(f"a leaderboard row is an object, not {type(row).__name__}")
+    row = clean_json(dict(row))  # file rows and leaderboard answers: names are user input
     wallet = str(_first(row, "proxyWallet", "proxy_wallet", "wallet", "address") or "").strip().lower()
     if not wallet:
         raise ReferenceParseError("row has no wallet (proxyWallet, wallet or address)")

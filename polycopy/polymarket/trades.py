@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from polycopy.polymarket.text import clean_text, decode_json
+
 ACTIVITY_TYPES = frozenset({"trades", "orders_matched"})
 _CONTROL_FRAMES = frozenset({"", "pong", "ping"})
 _MS_THRESHOLD = 10**11  # a trade timestamp above this is in milliseconds, not seconds
@@ -59,7 +61,7 @@ def parse_activity_frame(text: str | bytes) -> ActivityFrame:
     if text.strip().lower() in _CONTROL_FRAMES:
         return ActivityFrame()
     try:
-        document = json.loads(text, parse_float=Decimal)
+        document = decode_json(text)
     except json.JSONDecodeError as error:
         return ActivityFrame(error=f"invalid JSON: {error.msg} at position {error.pos}")
     envelopes = document if isinstance(document, list) else [document]
@@ -105,21 +107,21 @@ def parse_trade_payload(payload: Mapping[str, Any], *, feed_type: str | None = N
             timestamp //= 1000
         outcome_index = payload.get("outcomeIndex")
         return VenueFill(
-            proxy_wallet=str(payload["proxyWallet"]).lower(),
-            side=str(payload["side"]).upper(),
-            asset=str(payload["asset"]),
-            condition_id=str(payload["conditionId"]).lower(),
+            proxy_wallet=_text(payload["proxyWallet"]).lower(),
+            side=_text(payload["side"]).upper(),
+            asset=_text(payload["asset"]),
+            condition_id=_text(payload["conditionId"]).lower(),
             size=_decimal(payload["size"]),
             price=_decimal(payload["price"]),
             timestamp=timestamp,
-            transaction_hash=str(payload.get("transactionHash") or "").lower(),
-            outcome=payload.get("outcome"),
+            transaction_hash=_text(payload.get("transactionHash") or "").lower(),
+            outcome=_optional_text(payload.get("outcome")),
             outcome_index=int(outcome_index) if outcome_index not in (None, "") else None,
-            slug=payload.get("slug"),
-            event_slug=payload.get("eventSlug"),
-            title=payload.get("title"),
-            name=payload.get("name") or None,
-            pseudonym=payload.get("pseudonym") or None,
+            slug=_optional_text(payload.get("slug")),
+            event_slug=_optional_text(payload.get("eventSlug")),
+            title=_optional_text(payload.get("title")),
+            name=_optional_text(payload.get("name")) or None,
+            pseudonym=_optional_text(payload.get("pseudonym")) or None,
             fee=_decimal(payload["fee"]) if payload.get("fee") not in (None, "") else None,
             feed_type=feed_type,
         )
@@ -127,6 +129,19 @@ def parse_trade_payload(payload: Mapping[str, Any], *, feed_type: str | None = N
         raise TradeParseError(f"trade payload lacks field {error.args[0]!r}") from error
     except (TypeError, ValueError, ArithmeticError) as error:  # ArithmeticError: bad decimals, int(Infinity)
         raise TradeParseError(f"invalid trade payload: {error}") from error
+
+
+def _text(value: Any) -> str:
+    # Documents decoded elsewhere (a Data API row from a file) may still hold a lone surrogate.
+    return clean_text(str(value))
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TradeParseError(f"text field is a JSON {type(value).__name__}")
+    return _text(value)
 
 
 def _decimal(value: Any) -> Decimal:

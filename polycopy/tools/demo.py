@@ -26,7 +26,7 @@ from polycopy.infra.kafka import (
 from polycopy.infra.logs import redact_url
 from polycopy.infra.metrics import DEFAULT_PORTS, component_port
 from polycopy.infra.postgres import migrate, query
-from polycopy.infra.settings import PolycopySettings
+from polycopy.infra.settings import PolycopySettings, without_secrets
 from polycopy.simulator.market import MarketSimulator
 from polycopy.tools.summary import RunSummary, is_replayed
 from producers.replay import read_capture
@@ -130,7 +130,7 @@ class Processes:
             [sys.executable, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=os.environ | (env or {}),
+            env=without_secrets(os.environ | (env or {})),
             start_new_session=True,
         )
         self.running[name] = process
@@ -171,7 +171,7 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     """Set up, run and summarise one demo. Returns the summary for tests to check against the tables."""
     out(
         f"polycopy demo: Kafka {settings.kafka_bootstrap_servers}, "
-        f"PostgreSQL {settings.database_url.split('@')[-1]}"
+        f"PostgreSQL {redact_url(settings.database_url)}"
     )
     wait_for_broker(settings)
     created = create_topics(settings, ALL_TOPICS)
@@ -265,20 +265,26 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     summary = RunSummary.build(trades, decisions, events, dead_letters=letters)
     out("\n== summary " + "=" * 60)
     out(summary.render(replayed=is_replayed(trades)))
-    out("\n== where to look next " + "=" * 49)
-    # Never the password: the output is pasted into tickets and chats (psql asks for it, or reads ~/.pgpass).
-    database = redact_url(settings.database_url)
-    out(f"  tables   psql {database} -c 'SELECT reason, count(*) FROM decisions GROUP BY 1'")
-    out("           (trades, decisions, order_intents, orders, order_events)")
-    out("  topics   polycopy topics dump decisions --limit 5   (polycopy topics list for all)")
+    for line in where_to_look(settings, wallet_file):
+        out(line)
+    return DemoResult(summary, baseline, started_ms)
+
+
+def where_to_look(settings: PolycopySettings, wallet_file: Path) -> list[str]:
+    """The demo's closing lines: tables, topics, metrics and logs. Never a password: the output ends up in
+    terminals, CI logs and issue reports."""
     ports = {name: component_port(name, settings.metrics_base_port) for name in DEFAULT_PORTS}
-    out(
+    return [
+        "\n== where to look next " + "=" * 49,
+        f"  tables   psql {redact_url(settings.database_url)} "
+        "-c 'SELECT reason, count(*) FROM decisions GROUP BY 1'",
+        "           (trades, decisions, order_intents, orders, order_events)",
+        "  topics   polycopy topics dump decisions --limit 5   (polycopy topics list for all)",
         f"  metrics  http://127.0.0.1:{ports['worker']}/metrics (worker), "
         f":{ports['executor']} executor, :{ports['producer']} producer, "
-        f":{ports['sink']} sink, while the components run"
-    )
-    out(f"  logs     {settings.data_dir / 'logs'}/   wallets {wallet_file}")
-    return DemoResult(summary, baseline, started_ms)
+        f":{ports['sink']} sink, while the components run",
+        f"  logs     {settings.data_dir / 'logs'}/   wallets {wallet_file}",
+    ]
 
 
 def _watch(

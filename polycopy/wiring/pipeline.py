@@ -103,13 +103,15 @@ def run_books(settings: PolycopySettings) -> None:
 
 # --- the sinks ----------------------------------------------------------------------------------------------
 def build_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> Executor:
-    """The executor: intents -> journal claim -> paper fill on the intent's book levels -> reports."""
+    """The executor: intents -> journal claim -> paper fill on the intent's book levels -> reports; resting
+    paper orders fill from the books topic (its follower is started by `run_executor`)."""
     publisher = build_publisher(settings, "polycopy-executor")
+    loop = build_consume_loop(settings, "executor", publisher, metrics, EXECUTOR_POLICY)
     return Executor(
         settings,
-        loop=build_consume_loop(settings, "executor", publisher, metrics, EXECUTOR_POLICY),
+        loop=loop,
         publisher=publisher,
-        journal=ExecutionJournal(settings.database_url),
+        journal=ExecutionJournal(settings.database_url, should_stop=loop.is_stopping),
         metrics=metrics,
     )
 
@@ -118,18 +120,25 @@ def run_executor(settings: PolycopySettings) -> None:
     """`polycopy executor`: run until SIGTERM/SIGINT, then deliver and commit the last batch."""
     executor = build_executor(settings, build_metrics(settings, "executor"))
     stop_on_signals(executor.stop)
+    # Resting paper orders fill on the book states published from now on.
+    books = TopicFollower(settings, BOOKS, executor.books.on_record, since_ms=now_ms())
+    books.start(wait_secs=120)
     log.info("executor running in %s mode", settings.execution_mode.value)
-    executor.run()
+    try:
+        executor.run()
+    finally:
+        books.stop()
 
 
 def build_postgres_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> PostgresSink:
     """The PostgreSQL sink, batching `POLYCOPY_SINK_BATCH_SIZE` rows or `POLYCOPY_SINK_FLUSH_SECS`."""
     policy = LoopPolicy(batch_size=settings.sink_batch_size, flush_secs=settings.sink_flush_secs)
     publisher = build_publisher(settings, "polycopy-postgres-sink")
+    loop = build_consume_loop(settings, "postgres-sink", publisher, metrics, policy)
     return PostgresSink(
         settings,
-        loop=build_consume_loop(settings, "postgres-sink", publisher, metrics, policy),
-        writer=BatchWriter(settings.database_url),
+        loop=loop,
+        writer=BatchWriter(settings.database_url, should_stop=loop.is_stopping),
         metrics=metrics,
     )
 

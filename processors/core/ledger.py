@@ -32,6 +32,7 @@ class Reservation:
     size: Decimal  # shares ordered
     matched: Decimal = ZERO  # shares filled so far
     filled_value: Decimal = ZERO  # USDC those shares were filled for, at the fill prices
+    leader: str = ""  # the trader whose trade the order copies ("" when not known)
 
     @property
     def open_size(self) -> Decimal:
@@ -64,6 +65,8 @@ class WalletLedger:
     reservations: dict[str, Reservation] = field(default_factory=dict)
     positions: dict[str, Position] = field(default_factory=dict)
     leader_positions: dict[str, Decimal] = field(default_factory=dict)  # "trader|asset" -> shares seen
+    # "trader|asset" -> shares we hold because we copied that trader's buys: SELL mirroring sells only these
+    followed_positions: dict[str, Decimal] = field(default_factory=dict)
     daily_realised: dict[str, Decimal] = field(default_factory=dict)  # "YYYY-MM-DD" -> realised PnL that day
     # "YYYY-MM-DD" -> change of the open positions' marked value that day (processors.core.portfolio keeps it)
     daily_unrealised: dict[str, Decimal] = field(default_factory=dict)
@@ -97,14 +100,17 @@ class WalletLedger:
     def total_exposure(self) -> Decimal:
         return self.deployed + self.reserved
 
-    def sellable_shares(self, asset: str) -> Decimal:
-        """Shares held minus shares already offered by open SELL orders."""
+    def sellable_shares(self, asset: str, leader: str | None = None) -> Decimal:
+        """Shares held minus shares already offered by open SELL orders; with `leader`, only the shares
+        bought following that leader (minus that leader's open SELLs), never more than held."""
         held = self.positions[asset].shares if asset in self.positions else ZERO
-        offered = sum(
-            (r.open_size for r in self.reservations.values() if r.asset == asset and r.side is Side.SELL),
-            ZERO,
-        )
-        return max(held - offered, ZERO)
+        sells = [r for r in self.reservations.values() if r.asset == asset and r.side is Side.SELL]
+        free = held - sum((r.open_size for r in sells), ZERO)
+        if leader is None:
+            return max(free, ZERO)
+        followed = self.followed_positions.get(f"{leader}|{asset}", ZERO)
+        offered = sum((r.open_size for r in sells if r.leader == leader), ZERO)
+        return max(min(followed - offered, free), ZERO)
 
     def daily_loss(self, day: str) -> Decimal:
         """Loss on `day`, realised plus unrealised, as a positive number (0 when the day made money): PnL
@@ -137,11 +143,12 @@ class WalletLedger:
         side: Side,
         size: Decimal,
         limit_price: Decimal,
+        leader: str = "",
     ) -> None:
-        """Hold capital (BUY: size x limit) or shares (SELL) for a new order."""
+        """Hold capital (BUY: size x limit) or shares (SELL) for a new order copying `leader`."""
         if intent_id in self.reservations:
             raise LedgerError(f"intent {intent_id} already reserved")
-        reservation = Reservation(asset, condition_id, side, limit_price, size)
+        reservation = Reservation(asset, condition_id, side, limit_price, size, leader=leader)
         if reservation.reserved_usdc > self.available:
             raise LedgerError("reservation exceeds available capital")
         if side is Side.SELL and size > self.sellable_shares(asset):
@@ -173,6 +180,9 @@ class WalletLedger:
             value_total - reservation.filled_value, ZERO
         )  # never negative, even if reports are not
         reservation.matched, reservation.filled_value = matched_total, value_total
+        self._follow(
+            reservation.leader, reservation.asset, new_shares if reservation.side is Side.BUY else -new_shares
+        )
         if reservation.side is Side.BUY:
             position = self.positions.setdefault(reservation.asset, Position(reservation.condition_id))
             position.shares += new_shares
@@ -208,12 +218,14 @@ class WalletLedger:
         size: Decimal,
         limit_price: Decimal,
         matched: Decimal,
+        leader: str = "",
     ) -> None:
-        """Hold an order again whose reservation was released (a LOST order the venue then filled): the fill
-        happened, so no capital check can refuse it. `matched` shares were already booked before."""
+        """Hold an order again whose reservation was released (a LOST order the venue then filled), or
+        that this ledger never saw reserved: the order exists, so no capital check can refuse it.
+        `matched` shares were already booked before."""
         filled_value = matched * limit_price
         self.reservations[intent_id] = Reservation(
-            asset, condition_id, side, limit_price, size, matched, filled_value
+            asset, condition_id, side, limit_price, size, matched, filled_value, leader
         )
 
     def reverse_fill(
@@ -226,6 +238,7 @@ class WalletLedger:
         if reservation is not None:  # the order is still open: it may fill these shares again
             reservation.matched = max(reservation.matched - shares, ZERO)
             reservation.filled_value = max(reservation.filled_value - shares * price, ZERO)
+            self._follow(reservation.leader, asset, -shares if side is Side.BUY else shares)
         if side is Side.BUY:
             position = self.positions.get(asset)
             if position is None:
@@ -249,6 +262,16 @@ class WalletLedger:
         position.cost_usdc += cost
         self.realised_pnl -= pnl
         self.daily_realised[day] = self.daily_realised.get(day, ZERO) - pnl
+
+    def _follow(self, leader: str, asset: str, shares: Decimal) -> None:
+        if not leader:
+            return
+        key = f"{leader}|{asset}"
+        held = max(self.followed_positions.get(key, ZERO) + shares, ZERO)
+        if held > 0:
+            self.followed_positions[key] = held
+        else:
+            self.followed_positions.pop(key, None)
 
     def settle(self, asset: str, proceeds: Decimal, day: str) -> Decimal:
         """Close a position in a resolved market for what its shares paid out (shares x payout on paper, what
@@ -287,6 +310,7 @@ class WalletLedger:
                     str(r.size),
                     str(r.matched),
                     str(r.filled_value),
+                    r.leader,
                 ]
                 for key, r in self.reservations.items()
             },
@@ -294,6 +318,7 @@ class WalletLedger:
                 k: [p.condition_id, str(p.shares), str(p.cost_usdc)] for k, p in self.positions.items()
             },
             "leader_positions": {k: str(v) for k, v in self.leader_positions.items()},
+            "followed_positions": {k: str(v) for k, v in self.followed_positions.items()},
             "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-7:]},
             "daily_unrealised": {k: str(v) for k, v in sorted(self.daily_unrealised.items())[-7:]},
             "recent_intents": list(self.recent_intents),
@@ -305,13 +330,26 @@ class WalletLedger:
         return cls(
             capital_usdc=Decimal(state["capital_usdc"]),
             realised_pnl=Decimal(state["realised_pnl"]),
-            reservations={
-                key: Reservation(a, c, Side(s), Decimal(p), Decimal(z), Decimal(m), Decimal(v))
-                for key, (a, c, s, p, z, m, v) in state["reservations"].items()
-            },
+            reservations={key: _reservation(fields) for key, fields in state["reservations"].items()},
             positions={k: Position(c, Decimal(s), Decimal(v)) for k, (c, s, v) in state["positions"].items()},
             leader_positions={k: Decimal(v) for k, v in state["leader_positions"].items()},
+            followed_positions={k: Decimal(v) for k, v in state.get("followed_positions", {}).items()},
             daily_realised={k: Decimal(v) for k, v in state["daily_realised"].items()},
             daily_unrealised={k: Decimal(v) for k, v in state.get("daily_unrealised", {}).items()},
             recent_intents=OrderedDict.fromkeys(state["recent_intents"]),
         )
+
+
+def _reservation(fields: list[str]) -> Reservation:
+    # States written before reservations named their leader have seven fields.
+    asset, condition_id, side, price, size, matched, value, *leader = fields
+    return Reservation(
+        asset,
+        condition_id,
+        Side(side),
+        Decimal(price),
+        Decimal(size),
+        Decimal(matched),
+        Decimal(value),
+        leader[0] if leader else "",
+    )

@@ -130,12 +130,15 @@ def apply_report(
     Reports are idempotent: a fill is cumulative (`matched_size`), and a report that changes nothing yields
     no event, so re-delivery is harmless.
     """
-    record = record or OrderRecord(
-        report.order_id,
-        intent_id=report.intent_id,
-        received_at_ms=report.received_at_ms,
-        sent_at_ms=report.sent_at_ms,
-    )
+    if record is None:
+        record = OrderRecord(
+            report.order_id,
+            intent_id=report.intent_id,
+            received_at_ms=report.received_at_ms,
+            sent_at_ms=report.sent_at_ms,
+        )
+        if report.kind in PLACING_KINDS:
+            _hold_as_reported(ledger, report)
     if record.status in REOPENED_BY_FILLS and report.matched_size > record.matched:
         return _fill_lost_order(ledger, record, report, now_ms)
     if report.kind is ReportKind.FILL_REVERSED:  # a settlement event: terminal orders are reversed too
@@ -173,10 +176,47 @@ def apply_report(
             report.average_price or report.limit_price,
             day_of(report.reported_at_ms),
         )
-        move(T.FILL if record.matched >= report.size else T.PARTIAL_FILL)
+        if record.matched >= report.size:
+            # Nothing is left to fill: whatever the reservation still holds (it was made for a different size
+            # than the order the executor placed) goes back.
+            released = ledger.release(report.intent_id)
+            move(T.FILL, released=released or None)
+        else:
+            move(T.PARTIAL_FILL)
     if report.kind is ReportKind.CANCELLED and record.status not in TERMINAL:
         move(T.CANCEL, report.detail, ledger.release(report.intent_id))
     return record, events
+
+
+# Reports that say an order exists at the venue (or on paper): the first of them holds its capital.
+PLACING_KINDS = frozenset({ReportKind.ACCEPTED, ReportKind.FILL, ReportKind.CANCELLED, ReportKind.UNKNOWN})
+
+
+def _hold_as_reported(ledger: WalletLedger, report: ExecutionReport) -> None:
+    """The first report of an order: make the reservation match the order the executor placed.
+
+    Normally the evaluation reserved exactly this order. After a crash the evaluation can be computed again
+    and differ from what was first sent (a configuration changed in between): the reservation is then
+    missing, or sized for another order. The placed order is the truth, so a position is never lost and the
+    ledger identity holds (the capital check is not applied: the order exists).
+    """
+    held = ledger.reservations.get(report.intent_id)
+    if held is not None and (held.size, held.limit_price, held.side) == (
+        report.size,
+        report.limit_price,
+        report.side,
+    ):
+        return
+    ledger.rebook(
+        report.intent_id,
+        asset=report.asset,
+        condition_id=report.condition_id or (held.condition_id if held else ""),
+        side=report.side,
+        size=report.size,
+        limit_price=report.limit_price,
+        matched=held.matched if held else ZERO,
+        leader=held.leader if held else "",
+    )
 
 
 def _reverse_fill(

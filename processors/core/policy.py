@@ -16,9 +16,9 @@ from processors.core.ledger import ZERO, WalletLedger
 from schemas.base import Side
 from schemas.books import OrderBook
 from schemas.decisions import Decision, DecisionAction, SkipReason
-from schemas.orders import OrderIntent
+from schemas.orders import ExecutionMode, OrderIntent
 from schemas.reference import MarketReference
-from schemas.trades import RawTrade
+from schemas.trades import RawTrade, TradeSource
 from schemas.wallets import SizingMode, WalletConfig
 
 SIZE_STEP = Decimal("0.01")  # the venue takes order sizes in hundredths of a share
@@ -116,6 +116,13 @@ def round_shares(shares: Decimal) -> Decimal:
     return shares.quantize(SIZE_STEP, rounding=ROUND_DOWN) if shares > 0 else ZERO
 
 
+def signal_clock_ms(trade: RawTrade, now_ms: int) -> int:
+    """The time a trade's age is judged at: the decision time, so a backlog (an outage, a new consumer group)
+    is judged by how old its trades are when we would act; a replayed trade by the replay's own clock, its
+    recorded receive time, so a replay of an old capture decides as the recorded run did."""
+    return trade.received_at_ms if trade.source is TradeSource.REPLAY else now_ms
+
+
 def day_of(epoch_ms: int) -> str:
     """The UTC day an epoch-ms instant falls on, as YYYY-MM-DD (daily loss caps reset at 00:00 UTC)."""
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d")
@@ -137,8 +144,9 @@ def evaluate_trade(
     intent carries the book levels it can take at its limit (paper execution fills against them).
 
     The ledger also tracks the leader's position from every trade seen (for SELL mirroring), so call this
-    once per (trade, wallet), in log order. Only the reservation depends on `now_ms` through `decided_at_ms`;
-    the decision itself depends on the inputs alone, so a replay gives the same decisions. Every decision
+    once per (trade, wallet), in log order. `now_ms` is the decision time: it stamps the decision and judges
+    the signal's age (`signal_clock_ms`: a replayed trade is judged at its recorded receive time, so a replay
+    gives the same decisions). Every decision
     records the id of the book it was given; `missing_book_detail` explains a missing one.
     """
     intent_id = build_intent_id(wallet.id, trade.dedup_key)
@@ -158,6 +166,7 @@ def evaluate_trade(
             leader_before,
             duplicate,
             missing_book_detail,
+            now_ms,
         )
     except _Skip as skip:
         if not duplicate:
@@ -185,6 +194,7 @@ def evaluate_trade(
         side=trade.side,
         size=size,
         limit_price=limit,
+        leader=trade.proxy_wallet,
     )
     decision = _decision(
         trade,
@@ -231,6 +241,7 @@ def _apply_rules(
     leader_before: Decimal,
     duplicate: bool,
     missing_book_detail: str,
+    now_ms: int,
 ) -> tuple[Decimal, Decimal, Decimal]:
     """Run every rule in order; raise _Skip at the first that fails, else return (shares, limit, depth)."""
     if not wallet.follows(trade.proxy_wallet, followed):
@@ -251,8 +262,10 @@ def _apply_rules(
         raise _Skip(SkipReason.CATEGORY_DENIED, "category not allowed")
     if labels & {c.lower() for c in wallet.categories_deny}:
         raise _Skip(SkipReason.CATEGORY_DENIED, "category denied")
+    if wallet.mode is ExecutionMode.LIVE and trade.source is TradeSource.REPLAY:
+        raise _Skip(SkipReason.SIGNAL_STALE, "a replayed trade is never copied by a live wallet")
     if wallet.max_signal_age_secs is not None:
-        age_ms = trade.received_at_ms - trade.timestamp * 1000
+        age_ms = signal_clock_ms(trade, now_ms) - trade.timestamp * 1000
         if age_ms > wallet.max_signal_age_secs * 1000:
             raise _Skip(SkipReason.SIGNAL_STALE, f"signal {age_ms} ms old")
     leader_notional = trade.size * trade.price
@@ -342,10 +355,16 @@ def _check_open_orders(wallet: WalletConfig, ledger: WalletLedger, limit: Decima
 
 
 def _size_sell(trade: RawTrade, ledger: WalletLedger, market: MarketInfo, leader_before: Decimal) -> Decimal:
-    """Sell the fraction of our position that the leader sold of theirs; never more than we hold."""
-    held = ledger.sellable_shares(trade.asset)
+    """Sell the fraction of what we bought following this leader that the leader sold of the position we
+    saw them build; never more than we hold.
+
+    Only shares bought following the selling leader count: another leader's exit is not ours to mirror,
+    and a leader never seen buying has nothing of ours to sell. A leader whose tracked position is already
+    gone (they sold all we saw) while we still hold their shares exits in full.
+    """
+    held = ledger.sellable_shares(trade.asset, leader=trade.proxy_wallet)
     if held <= 0:
-        raise _Skip(SkipReason.NO_POSITION)
+        raise _Skip(SkipReason.NO_POSITION, "nothing bought following this trader")
     minimum = _minimum_shares(market)
     fraction = min(trade.size / leader_before, Decimal(1)) if leader_before > 0 else Decimal(1)
     shares = round_shares(min(held * fraction, held))

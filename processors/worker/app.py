@@ -4,6 +4,13 @@ order lifecycle. Every step is the copy engine's (`processors.core.engine`).
 Agents are thin edges: decode (bad input -> dead-letter topic + counter, continue), call one engine
 function, map the result to messages, send with an explicit key, observe metrics. Faust acks a message whose
 agent raised and never redelivers it, so every agent catches per event (`consume_each`).
+
+Ack before state: per event, an agent sends its outputs and waits until the broker acknowledged them
+(acks=all) before it writes the state that says the event is done (seen fill, decided pair, wallet ledger,
+order record). A crash in between makes the re-read event compute and send the same outputs again (their ids
+are deterministic; downstream dedups by id), so a saved state always means its outputs are in the log. The
+evaluation and lifecycle agents share a wallet's state and now await between reading and writing it: each
+wallet's read-modify-write holds that wallet's lock.
 """
 
 from __future__ import annotations
@@ -11,23 +18,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import faust
 from mode.utils.times import want_seconds
 from pydantic import ValidationError
 
 from polycopy.infra.kafka import TopicLayout
+from polycopy.infra.kafka.consume import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
-from processors.worker.portfolio import PortfolioAgents, WalletPublisher
-from processors.worker.state import RECENT_EXPIRY, RECENT_WINDOW, WalletStateStore, WindowedKeys
+from processors.worker.outbox import Outbox, Output, TopicOutbox
+from processors.worker.portfolio import PortfolioAgents, WalletChange, WalletPublisher
+from processors.worker.state import (
+    RECENT_EXPIRY,
+    RECENT_WINDOW,
+    PendingKeys,
+    WalletStateStore,
+    WindowedKeys,
+)
 from schemas.base import Message
 from schemas.books import OrderBook
 from schemas.deadletter import build_dead_letter
@@ -61,22 +77,6 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Outbox(Protocol):
-    """Where the agents send their messages: the app's topics, or a recorder in tests."""
-
-    async def send(self, spec: TopicSpec, key: str, value: bytes) -> None: ...
-
-
-class TopicOutbox:
-    """Sends to the app's topics (raw bytes, explicit keys)."""
-
-    def __init__(self, topics: dict[str, faust.TopicT]) -> None:
-        self._topics = topics
-
-    async def send(self, spec: TopicSpec, key: str, value: bytes) -> None:
-        await self._topics[spec.name].send(key=key.encode(), value=value)
-
-
 def create_app(
     settings: PolycopySettings,
     *,
@@ -106,6 +106,12 @@ def create_app(
         producer_linger_ms=0,
         stream_wait_empty=False,
         broker_commit_livelock_soft_timeout=60,
+        # Back in seconds (issue 8): a dead member's partitions move after the sinks' 10 s session, not
+        # Faust's 60 s; with POLYCOPY_INSTANCE_ID the worker is a static member (aiokafka's
+        # group_instance_id), and a restarted worker rejoins as itself with no rebalance at all.
+        broker_session_timeout=SESSION_TIMEOUT_MS / 1000,
+        broker_heartbeat_interval=HEARTBEAT_INTERVAL_MS / 1000,
+        consumer_group_instance_id=f"{app_id}-{settings.instance_id}" if settings.instance_id else None,
     )
 
     topics = {
@@ -132,6 +138,21 @@ def create_app(
         )
     }
     out: Outbox = outbox or TopicOutbox(topics)
+    # The evaluation and lifecycle agents both read-modify-write a wallet's state, with awaits in between.
+    wallet_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def deliver(outputs: Sequence[Output]) -> None:
+        """Send every output, then wait until the broker has them all: only then may a state say "done"."""
+        deliveries = [await out.send(spec, key, value) for spec, key, value in outputs]
+        await asyncio.gather(*deliveries)
+
+    async def send_one(spec: TopicSpec, key: str, value: bytes) -> None:
+        await deliver([(spec, key, value)])
+
+    def change_outputs(change: WalletChange) -> list[Output]:
+        """What a wallet event changed (positions, a snapshot), sent with the event's own outputs."""
+        return [(spec, change.wallet_id, message.to_bytes()) for spec, message in change.messages]
+
     install_prometheus_sensor(app, metrics)
     sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
     watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in sources})
@@ -157,7 +178,7 @@ def create_app(
         reference=reference,
         store=store,
         publisher=publisher,
-        send=out.send,
+        send=send_one,
         metrics=metrics,
         clock_ms=clock_ms,
     )
@@ -175,7 +196,7 @@ def create_app(
             partition=message.partition,
             offset=message.offset,
         )
-        await out.send(DEAD_LETTERS, stage, letter.to_bytes())
+        await deliver([(DEAD_LETTERS, stage, letter.to_bytes())])
 
     async def consume_each(
         stream: faust.StreamT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
@@ -200,7 +221,7 @@ def create_app(
                     log.exception("%s failed", stage)
                     await dead_letter(stage, error, event)
 
-    async def choose_book(token_id: str) -> OrderBook | None:
+    async def choose_book(token_id: str, outputs: list[Output]) -> OrderBook | None:
         started = time.perf_counter()
         try:
             choice = await books.choose(token_id)
@@ -212,11 +233,12 @@ def create_app(
         if choice.fetched and choice.book is not None:
             # Every book a gate sees is in the log: other workers find the pin, and replays rebuild it.
             metrics.books_published.labels("rest").inc()
-            await out.send(BOOKS, token_id, choice.book.to_bytes())
+            outputs.append((BOOKS, token_id, choice.book.to_bytes()))
         return choice.book
 
     async def target_one(trade: RawTrade) -> None:
-        targeting = engine.target(trade, seen_fills, reference)
+        seen = PendingKeys(seen_fills)  # the fill is marked seen only once its fan-out is in the log
+        targeting = engine.target(trade, seen, reference)
         if not targeting.first_seen:
             metrics.duplicates_dropped.labels(trade.source.value).inc()
             return
@@ -227,13 +249,15 @@ def create_app(
                 trade.proxy_wallet,
                 trade.transaction_hash,
             )
-        if not targeting.followers:
-            return
-        book = await choose_book(trade.asset)  # once per trade: every follower gates on this state
-        for wallet_id in targeting.followers:
-            item = TargetedTrade(wallet_id=wallet_id, trade=trade, book_id=book.book_id if book else None)
-            await out.send(TARGETED_TRADES, wallet_id, item.to_bytes())
-            metrics.targeted.inc()
+        outputs: list[Output] = []
+        if targeting.followers:
+            book = await choose_book(trade.asset, outputs)  # once per trade: every follower gates on it
+            for wallet_id in targeting.followers:
+                item = TargetedTrade(wallet_id=wallet_id, trade=trade, book_id=book.book_id if book else None)
+                outputs.append((TARGETED_TRADES, wallet_id, item.to_bytes()))
+        await deliver(outputs)
+        seen.commit()
+        metrics.targeted.inc(len(targeting.followers))
 
     async def evaluate_one(item: TargetedTrade) -> None:
         wallet = reference.wallets().get(item.wallet_id)
@@ -241,44 +265,56 @@ def create_app(
             log.info("wallet %s no longer configured; trade ignored", item.wallet_id)
             return
         trade, book, missing = item.trade, None, ""
+        if store.is_decided(wallet.id, trade):  # a re-delivery: its outputs were in the log before the mark
+            metrics.redelivered.labels("evaluate").inc()
+            return
         if item.book_id is not None:
             book = await books.pinned(trade.asset, item.book_id, pin_wait_secs)
             metrics.pinned_book_waits.labels("found" if book is not None else "missing").inc()
             if book is None:
                 missing = f"pinned book {item.book_id} not received within {pin_wait_secs:g} s"
-        # Read-modify-write of the wallet state with no await in between: the lifecycle agent shares it.
         key = wallet.id
-        state = store.load_for_trade(wallet.id, wallet.capital_usdc, trade)
-        before = publisher.before(wallet.id, state)
-        result = engine.evaluate(
-            trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
-        )
-        change = publisher.after(wallet.id, state, before)
-        store.save_for_trade(wallet.id, state, trade)
-        decision = result.decision
+        async with wallet_locks[key]:
+            if store.is_decided(key, trade):  # decided while this one waited for its book or the lock
+                metrics.redelivered.labels("evaluate").inc()
+                return
+            state = store.load_for_trade(key, wallet.capital_usdc, trade)
+            before = publisher.before(key, state)
+            result = engine.evaluate(
+                trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
+            )
+            change = publisher.after(key, state, before)
+            decision, intent = result.decision, result.intent
+            bind_log_context(intent_id=intent.intent_id if intent else None)
+            outputs: list[Output] = [(DECISIONS, key, decision.to_bytes())]
+            if intent is not None and decision.action is DecisionAction.COPY:
+                outputs.append((ORDER_INTENTS, key, intent.to_bytes()))
+            await deliver([*outputs, *change_outputs(change)])
+            store.save_for_trade(key, state, trade)
         metrics.observe_stage("decision", trade.received_at_ms, decision.decided_at_ms)
-        bind_log_context(intent_id=result.intent.intent_id if result.intent else None)
         log.debug("decided %s: %s", decision.action.value, decision.reason)
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
         metrics.wallet_decisions.labels(wallet.id, decision.action.value).inc()
-        await out.send(DECISIONS, key, decision.to_bytes())
-        if result.intent is not None and decision.action is DecisionAction.COPY:
-            metrics.intents.labels(result.intent.side.value).inc()
-            await out.send(ORDER_INTENTS, key, result.intent.to_bytes())
-        await portfolio.send(change)
+        if len(outputs) > 1 and intent is not None:
+            metrics.intents.labels(intent.side.value).inc()
 
     async def track_one(report: ExecutionReport) -> None:
         wallet = reference.wallets().get(report.wallet_id)
-        state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
-        before = publisher.before(report.wallet_id, state)
-        new_events = engine.apply_report(state, report, clock_ms())
-        change = publisher.after(report.wallet_id, state, before)
-        store.save(report.wallet_id, state)
+        async with wallet_locks[report.wallet_id]:
+            state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
+            before = publisher.before(report.wallet_id, state)
+            new_events = engine.apply_report(state, report, clock_ms())
+            change = publisher.after(report.wallet_id, state, before)
+            events = [(ORDER_EVENTS, report.wallet_id, event.to_bytes()) for event in new_events]
+            await deliver([*events, *change_outputs(change)])
+            store.save(report.wallet_id, state)
         for order_event in new_events:
             log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
             metrics.order_events.labels(order_event.event_type.value).inc()
-            await out.send(ORDER_EVENTS, report.wallet_id, order_event.to_bytes())
-        await portfolio.send(change)
+
+    async def settle_one(item: WalletResolution) -> None:
+        async with wallet_locks[item.wallet_id]:  # settlement shares the wallet's state too
+            await portfolio.settle(item)
 
     @app.agent(topics[RAW_TRADES.name], name="target-filter")
     async def filter_targets(stream: faust.StreamT) -> None:
@@ -298,7 +334,7 @@ def create_app(
 
     @app.agent(topics[WALLET_RESOLUTIONS.name], name="settlement")
     async def settle_resolutions(stream: faust.StreamT) -> None:
-        await consume_each(stream, WalletResolution, "settlement", portfolio.settle)
+        await consume_each(stream, WalletResolution, "settlement", settle_one)
 
     @app.timer(interval=settings.wallet_snapshot_interval_secs)
     async def publish_due_snapshots() -> None:

@@ -134,16 +134,17 @@ class PortfolioAgents:
         if wallet is None:
             log.info("wallet %s no longer configured; resolution ignored", item.wallet_id)
             return
-        # Read-modify-write of the wallet state with no await in between: the other agents share it.
+        # The caller holds the wallet's lock (the other agents share its state); ack before state: the
+        # events and the change are delivered (`send` waits for the broker) before the state is saved.
         state = self._store.load(wallet.id, wallet.capital_usdc)
         before = self._publisher.before(wallet.id, state)
         events = engine.settle(state, wallet.id, item.resolution, wallet.mode, self._clock_ms())
         change = self._publisher.after(wallet.id, state, before)
-        self._store.save(wallet.id, state)
         for event in events:
             self._metrics.order_events.labels(event.event_type.value).inc()
             await self._send(ORDER_EVENTS, wallet.id, event.to_bytes())
         await self.send(change)
+        self._store.save(wallet.id, state)
 
     async def send(self, change: WalletChange) -> None:
         for spec, message in change.messages:

@@ -39,6 +39,25 @@ class WindowedKeys:
         self._table[key] = 1
 
 
+class PendingKeys:
+    """RecentKeys whose additions reach the table only on `commit()`: a key is marked once the outputs that
+    follow from it are in the log (ack before state)."""
+
+    def __init__(self, keys: RecentKeys) -> None:
+        self._keys, self._added = keys, list[str]()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._added or key in self._keys
+
+    def add(self, key: str) -> None:
+        self._added.append(key)
+
+    def commit(self) -> None:
+        for key in self._added:
+            self._keys.add(key)
+        self._added.clear()
+
+
 class WalletStateStore:
     """Loads the state one event needs into a WalletLedger and writes back what changed."""
 
@@ -61,6 +80,10 @@ class WalletStateStore:
 
     def save(self, wallet_id: str, state: WalletState) -> None:
         self._wallets[wallet_id] = state.dump()
+
+    def is_decided(self, wallet_id: str, trade: RawTrade) -> bool:
+        """Whether this (wallet, trade) pair was decided and its outputs are in the log."""
+        return build_intent_id(wallet_id, trade.dedup_key) in self._decided
 
     def load_for_trade(self, wallet_id: str, capital: Decimal, trade: RawTrade) -> WalletState:
         """The wallet's state plus this trade's leader position and whether it was already decided."""

@@ -25,12 +25,40 @@ from tests.builders import NOW_MS, build_book_payload
 
 @dataclass
 class RecordingOutbox:
-    """What the agents sent, in order: (topic, key, value)."""
+    """What the broker acknowledged, in order: (topic, key, value).
+
+    `refuse` / `lose` name topics whose next message fails: refused as it is queued (the send raises), or
+    lost in delivery (the send queues it, its delivery future raises and the broker never has it). `hold`
+    (when set) is an event every delivery waits for, to interleave the agents."""
 
     sent: list[tuple[str, str, bytes]] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+    lose: set[str] = field(default_factory=set)
+    hold: asyncio.Event | None = None
 
-    async def send(self, spec: TopicSpec, key: str, value: bytes) -> None:
-        self.sent.append((spec.name, key, value))
+    async def send(self, spec: TopicSpec, key: str, value: bytes) -> asyncio.Future[None]:
+        if spec.name in self.refuse:
+            self.refuse.discard(spec.name)
+            raise ConnectionError(f"{spec.name}: the producer refused the message")
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if spec.name in self.lose:
+            self.lose.discard(spec.name)
+            delivery.set_exception(ConnectionError(f"{spec.name}: the message was not delivered"))
+        elif self.hold is None:
+            self.sent.append((spec.name, key, value))
+            delivery.set_result(None)
+        else:
+            release = self._deliver_when_released(delivery, spec.name, key, value)
+            asyncio.get_running_loop().create_task(release)
+        return delivery
+
+    async def _deliver_when_released(
+        self, delivery: asyncio.Future[None], name: str, key: str, value: bytes
+    ) -> None:
+        assert self.hold is not None
+        await self.hold.wait()
+        self.sent.append((name, key, value))
+        delivery.set_result(None)
 
     def messages(self, spec: TopicSpec) -> list[tuple[str, Any]]:
         """(key, decoded value) of everything sent to one topic."""

@@ -82,13 +82,13 @@ async def test_with_market_reference_data_a_missing_pinned_book_is_book_unavaila
     )
 
 
-async def test_a_redelivered_trade_is_decided_once_as_a_copy_then_as_a_duplicate(worker_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_a_redelivered_trade_is_decided_once_and_the_redelivery_sends_nothing(worker_factory) -> None:  # type: ignore[no-untyped-def]
     worker = worker_factory(REFERENCE)
     worker.books.books.apply(ASSET, THIN)
 
     await worker.put("evaluate", pinned(THIN.book_id), pinned(THIN.book_id))
 
-    assert [d.reason for d in decisions(worker)] == ["copy", "duplicate"]
+    assert [d.reason for d in decisions(worker)] == ["copy"]
     assert len(worker.outbox.messages(ORDER_INTENTS)) == 1
 
 

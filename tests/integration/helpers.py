@@ -38,6 +38,16 @@ def wait_until(condition: Callable[[], bool], timeout_secs: float = 60, what: st
     raise AssertionError(f"timed out after {timeout_secs} s waiting for {what}")
 
 
+def kill_database_connections(settings: PolycopySettings) -> int:
+    """Terminate every other session on the test's database, as a database restart does; how many."""
+    rows = query(
+        settings.database_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    return sum(1 for (terminated,) in rows if terminated)
+
+
 def count_rows(settings: PolycopySettings, table: str, where: str = "TRUE") -> int:
     return int(query(settings.database_url, f"SELECT count(*) FROM {table} WHERE {where}")[0][0])
 

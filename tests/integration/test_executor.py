@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from polycopy.infra.kafka import now_ms
 from polycopy.infra.metrics import PipelineMetrics
+from polycopy.infra.postgres import query
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.books import parse_book
 from polycopy.wiring import build_executor
@@ -41,6 +43,8 @@ def intent_for_best_ask(venue, **overrides):  # type: ignore[no-untyped-def]
         "tick_size": market.tick_size,
         "size": Decimal("5"),
         "book_levels": book.levels_within(Side.BUY, limit),
+        "received_at_ms": now_ms(),
+        "created_at_ms": now_ms(),  # decided just now: the executor rejects old intents
     } | overrides
     return build_intent(**values)
 
@@ -106,3 +110,40 @@ def test_a_malformed_intent_is_dead_lettered_and_the_next_one_executes(settings_
     run_executor(settings)
     assert [letter.stage for letter in read_all(settings, DEAD_LETTERS, DeadLetter)] == ["executor"]
     assert len(read_all(settings, EXECUTION_REPORTS, ExecutionReport)) == 1
+
+
+def test_the_executor_reconnects_when_its_database_connection_is_killed(settings_factory, venue) -> None:  # type: ignore[no-untyped-def]
+    # Issue 8, defect 8: one connection and no reconnect, so a database restart killed the executor.
+    import threading
+
+    from tests.integration.helpers import kill_database_connections, wait_until
+
+    settings = settings_factory(clob_url=venue.server.clob_url)
+    executor = build_executor(settings, PipelineMetrics())
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            executor.run()
+        except BaseException as error:  # noqa: BLE001 - the test reports it
+            failures.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        first = intent_for_best_ask(venue, dedup_key="a" * 32)
+        publish(settings, ORDER_INTENTS, [(first.wallet_id, first)])
+        wait_until(lambda: executor.handled == 1 or bool(failures), 60, "the first intent")
+        assert kill_database_connections(settings) >= 1
+        second = intent_for_best_ask(venue, dedup_key="b" * 32)
+        publish(settings, ORDER_INTENTS, [(second.wallet_id, second)])
+        wait_until(lambda: executor.handled == 2 or bool(failures), 60, "the second intent")
+    finally:
+        executor.stop()
+        thread.join(60)
+    assert failures == []
+    assert {r.intent_id for r in read_all(settings, EXECUTION_REPORTS, ExecutionReport)} == {
+        first.intent_id,
+        second.intent_id,
+    }
+    assert query(settings.database_url, "SELECT DISTINCT state FROM executor_journal") == [("delivered",)]

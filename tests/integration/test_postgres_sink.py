@@ -13,6 +13,7 @@ from polycopy.wiring import build_postgres_sink
 from schemas.deadletter import DeadLetter
 from schemas.orders import OrderStatus
 from schemas.topics import DEAD_LETTERS, DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES
+from schemas.trades import RawTrade
 from sinks.postgres_sink import PostgresSink
 from tests.builders import build_book, build_decision, build_intent_on_book, build_order_event, build_trade
 from tests.integration.helpers import count_rows, publish, read_all
@@ -123,3 +124,68 @@ def test_sigterm_makes_the_sink_write_and_commit_what_it_has_read(
             process.kill()
     assert count_rows(settings, "decisions") == 3
     assert run_sink_until_idle(settings).rows_written == 0  # the offsets were committed: nothing re-read
+
+
+def test_rows_postgresql_refuses_are_dead_lettered_and_every_other_row_is_written(
+    settings: PolycopySettings,
+) -> None:
+    # Issue 8, defect 3: a NUL in a text or an int32 overflow failed the whole batch at every restart.
+    trades = [build_trade(transaction_hash="0x" + f"{i:064x}") for i in range(6)]
+    trades[1] = trades[1].model_copy(update={"title": "nul \x00 inside"})
+    trades[4] = trades[4].model_copy(update={"outcome_index": 2**31})
+    publish(settings, RAW_TRADES, [(t.proxy_wallet, t) for t in trades])
+
+    run_sink_until_idle(settings)
+
+    assert {r[0] for r in query(settings.database_url, "SELECT transaction_hash FROM trades")} == {
+        t.transaction_hash for n, t in enumerate(trades) if n not in (1, 4)
+    }
+    letters = read_all(settings, DEAD_LETTERS, DeadLetter)
+    assert sorted(letter.source_offset or 0 for letter in letters) == sorted(
+        offset for offset in _offsets_of(settings, trades, (1, 4))
+    )
+    assert all(letter.reason.startswith("PostgreSQL refused the row") for letter in letters)
+    assert run_sink_until_idle(settings).rows_written == 0  # committed past them: nothing read again
+
+
+def _offsets_of(settings: PolycopySettings, trades: list, numbers: tuple[int, ...]) -> list[int]:  # type: ignore[type-arg]
+    from polycopy.infra.kafka import read_topic
+
+    wanted = {trades[n].dedup_key for n in numbers}
+    return [
+        record.offset
+        for record in read_topic(settings, RAW_TRADES, idle_secs=3)
+        if record.value and RawTrade.model_validate_json(record.value).dedup_key in wanted
+    ]
+
+
+def test_the_sink_reconnects_when_its_database_connection_is_killed(settings: PolycopySettings) -> None:
+    # Issue 8, defect 8: one connection and no reconnect, so a database restart stopped the sink.
+    import threading
+
+    from tests.integration.helpers import kill_database_connections, wait_until
+
+    sink = build_postgres_sink(settings, PipelineMetrics())
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sink.run()
+        except BaseException as error:  # noqa: BLE001 - the test reports it
+            failures.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        first = build_decision(dedup_key="1" * 32)
+        publish(settings, DECISIONS, [(first.wallet_id, first)])
+        wait_until(lambda: count_rows(settings, "decisions") == 1 or bool(failures), 60, "the first row")
+        assert kill_database_connections(settings) >= 1
+        second = build_decision(dedup_key="2" * 32)
+        publish(settings, DECISIONS, [(second.wallet_id, second)])
+        wait_until(lambda: count_rows(settings, "decisions") == 2 or bool(failures), 60, "the second row")
+    finally:
+        sink.stop()
+        thread.join(60)
+    assert failures == []
+    assert read_all(settings, DEAD_LETTERS, DeadLetter) == []

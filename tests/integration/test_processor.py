@@ -3,6 +3,7 @@ simulated CLOB (real py-clob-client-v2), live wallet configuration, dead letters
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def trade_on(venue, n: int, **overrides):  # type: ignore[no-untyped-def]
         "price": mid.quantize(Decimal("0.01")),
         "size": Decimal("40"),
         "transaction_hash": "0x" + f"{n:064x}",
+        # matched and received now: the worker judges a signal's age at its decision time
+        "timestamp": int(time.time()),
+        "received_at_ms": int(time.time() * 1000),
     } | overrides
     return build_trade(**values)
 

@@ -19,6 +19,7 @@ from producers.publisher import TradePublisher
 from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, RAW_TRADES
 from schemas.trades import RawTrade, TradeSource
+from tests.builders import rtds_frame
 from tests.integration.helpers import count_rows, read_all
 
 pytestmark = pytest.mark.integration
@@ -179,3 +180,28 @@ async def test_fills_lost_while_the_socket_was_down_are_recovered_by_the_poller(
     assert {t.dedup_key for t in raw if t.source is TradeSource.RTDS} == keys(before)
     assert {t.dedup_key for t in raw if t.source is TradeSource.POLL} >= keys(during)  # the missed ones
     assert count_rows(settings, "trades") == len(keys(before) | keys(during))  # and each stored once
+
+
+async def test_a_display_name_cut_in_half_an_emoji_is_published_and_the_feed_goes_on(
+    settings, simulator_factory
+) -> None:  # type: ignore[no-untyped-def]
+    # Issue 8: a lone UTF-16 surrogate (what JavaScript leaves when it cuts a string) parsed, then failed to
+    # serialise, and nothing caught it: `polycopy rtds` exited 1 and the trades after it were never published.
+    venue = simulator_factory(seed=24, auto_trades=False)
+    metrics = PipelineMetrics()
+    feed = start_feed(settings, venue.server.rtds_url, metrics)
+    await wait_for(lambda: venue.server.subscribed_clients == 1)
+    first, *rest = venue_payloads(venue, 6)
+    cut = rtds_frame(first | {"name": "Trader \ud83d"})
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(venue.server.inject_frame(cut), venue.loop))
+    await asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(
+            venue.server.publish_payloads(rest, feed_types=("trades",)), venue.loop
+        )
+    )
+    await wait_for(lambda: feed[1].trades == 1 + len(rest))
+    assert not feed[2].done()  # the feed is still running
+    await stop(feed)
+    raw = read_all(settings, RAW_TRADES, RawTrade)
+    assert [trade.name for trade in raw][0] == "Trader \ufffd"
+    assert len(raw) == 1 + len(rest) and read_all(settings, DEAD_LETTERS, DeadLetter) == []

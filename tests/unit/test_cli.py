@@ -40,6 +40,7 @@ COMMANDS = [
     "whatif",
     "bench",
     "soak",
+    "chaos",
     "mcp",
 ]
 

@@ -536,3 +536,64 @@ def test_a_reversal_report_that_lowers_nothing_changes_nothing() -> None:
     record, events = apply_all(ledger, [again], record)
 
     assert events == [] and ledger.positions[ASSET].shares == D("20")
+
+
+# --- a re-computed evaluation that differs from what was first sent (a crash, then a changed wallet) --------
+def test_a_fill_for_an_order_the_ledger_never_reserved_books_its_position_and_keeps_the_identity() -> None:
+    # The intent was sent, the worker died before saving its reservation, and the re-computed evaluation
+    # skipped (the wallet's configuration changed meanwhile): the reports still book the position.
+    intent = build_intent_on_book(build_book(asks=[("0.50", "8")]), size=D("20"), limit_price=D("0.52"))
+    ledger = WalletLedger(D("1000"))
+    reports = execute_on_paper(intent, "paper-1", sent_at_ms=NOW_MS, reported_at_ms=NOW_MS + 1)
+
+    record, events = apply_all(ledger, reports)
+
+    assert types_of(events) == ["OrderPlaced", "OrderPartialFill", "OrderCancelled"]
+    assert record is not None and record.status is S.CANCELLED
+    assert ledger.positions[ASSET].shares == D("8") and ledger.positions[ASSET].condition_id == CONDITION_ID
+    assert ledger.reservations == {} and ledger.reserved == 0
+    assert events[-1].released_usdc == D("12") * D("0.52")
+    assert ledger.available + ledger.reserved + ledger.deployed == ledger.capital_usdc + ledger.realised_pnl
+
+
+def test_a_resting_order_the_ledger_never_reserved_holds_its_capital_until_it_ends() -> None:
+    intent = build_intent(order_type=OrderType.GTC, size=D("10"), limit_price=D("0.40"))
+    ledger = WalletLedger(D("1000"))
+
+    apply_all(ledger, [build_report(ReportKind.ACCEPTED, intent=intent)])
+
+    assert ledger.reserved == D("4.00") and ledger.available == D("996")
+
+
+@pytest.mark.parametrize("reserved_size", ["30", "12"])
+def test_a_reservation_sized_for_another_order_follows_the_placed_order_and_nothing_stays_reserved(
+    reserved_size: str,
+) -> None:
+    intent = build_intent(size=D("20"), limit_price=D("0.50"))
+    ledger = WalletLedger(D("1000"))
+    ledger.reserve(
+        intent.intent_id,
+        asset=intent.asset,
+        condition_id=intent.condition_id,
+        side=intent.side,
+        size=D(reserved_size),
+        limit_price=D("0.55"),
+    )
+    fill = build_report(ReportKind.FILL, intent=intent, matched_size=D("20"), average_price=D("0.50"))
+
+    record, events = apply_all(ledger, [fill])
+
+    assert record is not None and record.status is S.FILLED
+    assert ledger.reservations == {}
+    assert ledger.positions[ASSET].shares == D("20") and ledger.deployed == D("10.00")
+    assert ledger.available == D("990")
+
+
+def test_a_rejection_for_an_order_the_ledger_never_reserved_changes_nothing() -> None:
+    intent = build_intent()
+    ledger = WalletLedger(D("1000"))
+
+    _, events = apply_all(ledger, [build_report(ReportKind.REJECTED, intent=intent, detail="no")])
+
+    assert types_of(events) == ["OrderRejected"] and ledger.reservations == {}
+    assert ledger.available == D("1000")

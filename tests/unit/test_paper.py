@@ -3,6 +3,7 @@ the liquidity gate saw), as executor reports."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from polycopy.polymarket.books import parse_book
 from processors.core.ids import build_report_id
-from processors.core.paper import execute_on_paper
+from processors.core.paper import RestingOrder, execute_on_paper, expire_resting, fill_resting, rest_on_paper
 from schemas.base import Side
 from schemas.orders import ExecutionMode, OrderIntent, OrderType, ReportKind
 from tests.builders import NOW_MS, build_book, build_intent_on_book, load_fixture_json
@@ -166,3 +167,86 @@ def test_the_levels_survive_the_intents_trip_through_the_topic() -> None:
     assert execute_on_paper(again, ORDER_ID, sent_at_ms=1, reported_at_ms=2) == execute_on_paper(
         intent, ORDER_ID, sent_at_ms=1, reported_at_ms=2
     )
+
+
+# --- resting orders: fills as the book moves, expiry, and the paper limit of a GTC (issue 8, defect 5) -----
+def resting(order_type: OrderType, asks: list[tuple[str, str]], **fields: object):  # type: ignore[no-untyped-def]
+    intent = build_intent_on_book(
+        build_book(asks=asks),
+        order_type=order_type,
+        expiry_secs=60 if order_type is OrderType.GTD else None,
+        **fields,
+    )
+    reports = execute_on_paper(intent, ORDER_ID, sent_at_ms=NOW_MS + 1, reported_at_ms=NOW_MS + 2)
+    return rest_on_paper(intent, ORDER_ID, reports, gtc_max_secs=3600)
+
+
+def test_a_gtc_remainder_fills_when_new_liquidity_reaches_its_limit_and_only_new_liquidity() -> None:
+    order = resting(OrderType.GTC, THIN)  # 8 of 20 filled at 0.50, 12 rest at 0.52
+    assert order is not None and (order.matched, order.remaining) == (D("8"), D("12"))
+
+    same, none = fill_resting(order, build_book(asks=THIN), now_ms=NOW_MS + 10)
+    assert none == [] and same.matched == D("8")  # the 8 at 0.50 are still the ones it took
+    away, none = fill_resting(same, build_book(asks=[("0.55", "100")]), now_ms=NOW_MS + 20)
+    assert none == [] and away.matched == D("8")
+    filled, [report] = fill_resting(
+        away, build_book(asks=[("0.50", "5"), ("0.52", "100")]), now_ms=NOW_MS + 30
+    )
+
+    # 5 at 0.50 (the earlier ones left the book) and 7 at 0.52: the whole 20, cumulative average
+    assert (report.kind, report.matched_size, report.average_price) == (ReportKind.FILL, D("20"), D("0.507"))
+    assert (filled.remaining, report.order_id, report.reported_at_ms) == (D(0), ORDER_ID, NOW_MS + 30)
+    assert report.report_id == build_report_id(ORDER_ID, "fill", D("20"))
+
+
+def test_a_resting_sell_fills_against_new_bids_at_or_above_its_limit() -> None:
+    intent = build_intent_on_book(
+        build_book(bids=[("0.40", "100")]), side=Side.SELL, limit_price=D("0.45"), order_type=OrderType.GTC
+    )
+    reports = execute_on_paper(intent, ORDER_ID, sent_at_ms=NOW_MS, reported_at_ms=NOW_MS)
+    order = rest_on_paper(intent, ORDER_ID, reports, gtc_max_secs=3600)
+    assert order is not None and [r.kind for r in reports] == [ReportKind.ACCEPTED]
+
+    _, [report] = fill_resting(order, build_book(bids=[("0.46", "6"), ("0.44", "100")]), now_ms=NOW_MS + 5)
+
+    assert (report.matched_size, report.average_price) == (D("6"), D("0.46"))
+
+
+@pytest.mark.parametrize(
+    ("order_type", "lifetime_ms", "detail"),
+    [
+        (OrderType.GTD, 60_000, "GTD expired"),
+        (OrderType.GTC, 3_600_000, "GTC paper order ended at the paper limit"),
+    ],
+)
+def test_a_resting_order_ends_when_its_time_is_up_with_what_it_filled(
+    order_type: OrderType, lifetime_ms: int, detail: str
+) -> None:
+    order = resting(order_type, THIN)
+    assert order is not None
+
+    assert expire_resting(order, now_ms=NOW_MS + lifetime_ms - 1) is None
+    report = expire_resting(order, now_ms=NOW_MS + lifetime_ms)
+
+    assert report is not None
+    assert (report.kind, report.matched_size, report.average_price, report.detail) == (
+        ReportKind.CANCELLED,
+        D("8"),
+        D("0.5"),
+        detail,
+    )
+
+
+def test_only_a_gtc_or_gtd_remainder_rests() -> None:
+    assert resting(OrderType.FAK, THIN) is None
+    assert resting(OrderType.GTC, DEEP) is None  # filled at once
+    assert resting(OrderType.GTC, NONE_CROSSING) is not None
+    intent = build_intent_on_book(None, order_type=OrderType.GTC)  # no book: rejected, never rests
+    reports = execute_on_paper(intent, ORDER_ID, sent_at_ms=NOW_MS, reported_at_ms=NOW_MS)
+    assert rest_on_paper(intent, ORDER_ID, reports, gtc_max_secs=3600) is None
+
+
+def test_a_resting_order_round_trips_through_its_stored_state() -> None:
+    order = resting(OrderType.GTD, THIN)
+    assert order is not None
+    assert RestingOrder.from_state(json.loads(json.dumps(order.to_state()))) == order

@@ -24,6 +24,8 @@ from processors.core.policy import (
 )
 from schemas.base import Side
 from schemas.decisions import DecisionAction, SkipReason
+from schemas.orders import ExecutionMode
+from schemas.trades import TradeSource
 from schemas.wallets import WalletConfig
 from tests.builders import (
     ASSET,
@@ -55,6 +57,7 @@ def evaluate(
     book: Any = _DEFAULT,
     stats: TraderStats | None = None,
     followed: frozenset[str] = frozenset(),
+    now_ms: int = NOW_MS,
 ) -> Evaluation:
     wallet = wallet or build_wallet()
     return evaluate_trade(
@@ -65,15 +68,23 @@ def evaluate(
         book=build_book() if book is _DEFAULT else book,
         trader_stats=stats,
         followed=followed,
-        now_ms=NOW_MS,
+        now_ms=now_ms,
     )
 
 
-def hold_position(ledger: WalletLedger, shares: str, price: str = "0.40", asset: str = ASSET) -> None:
-    """Give the ledger a position by filling a BUY in full."""
-    intent = f"setup-buy-{asset[:6]}-{shares}"
+def hold_position(
+    ledger: WalletLedger, shares: str, price: str = "0.40", asset: str = ASSET, leader: str = TRADER
+) -> None:
+    """Give the ledger a position by filling a BUY, copied from `leader`, in full."""
+    intent = f"setup-buy-{asset[:6]}-{shares}-{leader[:6]}"
     ledger.reserve(
-        intent, asset=asset, condition_id=CONDITION_ID, side=Side.BUY, size=D(shares), limit_price=D(price)
+        intent,
+        asset=asset,
+        condition_id=CONDITION_ID,
+        side=Side.BUY,
+        size=D(shares),
+        limit_price=D(price),
+        leader=leader,
     )
     ledger.apply_fill(intent, D(shares), D(price), day_of(RECEIVED_AT_MS))
 
@@ -264,9 +275,43 @@ def test_category_rule_matches_category_and_tags_case_insensitively(
 
 @pytest.mark.parametrize(("age_ms", "expected"), [(5_000, "copy"), (5_001, "signal_stale")])
 def test_signal_age_at_the_limit_is_fresh_and_one_ms_over_is_stale(age_ms: int, expected: str) -> None:
-    trade = build_trade(received_at_ms=TRADE_TIMESTAMP * 1000 + age_ms)
+    trade = build_trade(received_at_ms=TRADE_TIMESTAMP * 1000 + 100)
 
-    assert evaluate(trade, build_wallet(max_signal_age_secs=5)).decision.reason == expected
+    result = evaluate(trade, build_wallet(max_signal_age_secs=5), now_ms=TRADE_TIMESTAMP * 1000 + age_ms)
+
+    assert result.decision.reason == expected
+
+
+def test_a_fresh_signal_decided_late_from_a_backlog_is_stale_at_the_decision_time() -> None:
+    # Issue 8, defect 6: the age was receive time minus trade time, so an hour-old backlog passed as fresh.
+    trade = build_trade(received_at_ms=TRADE_TIMESTAMP * 1000 + 2_000)
+
+    result = evaluate(trade, build_wallet(), now_ms=TRADE_TIMESTAMP * 1000 + 3_600_000)
+
+    assert (result.decision.reason, result.decision.detail) == ("signal_stale", "signal 3600000 ms old")
+
+
+@pytest.mark.parametrize(("received_after_ms", "expected"), [(2_000, "copy"), (601_000, "signal_stale")])
+def test_a_replayed_trade_is_judged_at_its_recorded_receive_time_not_at_the_replay(
+    received_after_ms: int, expected: str
+) -> None:
+    trade = build_trade(received_at_ms=TRADE_TIMESTAMP * 1000 + received_after_ms, source=TradeSource.REPLAY)
+
+    result = evaluate(trade, build_wallet(), now_ms=TRADE_TIMESTAMP * 1000 + 86_400_000)  # a day later
+
+    assert result.decision.reason == expected
+
+
+def test_a_replayed_trade_is_never_copied_by_a_live_wallet() -> None:
+    trade = build_trade(source=TradeSource.REPLAY)
+
+    result = evaluate(trade, build_wallet(mode=ExecutionMode.LIVE))
+
+    assert (result.decision.reason, result.decision.detail) == (
+        "signal_stale",
+        "a replayed trade is never copied by a live wallet",
+    )
+    assert result.intent is None
 
 
 @pytest.mark.parametrize(
@@ -530,7 +575,7 @@ def test_decision_carries_the_rounded_limit_for_a_sell() -> None:
         ("100", "200", "50", "25"),  # leader sold a quarter -> we sell a quarter
         ("100", "200", "200", "100"),  # leader closed -> we close
         ("100", "200", "300", "100"),  # leader sold more than we saw them buy: never more than we hold
-        ("100", "0", "10", "100"),  # leader position never seen: treat as a full exit
+        ("100", "0", "10", "100"),  # we hold their shares but their tracked position is gone: full exit
         ("33.33", "3", "1", "11.11"),  # a third, rounded down to 0.01
         ("100", "200", "194", "100"),  # 97 would leave 3 shares of dust below the minimum: sell all
         ("8", "2", "1", "8"),  # half would be 4 (< 5) and leave 4 of dust: sell all 8
@@ -539,7 +584,7 @@ def test_decision_carries_the_rounded_limit_for_a_sell() -> None:
         "quarter",
         "full-exit",
         "oversold",
-        "unknown-leader-position",
+        "leader-position-already-gone",
         "thirds",
         "dust-remainder",
         "dust-both-halves",
@@ -584,6 +629,40 @@ def test_sell_without_a_position_is_no_position() -> None:
     assert evaluate(build_trade(side=Side.SELL)).decision.reason == "no_position"
 
 
+def test_a_leader_never_seen_buying_sells_nothing_of_what_another_leader_made_us_buy() -> None:
+    # Issue 8, defect 7: with fraction 1 for an unseen leader, this sold the whole position.
+    ledger = WalletLedger(D("1000"))
+    hold_position(ledger, "100", leader=OTHER_TRADER)
+    wallet = build_wallet(targets=(TRADER, OTHER_TRADER))
+
+    result = evaluate(
+        build_trade(side=Side.SELL, size=D("10")), wallet, ledger, book=build_book(bids=DEEP_BIDS)
+    )
+
+    assert (result.decision.reason, result.decision.detail) == (
+        "no_position",
+        "nothing bought following this trader",
+    )
+    assert ledger.sellable_shares(ASSET) == D("100")
+
+
+def test_a_sell_mirrors_only_the_shares_bought_following_the_selling_leader() -> None:
+    # Issue 8, defect 7: sellable shares counted what any leader made us buy.
+    ledger = WalletLedger(D("1000"))
+    hold_position(ledger, "60", leader=TRADER)
+    hold_position(ledger, "40", leader=OTHER_TRADER)
+    ledger.observe_leader_trade(TRADER, ASSET, Side.BUY, D("200"))
+    wallet = build_wallet(targets=(TRADER, OTHER_TRADER))
+
+    result = evaluate(
+        build_trade(side=Side.SELL, size=D("200")), wallet, ledger, book=build_book(bids=DEEP_BIDS)
+    )
+
+    assert (result.decision.reason, result.decision.size) == ("copy", D("60"))  # the leader closed: we close
+    assert ledger.sellable_shares(ASSET, leader=TRADER) == 0
+    assert ledger.sellable_shares(ASSET, leader=OTHER_TRADER) == D("40")
+
+
 def test_sell_counts_shares_already_offered_by_open_sells() -> None:
     ledger = WalletLedger(D("1000"))
     hold_position(ledger, "100")
@@ -594,6 +673,7 @@ def test_sell_counts_shares_already_offered_by_open_sells() -> None:
         side=Side.SELL,
         size=D("100"),
         limit_price=D("0.45"),
+        leader=TRADER,
     )
 
     assert evaluate(build_trade(side=Side.SELL), ledger=ledger).decision.reason == "no_position"

@@ -189,6 +189,49 @@ def test_the_sink_consumes_every_routed_topic_and_connects_before_reading() -> N
     assert harness.writer.connected and harness.writer.closed
 
 
+# --- records that cannot be written (issue 8, defect 3) ---------------------------------------------------
+def test_a_record_that_cannot_become_a_row_is_dead_lettered_with_the_reason_and_the_rest_is_written() -> None:
+    # A venue time in microseconds passes the model but no datetime holds it: before the fix the error
+    # escaped the sink, which stopped on the same record at every restart.
+    harness = Harness()
+    micro = build_trade(timestamp=1_760_000_000_000_000, transaction_hash="0x" + "01" * 32)
+    good = build_trade(transaction_hash="0x" + "02" * 32)
+    harness.send(RAW_TRADES, micro, good)
+
+    harness.run()
+
+    [letter] = harness.publisher.on(DEAD_LETTERS)
+    assert (letter.stage, letter.source_offset, letter.error_type) == ("postgres-sink", 0, "RecordRejected")
+    assert letter.reason.startswith("cannot be written to trades: ValueError: year")
+    assert [row["transaction_hash"] for row in harness.writer.rows("trades")] == [good.transaction_hash]
+    assert harness.broker.committed["postgres-sink"] == {(topic(RAW_TRADES), 0): 2}
+
+
+def test_rows_postgresql_refuses_are_isolated_and_dead_lettered_while_every_other_row_is_written() -> None:
+    # Before the fix one refused row failed the whole batch: nothing was written, and the sink stopped on
+    # the same batch at every restart.
+    harness = Harness()
+    trades = [build_trade(transaction_hash="0x" + f"{n:064x}", outcome_index=n) for n in range(8)]
+    trades[5] = trades[5].model_copy(update={"outcome_index": 2**40})
+    harness.send(RAW_TRADES, *trades)
+    harness.send(ORDER_EVENTS, build_order_event(OrderStatus.PLACED, sequence=1))
+    harness.writer.refuse = lambda row: row.get("outcome_index") == 2**40
+
+    harness.run()
+
+    [letter] = harness.publisher.on(DEAD_LETTERS)
+    assert (letter.source_topic, letter.source_offset) == (topic(RAW_TRADES), 5)
+    assert letter.reason == "PostgreSQL refused the row: rows refused: integer out of range"
+    written = {row["transaction_hash"] for row in harness.writer.rows("trades")}
+    assert written == {t.transaction_hash for n, t in enumerate(trades) if n != 5}
+    assert len(harness.writer.rows("order_events")) == len(harness.writer.rows("orders")) == 1
+    assert harness.broker.committed["postgres-sink"] == {
+        (topic(RAW_TRADES), 0): 8,
+        (topic(ORDER_EVENTS), 0): 1,
+    }
+    assert harness.metrics.rows_written.labels("trades")._value.get() == 7
+
+
 def test_snapshots_and_positions_keep_the_newest_version_per_wallet_and_per_wallet_token() -> None:
     harness = Harness()
     opened = build_position_view(version=3)

@@ -63,6 +63,7 @@ def test_the_executor_observes_order_ack_and_signal_and_logs_with_the_intent_and
         publisher=publisher,
         journal=FakeJournal(),
         metrics=metrics,
+        clock_ms=lambda: intent.created_at_ms + 40,  # within the executor's intent age limit
     )
 
     with capture_json_lines("executor") as lines:

@@ -13,7 +13,7 @@ import pytest
 
 import polycopy.polymarket.clob
 from polycopy import wiring
-from polycopy.infra.kafka import MessagePublisher, RecordConsumer
+from polycopy.infra.kafka import MessagePublisher, RecordConsumer, now_ms
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
@@ -88,11 +88,11 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
     def publisher(settings: PolycopySettings, *, client_id: str) -> FakePublisher:
         return found.publishers.setdefault(client_id, FakePublisher(client_id))
 
-    def journal(url: str) -> FakeJournal:
+    def journal(url: str, **_options: Any) -> FakeJournal:
         found.journals.append(FakeJournal(url))
         return found.journals[-1]
 
-    def writer(url: str) -> FakeWriter:
+    def writer(url: str, **_options: Any) -> FakeWriter:
         found.writers.append(FakeWriter(url))
         return found.writers[-1]
 
@@ -161,7 +161,7 @@ def append(clients: Clients, settings: PolycopySettings, spec: TopicSpec, messag
 def test_the_executor_reads_intents_in_its_own_group_and_fills_on_their_levels_without_a_clob_client(
     clients: Clients, settings: PolycopySettings
 ) -> None:
-    append(clients, settings, ORDER_INTENTS, build_intent_on_book(BOOK))
+    append(clients, settings, ORDER_INTENTS, build_intent_on_book(BOOK, created_at_ms=now_ms()))
     append(clients, settings, DECISIONS, build_decision())  # another topic: not the executor's
 
     executor = wiring.build_executor(settings, PipelineMetrics())

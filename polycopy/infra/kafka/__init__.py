@@ -10,10 +10,16 @@ from polycopy.infra.kafka.admin import (
     wait_for_broker,
     wait_for_consumer_group,
 )
-from polycopy.infra.kafka.consume import Record, RecordConsumer, consume_batch
+from polycopy.infra.kafka.consume import Record, RecordConsumer, consume_batch, consumer_config
 from polycopy.infra.kafka.lag import measure_lag, partition_lag
 from polycopy.infra.kafka.publish import MessagePublisher, now_ms, producer_config
-from polycopy.infra.kafka.read import CompactedTopicReader, TopicFollower, end_offsets, read_topic
+from polycopy.infra.kafka.read import (
+    CompactedTopicReader,
+    TopicFollower,
+    end_offsets,
+    group_backlog,
+    read_topic,
+)
 
 __all__ = [
     "CompactedTopicReader",
@@ -24,10 +30,12 @@ __all__ = [
     "TopicFollower",
     "TopicLayout",
     "consume_batch",
+    "consumer_config",
     "create_named_topics",
     "create_topics",
     "delete_topics",
     "end_offsets",
+    "group_backlog",
     "measure_lag",
     "partition_lag",
     "now_ms",

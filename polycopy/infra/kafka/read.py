@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -26,6 +26,24 @@ def end_offsets(settings: PolycopySettings, spec: TopicSpec) -> dict[int, int]:
     consumer = _reader(settings, "polycopy-reader", fetch_wait_ms=50)
     try:
         return {p: high for p, (_, high) in _partition_bounds(consumer, settings.topic_name(spec)).items()}
+    finally:
+        consumer.close()
+
+
+def group_backlog(settings: PolycopySettings, group: str, specs: Iterable[TopicSpec]) -> int:
+    """Records of `specs`' topics that consumer group `group` has not committed yet (a partition it never
+    committed counts from its start): 0 once the group has made everything durable. Joins no group."""
+    consumer = _reader(settings, group, fetch_wait_ms=50)
+    try:
+        total = 0
+        for spec in specs:
+            name = settings.topic_name(spec)
+            bounds = _partition_bounds(consumer, name)
+            committed = consumer.committed([TopicPartition(name, p) for p in bounds], timeout=10)
+            for position in committed:
+                low, high = bounds[position.partition]
+                total += max(high - (position.offset if position.offset >= 0 else low), 0)
+        return total
     finally:
         consumer.close()
 

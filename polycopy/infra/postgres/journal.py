@@ -1,0 +1,153 @@
+"""The executor's journal: its claim on each intent and the outbox of what it sent, and the paper orders left
+resting on the book, all in PostgreSQL so a restarted executor knows exactly what it already did."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from polycopy.infra.postgres.connection import Backoff, ResilientConnection
+from polycopy.infra.postgres.writer import START_WAIT_SECS
+
+CLAIMED, SENT, DELIVERED = "claimed", "sent", "delivered"
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """An earlier claim on an intent: its state and, once sent, the reports it sent (plain JSON objects)."""
+
+    state: str
+    reports: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class RestingEntry:
+    """A paper order resting on the book: its state (plain JSON) and the reports still to deliver."""
+
+    intent_id: str
+    state: dict[str, Any]
+    outbox: list[dict[str, Any]]
+
+
+class ExecutionJournal:
+    """The executor's durable record per intent: claimed (before anything is sent) -> sent (its reports
+    stored here, the outbox) -> delivered (the broker acknowledged them). A lost connection is retried with
+    backoff until `should_stop()`: nothing is sent while the journal cannot say it is the first time."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.url = url
+        self._connection = ResilientConnection(
+            url, autocommit=True, should_stop=should_stop, backoff=backoff, sleep=sleep, on_retry=on_retry
+        )
+
+    @property
+    def reconnects(self) -> int:
+        return self._connection.reconnects
+
+    def connect(self) -> None:
+        """Open the connection (the executor does it at start, so a bad URL fails soon); idempotent."""
+        self._connection.open(START_WAIT_SECS)
+
+    def claim(self, intent_id: str, order_id: str, mode: str) -> JournalEntry | None:
+        """Claim an intent. Returns None when newly claimed, else the earlier claim."""
+
+        def run(conn: psycopg.Connection[Any]) -> JournalEntry | None:
+            row = conn.execute(
+                "INSERT INTO executor_journal (intent_id, order_id, mode, state) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id",
+                (intent_id, order_id, mode, CLAIMED),
+            ).fetchone()
+            if row is not None:
+                return None
+            existing = conn.execute(
+                "SELECT state, reports FROM executor_journal WHERE intent_id = %s", (intent_id,)
+            ).fetchone()
+            return JournalEntry(str(existing[0]), existing[1]) if existing else JournalEntry(CLAIMED)
+
+        return self._connection.run(run)
+
+    def record_sent(
+        self,
+        intent_id: str,
+        reports: Sequence[dict[str, Any]],
+        resting: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Store the reports about to be published (state `sent`) and, for an order left resting on the
+        book, `resting = (order_id, asset, state)`: one transaction, so a restart finds both or neither."""
+
+        def run(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute(
+                    "UPDATE executor_journal SET state = %s, reports = %s, updated_at = now() "
+                    "WHERE intent_id = %s",
+                    (SENT, Jsonb(list(reports)), intent_id),
+                )
+                if resting is not None:
+                    order_id, asset, state = resting
+                    conn.execute(
+                        "INSERT INTO paper_resting_orders (intent_id, order_id, asset, state) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (intent_id) DO NOTHING",
+                        (intent_id, order_id, asset, Jsonb(state)),
+                    )
+
+        self._connection.run(run)
+
+    def mark_delivered(self, intent_ids: Sequence[str]) -> None:
+        """The reports of these intents reached the broker: a re-delivered intent is now a plain duplicate."""
+        if intent_ids:
+            self._connection.run(
+                lambda conn: conn.execute(
+                    "UPDATE executor_journal SET state = %s, updated_at = now() "
+                    "WHERE intent_id = ANY(%s) AND state = %s",
+                    (DELIVERED, list(intent_ids), SENT),
+                )
+            )
+
+    def open_resting(self) -> list[RestingEntry]:
+        """Every paper order still resting, with the reports it still has to deliver."""
+
+        def run(conn: psycopg.Connection[Any]) -> list[RestingEntry]:
+            rows = conn.execute(
+                "SELECT intent_id, state, outbox FROM paper_resting_orders WHERE open ORDER BY intent_id"
+            ).fetchall()
+            return [RestingEntry(str(intent_id), state, list(outbox)) for intent_id, state, outbox in rows]
+
+        return self._connection.run(run)
+
+    def update_resting(
+        self, intent_id: str, state: dict[str, Any], outbox: Sequence[dict[str, Any]], *, open_: bool
+    ) -> None:
+        """Store a resting order's new state with the reports to publish about it (its outbox)."""
+        self._connection.run(
+            lambda conn: conn.execute(
+                "UPDATE paper_resting_orders SET state = %s, outbox = outbox || %s, open = %s, "
+                "updated_at = now() WHERE intent_id = %s",
+                (Jsonb(state), Jsonb(list(outbox)), open_, intent_id),
+            )
+        )
+
+    def clear_outbox(self, intent_ids: Sequence[str]) -> None:
+        """The outboxes of these resting orders were delivered."""
+        if intent_ids:
+            self._connection.run(
+                lambda conn: conn.execute(
+                    "UPDATE paper_resting_orders SET outbox = '[]'::jsonb WHERE intent_id = ANY(%s)",
+                    (list(intent_ids),),
+                )
+            )
+
+    def close(self) -> None:
+        self._connection.close()

@@ -1,0 +1,144 @@
+"""The invariants of a chaos run, checked over everything that happened (the topics, the worker's wallet
+ledgers, the PostgreSQL tables), and the table `polycopy chaos` prints."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from processors.core.targeting import select_followers
+from schemas.decisions import Decision
+from schemas.orders import ExecutionReport, OrderEvent, OrderIntent
+from schemas.trades import RawTrade
+from schemas.wallets import WalletConfig
+
+
+@dataclass
+class ChaosFindings:
+    """What the checks found; `passed` is the issue's "done when"."""
+
+    faults: Counter[str] = field(default_factory=Counter)
+    decisions_expected: int = 0
+    decisions_found: int = 0
+    decisions_missing: int = 0
+    decisions_doubled: int = 0
+    intents_lost: int = 0
+    orders_doubled: int = 0
+    reservations_leaked: int = 0
+    events_missing_in_postgres: int = 0
+    recovery_secs: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    not_recovered: Counter[str] = field(default_factory=Counter)
+    supervisor_restarts: Counter[str] = field(default_factory=Counter)  # processes that exited on their own
+    drain_secs: float = 0.0  # from the end of the feed until every group had committed everything
+
+    @property
+    def passed(self) -> bool:
+        return not (
+            self.decisions_missing
+            or self.decisions_doubled
+            or self.intents_lost
+            or self.orders_doubled
+            or self.reservations_leaked
+            or self.events_missing_in_postgres
+            or sum(self.not_recovered.values())
+        )
+
+    def render(self) -> str:
+        """The table: faults by kind, the invariants, recovery p50/max per process kind."""
+        lines = ["== chaos " + "=" * 62, f"  faults injected        {sum(self.faults.values())}"]
+        lines += [f"    {kind:<20} {count}" for kind, count in sorted(self.faults.items())]
+        lines += [
+            f"  decisions expected     {self.decisions_expected}   found {self.decisions_found}   "
+            f"missing {self.decisions_missing}   doubled {self.decisions_doubled}",
+            f"  intents lost           {self.intents_lost}",
+            f"  orders doubled         {self.orders_doubled}",
+            f"  reservations leaked    {self.reservations_leaked}",
+            f"  events missing in PostgreSQL {self.events_missing_in_postgres}",
+            "  recovery after restart (s)   kind          n    p50    max",
+        ]
+        for kind, times in sorted(self.recovery_secs.items()):
+            lost = f"   ({self.not_recovered[kind]} not recovered)" if self.not_recovered[kind] else ""
+            lines.append(
+                f"                               {kind:<12} {len(times):>3} {statistics.median(times):6.1f} "
+                f"{max(times):6.1f}{lost}"
+            )
+        restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.supervisor_restarts.items()))
+        lines.append(f"  exited on their own, restarted by the supervisor: {restarts or 'none'}")
+        lines.append(f"  drained in             {self.drain_secs:.0f} s after the feed stopped")
+        lines.append(f"  result                 {'PASS' if self.passed else 'FAIL'}")
+        return "\n".join(lines)
+
+
+def check_decisions(
+    findings: ChaosFindings,
+    trades: Iterable[RawTrade],
+    decisions: Iterable[Decision],
+    wallets: Iterable[WalletConfig],
+) -> None:
+    """Every (trade, follower) pair of the raw trades has exactly one decision id."""
+    wallets = list(wallets)
+    expected = {
+        (wallet_id, trade.dedup_key)
+        for trade in {trade.dedup_key: trade for trade in trades}.values()
+        for wallet_id in select_followers(trade, wallets)
+    }
+    ids_per_pair: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for decision in decisions:
+        ids_per_pair[(decision.wallet_id, decision.dedup_key)].add(decision.decision_id)
+    findings.decisions_expected = len(expected)
+    findings.decisions_found = len(ids_per_pair)
+    findings.decisions_missing = len(expected - set(ids_per_pair))
+    findings.decisions_doubled = sum(len(ids) > 1 for ids in ids_per_pair.values())
+
+
+def check_orders(
+    findings: ChaosFindings,
+    decisions: Iterable[Decision],
+    intents: Iterable[OrderIntent],
+    reports: Iterable[ExecutionReport],
+    order_rows_per_intent: Mapping[str, int],
+) -> None:
+    """Every copy decision has its intent and every intent a report (else lost); one order per intent in the
+    reports and in PostgreSQL (else doubled)."""
+    intent_ids = {intent.intent_id for intent in intents}
+    copied = {d.decision_id for d in decisions if d.action.value == "copy"}  # the intent's id too
+    orders: dict[str, set[str]] = defaultdict(set)
+    for report in reports:
+        orders[report.intent_id].add(report.order_id)
+    findings.intents_lost = len(copied - intent_ids) + len(intent_ids - set(orders))
+    findings.orders_doubled = sum(len(ids) > 1 for ids in orders.values()) + sum(
+        count > 1 for count in order_rows_per_intent.values()
+    )
+
+
+def check_reservations(findings: ChaosFindings, ledgers: Mapping[str, Mapping[str, object]]) -> None:
+    """After the drain every order was a FAK and has ended: any reservation still held is leaked."""
+    findings.reservations_leaked = sum(
+        len(ledger.get("reservations") or {})  # type: ignore[arg-type]
+        for ledger in ledgers.values()
+    )
+
+
+def check_events(findings: ChaosFindings, events: Iterable[OrderEvent], stored_ids: set[str]) -> None:
+    """Every order event in the log is a row in PostgreSQL (the table's key makes it exactly once)."""
+    findings.events_missing_in_postgres = len({event.event_id for event in events} - stored_ids)
+
+
+def decode_wallet_ledgers(
+    records: Iterable[tuple[bytes | None, bytes | None]],
+) -> dict[str, dict[str, object]]:
+    """The last value of each wallet in the worker's `wallet-state` changelog, as its ledger's state."""
+    ledgers: dict[str, dict[str, object]] = {}
+    for key, value in records:
+        if key is None:
+            continue
+        wallet = json.loads(key)
+        if value is None:
+            ledgers.pop(wallet, None)
+        else:
+            ledgers[wallet] = json.loads(value, parse_float=Decimal).get("ledger") or {}
+    return ledgers
