@@ -6,6 +6,7 @@ import logging
 from typing import Protocol
 
 from polycopy.infra.kafka import now_ms
+from polycopy.infra.logs import log_context
 from polycopy.infra.metrics import PipelineMetrics
 from producers.parsing import parse_rtds_frame
 from schemas.base import Message
@@ -69,10 +70,15 @@ class TradePublisher:
     def publish_trade(self, trade: RawTrade) -> None:
         # The record's time is when we publish it (the receive time is in the message): a replay of an old
         # capture must not carry old record times, which the topic's retention would delete at once.
-        self._publisher.publish(RAW_TRADES, trade.proxy_wallet, trade)
+        with log_context(stage="publish", dedup_key=trade.dedup_key):
+            log.debug(
+                "%s trade published: %s %s at %s", trade.source.value, trade.side, trade.size, trade.price
+            )
+            self._publisher.publish(RAW_TRADES, trade.proxy_wallet, trade)
         self._metrics.trades_published.labels(trade.source.value).inc()
         if trade.source is TradeSource.RTDS:  # the poller finds trades late by design; replays are history
             self._metrics.feed_lag.observe(max(trade.received_at_ms / 1000 - trade.timestamp, 0))
+            self._metrics.observe_stage("feed", trade.timestamp * 1000, trade.received_at_ms)
         self.trades += 1
 
     def flush(self, timeout: float = 30.0) -> int:

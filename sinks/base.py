@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from polycopy.infra.kafka import Record, now_ms
+from polycopy.infra.logs import correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from schemas.deadletter import DeadLetter, build_dead_letter
 
@@ -52,7 +53,12 @@ class SinkConsumer(Protocol):
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> bool: ...
 
+    def lag(self) -> Mapping[tuple[str, int], int]: ...
+
     def close(self) -> None: ...
+
+    @property
+    def group(self) -> str: ...
 
 
 class DeadLetterPublisher(Protocol):
@@ -101,6 +107,7 @@ class LoopPolicy:
     flush_secs: float = 0.0
     poll_timeout_secs: float = 0.1
     dead_letter_timeout_secs: float = 30.0
+    lag_interval_secs: float = 5.0  # how often the consumer lag is measured for `polycopy_consumer_lag`
 
 
 class ConsumeLoop:
@@ -146,7 +153,7 @@ class ConsumeLoop:
         and commit what is pending. A failed flush raises `SinkFlushError` with nothing committed. Closes the
         consumer. `between_polls` is the sink's own periodic work (the executor's resting orders)."""
         self._consumer.subscribe(sink.topics(), on_revoke=lambda: self._on_revoke(sink))
-        last_record = last_flush = self._clock()
+        last_record = last_flush = last_lag = self._clock()
         try:
             while not self._stop.is_set():
                 records = self._consumer.poll_batch(self._policy.batch_size, self._policy.poll_timeout_secs)
@@ -156,6 +163,9 @@ class ConsumeLoop:
                     between_polls()
                 if records:
                     last_record = self._clock()
+                if self._clock() - last_lag >= self._policy.lag_interval_secs:
+                    self._report_lag()
+                    last_lag = self._clock()
                 if self._pending_records and (
                     self._pending_records >= self._policy.batch_size
                     or self._clock() - last_flush >= self._policy.flush_secs
@@ -182,10 +192,12 @@ class ConsumeLoop:
             return
         if value is None:
             return
-        try:
-            sink.write(value, record)
-        except RecordRejected as rejected:
-            self._dead_letter(sink.stage, record, str(rejected), type(rejected).__name__)
+        with log_context(stage=sink.stage, **correlation_ids(value)):
+            log.debug("%s: %s[%d]@%d", type(value).__name__, record.topic, record.partition, record.offset)
+            try:
+                sink.write(value, record)
+            except RecordRejected as rejected:
+                self._dead_letter(sink.stage, record, str(rejected), type(rejected).__name__)
 
     def _checkpoint(self, sink: BatchSink[T]) -> None:
         """Flush the sink and the dead letters; then, and only then, commit the offsets read so far."""
@@ -194,6 +206,7 @@ class ConsumeLoop:
         try:
             rejections = sink.flush()
         except Exception as error:
+            self._metrics.sink_failures.labels(sink.stage).inc()
             raise SinkFlushError(
                 f"{sink.stage}: flush failed, nothing committed (the batch will be read again): {error}"
             ) from error
@@ -203,6 +216,7 @@ class ConsumeLoop:
         failures = self._dead_letters.delivery_failures - self._failures_seen
         self._failures_seen = self._dead_letters.delivery_failures
         if undelivered or failures:
+            self._metrics.sink_failures.labels(sink.stage).inc()
             raise SinkFlushError(
                 f"{sink.stage}: {undelivered + failures} messages not delivered to Kafka, nothing committed "
                 "(the batch will be read again)"
@@ -211,6 +225,14 @@ class ConsumeLoop:
             self.committed += self._pending_records
         self._pending.clear()
         self._pending_records = 0
+
+    def _report_lag(self) -> None:
+        try:
+            lags = self._consumer.lag()
+        except Exception as error:  # noqa: BLE001 - a metric must never stop the sink; the next try may work
+            log.debug("consumer lag not measured: %s", error)
+            return
+        self._metrics.set_consumer_lag(self._consumer.group, lags)
 
     def _on_revoke(self, sink: BatchSink[T]) -> None:
         # Partitions are about to move to another member: make what was read durable and commit it now, so

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from polycopy.infra.kafka import Record, now_ms
+from polycopy.infra.logs import bind_log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import DELIVERED, SENT, JournalEntry
 from polycopy.infra.settings import PolycopySettings
@@ -124,6 +125,7 @@ class Executor:
     def write(self, intent: OrderIntent, record: Record) -> None:
         """Claim the intent; execute it only if it was never sent; publish its reports (stored first)."""
         order_id = build_paper_order_id(intent.intent_id)
+        bind_log_context(order_id=order_id)
         earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
         if earlier is not None and (earlier.state == DELIVERED or intent.intent_id in self._sent):
             # Its reports are in the log, or published in this batch and delivered with it: nothing to do.
@@ -150,7 +152,10 @@ class Executor:
         )
         if resting is not None:
             self.resting.add(resting)
+        for first in reports[:1]:  # sent -> the venue's (or the paper book's) first answer
+            self._metrics.observe_stage("ack", first.sent_at_ms, first.reported_at_ms)
         for report in reports:
+            log.debug("order %s: %s", report.kind.value, report.detail or "reported")
             self._metrics.reports.labels(report.kind.value).inc()
             self.publish(report)
         self._sent.append(intent.intent_id)
@@ -191,7 +196,7 @@ class Executor:
     def _execute(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
         """The reports of one execution."""
         sent_at = self._clock_ms()
-        self._metrics.signal_to_order.observe(max(sent_at - intent.received_at_ms, 0) / 1000)
+        self._metrics.observe_order_sent(intent.received_at_ms, intent.created_at_ms, sent_at)
         age_secs = (sent_at - intent.created_at_ms) / 1000
         if age_secs > self._settings.max_intent_age_secs:
             return [

@@ -61,6 +61,7 @@ def build_live_report(
             tracked.order_id, observation.kind.value, observation.matched, observation.detail
         ),
         intent_id=intent.intent_id,
+        dedup_key=intent.dedup_key,
         wallet_id=intent.wallet_id,
         order_id=tracked.order_id,
         mode=ExecutionMode.LIVE,

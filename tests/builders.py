@@ -243,6 +243,7 @@ def build_report(
     intent = intent or build_intent()
     fields: dict[str, Any] = {
         "intent_id": intent.intent_id,
+        "dedup_key": intent.dedup_key,
         "wallet_id": intent.wallet_id,
         "order_id": build_paper_order_id(intent.intent_id),
         "mode": intent.mode,

@@ -84,6 +84,10 @@ class FakeConsumer:
             self.events.append("commit")
         return True
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not read yet per assigned partition, as `RecordConsumer.lag` measures them."""
+        return {tp: len(self.broker.records[tp]) - position for tp, position in self._position.items()}
+
     def close(self) -> None:
         self.closed = True
         if self.events is not None:

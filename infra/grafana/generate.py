@@ -32,9 +32,6 @@ RATE = "$__rate_interval"
 RANGE = "$__range"
 
 # What brings the metrics that only later issues create (see the README, "Operations").
-STAGE_LATENCY = "per-stage latency histograms (issue 12, later part)"
-CONSUMER_LAG = "consumer lag exporter (issue 12, later part)"
-SINK_FAILURES = "sink failure counter (issue 12, later part)"
 WALLET_METRICS = "per-wallet outcome, capital and PnL gauges (settlement issue)"
 
 
@@ -267,10 +264,14 @@ ORDERS = Dashboard(
                     width=12,
                 ),
                 Panel(
-                    "Circuit breakers",
-                    "1 while calls of a venue endpoint group are held: open after failures, probing, or "
-                    "paused by the venue (425 restart, 429, 503 cancel-only).",
-                    (_q("max by (endpoint) (polycopy_circuit_breaker_open)", "{{endpoint}}"),),
+                    "Circuit breakers and venue pauses",
+                    "Breaker: 1 while calls of a venue endpoint group are held after failures (open or "
+                    "probing). Paused: 1 while the venue asked us to wait (425 restart, 429, 503 "
+                    "cancel-only).",
+                    (
+                        _q("max by (endpoint) (polycopy_circuit_breaker_open)", "breaker {{endpoint}}"),
+                        _q("max by (endpoint) (polycopy_venue_paused)", "paused {{endpoint}}"),
+                    ),
                     width=12,
                 ),
             ),
@@ -307,13 +308,14 @@ LATENCY = Dashboard(
             (
                 Panel(
                     "Stage latency p99",
-                    "feed, decision, order, ack and signal stages, 99th percentile.",
+                    "99th percentile per stage: feed (venue trade time -> our receive), decision (receive -> "
+                    "decision), order (decision -> order sent), ack (sent -> the venue's or the paper book's "
+                    "first answer), signal (receive -> order sent, end to end).",
                     (
                         _q(
                             "histogram_quantile(0.99, sum by (le, stage) "
                             f"(rate(polycopy_stage_latency_seconds_bucket[{RATE}])))",
                             "{{stage}}",
-                            STAGE_LATENCY,
                         ),
                     ),
                     "s",
@@ -447,19 +449,16 @@ FEED = Dashboard(
                 ),
                 Panel(
                     "Consumer lag",
-                    "Messages each consumer group has still to read, by topic.",
-                    (
-                        _q(
-                            "sum by (group, topic) (polycopy_consumer_lag)",
-                            "{{group}} {{topic}}",
-                            CONSUMER_LAG,
-                        ),
-                    ),
+                    "Records each consumer group has still to read (high watermark - position), by topic: "
+                    "the Faust worker, the executor, the PostgreSQL sink and the alerts sink.",
+                    (_q("sum by (group, topic) (polycopy_consumer_lag)", "{{group}} {{topic}}"),),
                 ),
                 Panel(
                     "Sink failures",
-                    "Failed PostgreSQL writes (retried; offsets are not committed until they succeed).",
-                    (_q(f"sum(increase(polycopy_sink_failures_total[{RATE}]))", "failures", SINK_FAILURES),),
+                    "Batches a sink could not make durable, by stage: PostgreSQL writes (postgres-sink), "
+                    "report delivery (executor), webhook posts (alerts). Nothing is committed: they are read "
+                    "again.",
+                    (_q(f"sum by (stage) (increase(polycopy_sink_failures_total[{RATE}]))", "{{stage}}"),),
                 ),
             ),
         ),

@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        setup_logging(settings)
+        setup_logging(settings, args.command)
         return int(args.handler(args, settings) or 0)
     except UsageError as error:
         print(f"error: {error}".replace("\n", "\nerror: "), file=sys.stderr)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,13 +37,16 @@ def _describe_setting_error(error: Any) -> str:
     return f"bad setting POLYCOPY_{str(error['loc'][0]).upper()}: {error['msg']}"
 
 
-def setup_logging(settings: PolycopySettings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per book request otherwise
+# The component name on every log line: the metrics' component name where the command is one (the RTDS
+# producer and a replay both publish trades as `producer`), else the command itself.
+LOG_COMPONENTS = {"rtds": "producer", "replay": "producer", "poll": "poller"}
+
+
+def setup_logging(settings: PolycopySettings, command: str = "polycopy") -> None:
+    """Logging for this process (`POLYCOPY_LOG_FORMAT`, `POLYCOPY_LOG_LEVEL`), named after the command."""
+    from polycopy.infra.logs import configure_logging
+
+    configure_logging(settings, LOG_COMPONENTS.get(command, command))
 
 
 def load_wallet_file(path: Path):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import platform
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -32,6 +32,13 @@ from schemas.trades import TradeSource
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# One bucket set for every stage: milliseconds for the decision and the order, seconds for the venue's feed.
+STAGE_BUCKETS = (*LATENCY_BUCKETS[:-3], 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+# The stages of `polycopy_stage_latency_seconds`: feed (venue trade time -> our receive), decision (receive ->
+# decision), order (decision -> order sent), ack (sent -> acknowledged or reported), signal (receive -> sent).
+LATENCY_STAGES = ("feed", "decision", "order", "ack", "signal")
+# The consume loops' stages, each a `polycopy_sink_failures_total` series from the start.
+SINK_STAGES = ("executor", "postgres-sink", "alerts")
 
 # Default /metrics ports, one per deployable, so that they can share a host. `alerts` (the alerts sink) is
 # reserved for a component that a later issue adds.
@@ -207,7 +214,15 @@ class PipelineMetrics:
         )
         self.circuit_breaker_open = Gauge(
             "polycopy_circuit_breaker_open",
-            "1 while a venue endpoint group's breaker stops calls (open, probing or paused), else 0",
+            "1 while a venue endpoint group's breaker stops calls after failures (open or probing), else 0",
+            ["endpoint"],
+            registry=r,
+        )
+        # Apart from the breaker: the venue pausing us (a matching-engine restart answers 425 for ~90 s every
+        # week) is expected, and must not page anyone the way repeated failures do.
+        self.venue_paused = Gauge(
+            "polycopy_venue_paused",
+            "1 while the venue asks us to hold an endpoint group (425 restart, 429, 503 cancel-only)",
             ["endpoint"],
             registry=r,
         )
@@ -223,7 +238,45 @@ class PipelineMetrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.stage_latency = Histogram(
+            "polycopy_stage_latency_seconds",
+            "Time spent per stage: feed, decision, order, ack, signal (end to end)",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "polycopy_consumer_lag",
+            "Records a consumer group has still to read, per topic and partition (high watermark - position)",
+            ["group", "topic", "partition"],
+            registry=r,
+        )
+        self._lag_series: dict[str, set[tuple[str, int]]] = {}
+        self.sink_failures = Counter(
+            "polycopy_sink_failures_total",
+            "Batches a sink could not make durable (nothing committed: they are read again)",
+            ["stage"],
+            registry=r,
+        )
         _export_known_label_values(self)
+
+    def observe_stage(self, stage: str, started_ms: int, ended_ms: int) -> None:
+        """One stage's latency, from two epoch-millisecond times (a clock step back counts as 0)."""
+        self.stage_latency.labels(stage).observe(max(ended_ms - started_ms, 0) / 1000)
+
+    def observe_order_sent(self, received_at_ms: int, decided_at_ms: int, sent_at_ms: int) -> None:
+        """An order left: the stages order (decision -> sent) and signal (receive -> sent, end to end)."""
+        self.signal_to_order.observe(max(sent_at_ms - received_at_ms, 0) / 1000)
+        self.observe_stage("order", decided_at_ms, sent_at_ms)
+        self.observe_stage("signal", received_at_ms, sent_at_ms)
+
+    def set_consumer_lag(self, group: str, lags: Mapping[tuple[str, int], int]) -> None:
+        """The group's lag per (topic, partition) now; partitions no longer assigned drop their series."""
+        for topic, partition in self._lag_series.get(group, set()) - set(lags):
+            self.consumer_lag.remove(group, topic, str(partition))
+        for (topic, partition), lag in lags.items():
+            self.consumer_lag.labels(group, topic, str(partition)).set(lag)
+        self._lag_series[group] = set(lags)
 
     def set_readiness(self, ready: Readiness | None) -> None:
         """Answer `/readyz` from this check from now on (None: ready whenever the process serves)."""
@@ -260,6 +313,11 @@ def _export_known_label_values(metrics: PipelineMetrics) -> None:
         metrics.books_published.labels(published)
     for endpoint in BREAKER_ENDPOINTS:
         metrics.circuit_breaker_open.labels(endpoint).set(0)
+        metrics.venue_paused.labels(endpoint).set(0)
+    for stage in LATENCY_STAGES:
+        metrics.stage_latency.labels(stage)
+    for stage in SINK_STAGES:
+        metrics.sink_failures.labels(stage)
 
 
 class _QuietHandler(WSGIRequestHandler):

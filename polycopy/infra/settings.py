@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +26,13 @@ INFRA_VARIABLES = frozenset(
         "POLYCOPY_TESTCONTAINERS",
     }
 )
+
+
+class LogFormat(StrEnum):
+    """How log lines are written: plain text for a terminal, or one JSON object per line for a collector."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 class PolycopySettings(BaseSettings):
@@ -87,8 +95,9 @@ class PolycopySettings(BaseSettings):
     clob_timeout_secs: float = Field(
         default=5.0, gt=0, description="live order calls: seconds before an answer counts as lost (UNKNOWN)"
     )
-    alert_webhook_url: str = Field(
-        default="", description="Slack-compatible webhook the alerts sink posts to; empty = log only"
+    # A Slack webhook URL is a credential: whoever has it can post to the channel.
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-compatible webhook the alerts sink posts to; unset = log only"
     )
     consumer_group_prefix: str = Field(default="polycopy", description="prefix of every consumer group")
     topic_prefix: str = Field(
@@ -148,7 +157,14 @@ class PolycopySettings(BaseSettings):
     data_dir: Path = Field(
         default=PROJECT_ROOT / ".data", description="local state (Faust tables, infra data)"
     )
-    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_level: str = Field(
+        default="INFO",
+        description="level of polycopy's own loggers: DEBUG, INFO, WARNING or ERROR "
+        "(DEBUG adds one line per event and stage; libraries log at INFO or above)",
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.TEXT, description="text, or json: one JSON object per line with correlation ids"
+    )
 
     @model_validator(mode="after")
     def _live_needs_a_key(self) -> Self:
@@ -177,8 +193,10 @@ class PolycopySettings(BaseSettings):
         return f"{self.consumer_group_prefix}-{component}"
 
     def to_env(self) -> dict[str, str]:
-        """These settings as environment variables, for child processes: never the secrets (the signer key,
-        the API credentials), which a child that needs them reads from its own environment or Secret."""
+        """These settings as environment variables, for child processes, without the secrets (`SecretStr`:
+        the signer key, the CLOB API credentials): a child's environment is readable by every process of the
+        user and ends up in crash reports. A child that needs a secret inherits it from the environment it
+        came from."""
         env = {}
         for name, value in self.model_dump().items():
             if value is None or isinstance(value, SecretStr):

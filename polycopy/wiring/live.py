@@ -20,12 +20,13 @@ def build_alerts_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> A
     from sinks.alerts import AlertsSink, HttpWebhook, SentAlerts
 
     publisher = build_publisher(settings, "polycopy-alerts")
+    hook = settings.alert_webhook_url
     return AlertsSink(
         settings,
         loop=build_consume_loop(
             settings, "alerts", publisher, metrics, LoopPolicy(batch_size=50, flush_secs=0.0)
         ),
-        webhook=HttpWebhook(settings.alert_webhook_url) if settings.alert_webhook_url else None,
+        webhook=HttpWebhook(hook.get_secret_value()) if hook is not None else None,
         # One store per topic namespace, not per consumer group: a new group re-reads what was posted already.
         sent=SentAlerts(settings.data_dir / "alerts" / f"{settings.topic_prefix or 'default.'}sent"),
         metrics=metrics,
@@ -76,9 +77,9 @@ def build_live_gateway(
     )
 
     def on_change(change: BreakerChange) -> None:
-        metrics.circuit_breaker_open.labels(change.group).set(
-            0 if change.current is BreakerState.CLOSED else 1
-        )
+        failing = change.current in (BreakerState.OPEN, BreakerState.HALF_OPEN)
+        metrics.circuit_breaker_open.labels(change.group).set(1 if failing else 0)
+        metrics.venue_paused.labels(change.group).set(1 if change.current is BreakerState.PAUSED else 0)
         metrics.circuit_breaker_changes.labels(change.group, change.current.value).inc()
         alert = alert_for_breaker(
             change.group, change.previous.value, change.current.value, change.reason, now_ms()

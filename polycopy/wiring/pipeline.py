@@ -12,6 +12,7 @@ from polycopy.infra.kafka import (
     create_named_topics,
     now_ms,
 )
+from polycopy.infra.logs import build_logging_config
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import BatchWriter, ExecutionJournal
 from polycopy.infra.settings import PolycopySettings
@@ -82,7 +83,12 @@ def run_worker(settings: PolycopySettings) -> None:
     create_named_topics(settings, changelog_topics(worker.app), wait=True)
     worker.reference.start()
     worker.books.start(wait_secs=120)
-    run_app(worker.app, settings.log_level, on_stop=worker.books.stop)
+    run_app(
+        worker.app,
+        settings.log_level,
+        on_stop=worker.books.stop,
+        logging_config=build_logging_config(settings, "worker"),
+    )
 
 
 def run_books(settings: PolycopySettings) -> None:

@@ -31,6 +31,7 @@ def build_execution_report(
     return ExecutionReport(
         report_id=build_report_id(order_id, kind.value, matched, detail),
         intent_id=intent.intent_id,
+        dedup_key=intent.dedup_key,
         wallet_id=intent.wallet_id,
         order_id=order_id,
         mode=mode,

@@ -12,17 +12,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import faust
 from mode.utils.times import want_seconds
 from pydantic import ValidationError
 
 from polycopy.infra.kafka import TopicLayout
+from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
+from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.state import RECENT_EXPIRY, RECENT_WINDOW, WalletStateStore, WindowedKeys
 from schemas.base import Message
 from schemas.books import OrderBook
@@ -119,6 +121,9 @@ def create_app(
         )
     }
     out: Outbox = outbox or TopicOutbox(topics)
+    install_prometheus_sensor(app, metrics)
+    sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
+    watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in sources})
 
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
     def recent_keys(name: str, partitions: int) -> WindowedKeys:
@@ -159,11 +164,14 @@ def create_app(
                 metrics.parse_errors.labels(stage).inc()
                 await dead_letter(stage, error, event)
                 continue
-            try:
-                await handle(item)
-            except Exception as error:  # noqa: BLE001 - Faust would ack and drop it; keep it instead
-                log.exception("%s failed", stage)
-                await dead_letter(stage, error, event)
+            with log_context(stage=stage, **correlation_ids(item)):
+                where = event.message
+                log.debug("%s: %s[%d]@%d", model.__name__, where.topic, where.partition, where.offset)
+                try:
+                    await handle(item)
+                except Exception as error:  # noqa: BLE001 - Faust would ack and drop it; keep it instead
+                    log.exception("%s failed", stage)
+                    await dead_letter(stage, error, event)
 
     async def choose_book(token_id: str) -> OrderBook | None:
         started = time.perf_counter()
@@ -219,6 +227,9 @@ def create_app(
         )
         store.save_for_trade(wallet.id, state, trade)
         decision = result.decision
+        metrics.observe_stage("decision", trade.received_at_ms, decision.decided_at_ms)
+        bind_log_context(intent_id=result.intent.intent_id if result.intent else None)
+        log.debug("decided %s: %s", decision.action.value, decision.reason)
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
         await out.send(DECISIONS, key, decision.to_bytes())
         if result.intent is not None and decision.action is DecisionAction.COPY:
@@ -231,6 +242,7 @@ def create_app(
         new_events = engine.apply_report(state, report, clock_ms())
         store.save(report.wallet_id, state)
         for order_event in new_events:
+            log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
             metrics.order_events.labels(order_event.event_type.value).inc()
             await out.send(ORDER_EVENTS, report.wallet_id, order_event.to_bytes())
 
@@ -267,10 +279,20 @@ def changelog_topics(app: faust.App) -> list[TopicLayout]:
     return layouts
 
 
-def run_app(app: faust.App, log_level: str, on_stop: Callable[[], None] | None = None) -> None:
-    """Run the app as a Faust worker in this process until SIGTERM/SIGINT."""
+def run_app(
+    app: faust.App,
+    log_level: str,
+    on_stop: Callable[[], None] | None = None,
+    logging_config: dict[str, Any] | None = None,
+) -> None:
+    """Run the app as a Faust worker in this process until SIGTERM/SIGINT. Faust sets logging up again as
+    it starts: `logging_config` (a dictConfig, `polycopy.infra.logs.build_logging_config`) keeps ours."""
     worker = faust.Worker(
-        app, loglevel=log_level.lower().replace("warning", "warn"), quiet=True, redirect_stdouts=False
+        app,
+        loglevel=log_level.lower().replace("warning", "warn"),
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logging_config,
     )
     try:
         worker.execute_from_commandline()

@@ -92,8 +92,9 @@ def test_a_broken_rule_makes_the_unit_tests_fail(tmp_path) -> None:  # type: ign
     assert "PolycopyOrderLost" in result.stdout + result.stderr
 
 
-# Metrics the rules use that later issues add (named in alerts.yml's header); silent rules until then.
-FUTURE_METRICS = {"polycopy_consumer_lag", "polycopy_sink_failures_total"}
+# Metrics a rule may use before a later issue adds them (named in alerts.yml's header); silent rules until
+# then. None today: consumer lag and sink failures are exported since issue 12's observability part.
+FUTURE_METRICS: set[str] = set()
 
 
 def test_the_rules_name_exported_metrics_or_the_ones_later_issues_add() -> None:

@@ -33,6 +33,7 @@ CLOB_API_CREDENTIALS = {"clob_api_key", "clob_api_secret", "clob_api_passphrase"
 CHART_OWNED = {
     "database_url",
     "private_key",
+    "alert_webhook_url",
     "data_dir",
     "metrics_port",
     "metrics_enabled",
@@ -262,7 +263,12 @@ def test_the_rendered_settings_are_accepted_by_the_application_and_cover_every_s
                 patch.setenv(name, value)
             settings = PolycopySettings()
         provided = {name.removeprefix("POLYCOPY_").lower() for name in environ} | {"database_url"}
-        assert provided >= set(PolycopySettings.model_fields) - {"private_key"} - CLOB_API_CREDENTIALS
+        assert (
+            provided
+            >= set(PolycopySettings.model_fields)
+            - {"private_key", "alert_webhook_url"}
+            - CLOB_API_CREDENTIALS
+        )
         assert (settings.private_key is not None) == (settings.execution_mode.value == "live")
         assert settings.data_dir == Path("/var/lib/polycopy") and settings.metrics_enabled
 
@@ -336,6 +342,21 @@ def test_live_mode_takes_the_key_from_the_secret_and_never_puts_it_in_a_configma
     for deployment in objects(rendered, "Deployment"):
         env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["POLYCOPY_PRIVATE_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "private-key"
+
+
+def test_the_alert_webhook_is_a_secret_only_the_alerts_sink_reads() -> None:
+    hook = "https://hooks.slack.test/services/T000/B000/secret"
+    rendered = render("--set", "components.alerts.enabled=true", "--set", f"alerting.webhookUrl={hook}")
+    [secret] = [s for s in objects(rendered, "Secret") if s["metadata"]["name"].endswith("-secrets")]
+    assert secret["stringData"]["alert-webhook-url"] == hook
+    assert all(hook not in json.dumps(c) for c in objects(rendered, "ConfigMap"))
+    readers = {
+        component_of(deployment)
+        for deployment in objects(rendered, "Deployment")
+        for variable in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if variable["name"] == "POLYCOPY_ALERT_WEBHOOK_URL"
+    }
+    assert readers == {"alerts"}
 
 
 def test_the_prometheus_rule_is_the_alert_rules_file_and_passes_promtool(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from polycopy.infra.kafka.admin import (
     wait_for_consumer_group,
 )
 from polycopy.infra.kafka.consume import Record, RecordConsumer, consume_batch, consumer_config
+from polycopy.infra.kafka.lag import measure_lag, partition_lag
 from polycopy.infra.kafka.publish import MessagePublisher, now_ms, producer_config
 from polycopy.infra.kafka.read import CompactedTopicReader, TopicFollower, end_offsets, read_topic
 
@@ -28,6 +29,8 @@ __all__ = [
     "create_topics",
     "delete_topics",
     "end_offsets",
+    "measure_lag",
+    "partition_lag",
     "now_ms",
     "producer_config",
     "read_topic",

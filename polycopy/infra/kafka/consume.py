@@ -9,6 +9,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from polycopy.infra.kafka.lag import measure_lag
+from polycopy.infra.kafka.publish import CLIENT_LOG
 from polycopy.infra.settings import PolycopySettings
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def consumer_config(settings: PolycopySettings, group: str) -> dict[str, Any]:
         "fetch.wait.max.ms": 10,
         "session.timeout.ms": SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+        "logger": CLIENT_LOG,
     }
     if settings.instance_id:
         config["group.instance.id"] = f"{group}-{settings.instance_id}"
@@ -87,6 +90,7 @@ class RecordConsumer:
     def __init__(self, settings: PolycopySettings, group: str, **overrides: Any) -> None:
         self.group = group
         self.topics: tuple[str, ...] = ()
+        self._committed: dict[tuple[str, int], int] = {}  # per assignment, for partitions not read since
         self._consumer = Consumer(consumer_config(settings, group) | overrides)
 
     def subscribe(self, topics: Iterable[str], on_revoke: Callable[[], None] | None = None) -> None:
@@ -94,6 +98,7 @@ class RecordConsumer:
         self.topics = tuple(topics)
 
         def revoked(_consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+            self._committed.clear()
             if on_revoke is not None:
                 on_revoke()
 
@@ -123,6 +128,10 @@ class RecordConsumer:
             log.warning("offset commit refused, the records will be read again: %s", error)
             return False
         return True
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records still to read per assigned (topic, partition) (`polycopy.infra.kafka.lag.measure_lag`)."""
+        return measure_lag(self._consumer, self._committed)
 
     def close(self) -> None:
         """Leave the group without committing anything more."""

@@ -14,6 +14,9 @@ from schemas.deadletter import DeadLetter
 from schemas.topics import DEAD_LETTERS, TopicSpec
 
 log = logging.getLogger(__name__)
+# librdkafka's own lines (a broker down, a connection reset) go through Python logging, so they take the
+# process's format (JSON stays JSON) instead of raw `%3|...|FAIL|...` lines on stderr. Delivered on poll.
+CLIENT_LOG = logging.getLogger("librdkafka")
 
 
 def now_ms() -> int:
@@ -34,6 +37,7 @@ def producer_config(settings: PolycopySettings, **overrides: Any) -> dict[str, A
         "compression.type": "lz4",
         "partitioner": "murmur2_random",
         "client.id": "polycopy",
+        "logger": CLIENT_LOG,
     } | overrides
 
 

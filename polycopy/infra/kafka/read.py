@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from polycopy.infra.kafka.admin import KafkaSetupError
 from polycopy.infra.kafka.consume import Record
+from polycopy.infra.kafka.publish import CLIENT_LOG
 from polycopy.infra.settings import PolycopySettings
 from schemas.topics import TopicSpec
 
@@ -211,6 +212,7 @@ def _reader(settings: PolycopySettings, group: str, *, fetch_wait_ms: int) -> Co
             "group.id": group,
             "enable.auto.commit": False,
             "fetch.wait.max.ms": fetch_wait_ms,
+            "logger": CLIENT_LOG,
         }
     )
 

@@ -113,6 +113,15 @@ env:
 {{- end }}
 {{- end -}}
 
+{{/* The alerts sink's webhook URL is a credential: only the alerts container gets it, from a Secret. */}}
+{{- define "polycopy.hasAlertWebhook" -}}
+{{- if or .Values.alerting.webhookUrl .Values.alerting.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{- define "polycopy.alertingSecretName" -}}
+{{- default (printf "%s-secrets" (include "polycopy.fullname" .)) .Values.alerting.existingSecret -}}
+{{- end -}}
+
 {{/* CLOB API credentials come from the live Secret (all three), or are derived from the signer at start-up. */}}
 {{- define "polycopy.hasApiCredentials" -}}
 {{- if or .Values.live.apiCredentialsInSecret .Values.live.clobApiKey -}}true{{- end -}}
