@@ -22,6 +22,7 @@ from polycopy.infra.postgres.journal import (
     JournalEntry,
     RestingEntry,
 )
+from polycopy.infra.postgres.live_journal import LiveEntry, LiveExecutionJournal
 from polycopy.infra.postgres.writer import BatchWriter, RowsRejected
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "DatabaseUnavailable",
     "ExecutionJournal",
     "JournalEntry",
+    "LiveEntry",
+    "LiveExecutionJournal",
     "ResilientConnection",
     "RestingEntry",
     "RowsRejected",
