@@ -101,7 +101,8 @@ class LiveDeployment:
         return [
             order_id
             for order_id, order in self.exchange.orders.items()
-            if order.asset == intent.asset and order.price == intent.limit_price and order.original_size == intent.size
+            if (order.asset, order.price, order.original_size)
+            == (intent.asset, intent.limit_price, intent.size)
         ]
 
 

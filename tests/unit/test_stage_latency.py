@@ -12,7 +12,14 @@ from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS
 from schemas.trades import TradeSource
 from sinks.base import ConsumeLoop, LoopPolicy
 from sinks.executor import Executor
-from tests.builders import RECEIVED_AT_MS, TRADE_TIMESTAMP, build_book, build_intent_on_book, build_trade
+from tests.builders import (
+    NOW_MS,
+    RECEIVED_AT_MS,
+    TRADE_TIMESTAMP,
+    build_book,
+    build_intent_on_book,
+    build_trade,
+)
 from tests.fakes import FakeBroker, FakeJournal, FakePublisher
 from tests.log_capture import capture_json_lines
 
@@ -63,6 +70,7 @@ def test_the_executor_observes_order_ack_and_signal_and_logs_with_the_intent_and
         publisher=publisher,
         journal=FakeJournal(),
         metrics=metrics,
+        clock_ms=lambda: NOW_MS + 100,  # the intent was decided at NOW_MS: young enough to be sent
     )
 
     with capture_json_lines("executor") as lines:
