@@ -123,6 +123,11 @@ class PolycopySettings(BaseSettings):
     rtds_watchdog_secs: float = Field(
         default=20.0, gt=0, description="reconnect when no frame arrives this long"
     )
+    feed_silent_secs: float = Field(
+        default=300.0,
+        gt=0,
+        description="the RTDS producer publishes a feed_silent alert when no trade arrived for this long",
+    )
     max_intent_age_secs: float = Field(
         default=60.0,
         gt=0,

@@ -33,6 +33,7 @@ from polycopy.tools.bench_figures import (
     split_by_receive_time,
     unique_in_receive_order,
 )
+from polycopy.tools.bench_live import run_live
 from polycopy.tools.bench_local import run_in_process, run_producer
 from polycopy.tools.demo import Processes
 from schemas.decisions import Decision, DecisionAction
@@ -78,6 +79,7 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
         run_in_process(trades, wallets, options.seed, result, out)
         print_tax(result, out)
         run_producer(bench, options, result, out)
+        run_live(bench, options.seed, out)
     finally:
         drop_database(settings.database_url, database)
         shutil.rmtree(bench.data_dir / "faust" / bench.consumer_group("processor"), ignore_errors=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from polycopy.infra.kafka import now_ms
+from polycopy.infra.kafka import KafkaSetupError, now_ms
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import query
 from polycopy.infra.settings import PolycopySettings
@@ -106,12 +106,24 @@ class LiveDeployment:
         ]
 
 
+def start_followers(settings: PolycopySettings, executor: Executor) -> list[Any]:
+    """The executor's followers; topics created a moment ago may still be electing their leaders."""
+    for attempt in range(20):
+        try:
+            return start_executor_followers(settings, executor)
+        except KafkaSetupError:
+            if attempt == 19:
+                raise
+            time.sleep(1)
+    return []
+
+
 class RunningExecutor:
     """`build_executor` and its topic followers in a thread, as `polycopy executor` runs them."""
 
     def __init__(self, settings: PolycopySettings) -> None:
         self.executor: Executor = build_executor(settings, PipelineMetrics())
-        self._followers = start_executor_followers(settings, self.executor)
+        self._followers = start_followers(settings, self.executor)
         self._thread = threading.Thread(target=self.executor.run, daemon=True)
 
     def __enter__(self) -> Executor:
