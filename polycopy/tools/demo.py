@@ -194,7 +194,9 @@ class Processes:
             process.wait(5)
 
     def stop_all(self) -> None:
-        for name in list(self.running):
+        """Stop in the reverse order of starting: the consumers before the simulator they call (a live
+        executor would otherwise find the fake venue gone and open its breakers on the way out)."""
+        for name in reversed(list(self.running)):
             self.stop(name)
 
 

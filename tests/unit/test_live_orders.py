@@ -48,6 +48,7 @@ class FakeGateway:
         self.resolved: list[tuple[OrderIntent, bool]] = []
         self.cancelled: list[list[str]] = []
         self.orders: dict[str, VenueOrder] = {}
+        self.lookups: list[str] = []
 
     def order_id_for(self, intent: OrderIntent) -> str:
         return ORDER_ID if intent.dedup_key == build_intent().dedup_key else "0x" + intent.intent_id
@@ -57,11 +58,12 @@ class FakeGateway:
         return self.placements.pop(0)
 
     def look_up(self, order_id: str) -> OrderLookup:
+        self.lookups.append(order_id)
         order = self.orders.get(order_id)
         return OrderLookup(LookupKind.FOUND, order) if order else OrderLookup(LookupKind.UNAVAILABLE)
 
     def open_orders(self) -> list[VenueOrder] | None:
-        return list(self.orders.values())
+        return [order for order in self.orders.values() if order.status is VenueOrderStatus.LIVE]
 
     def fills_since(self, after_ms: int) -> list[OrderFill] | None:
         return []
@@ -272,6 +274,26 @@ def test_a_claimed_intent_of_a_halted_wallet_is_looked_up_but_never_sent() -> No
 
     assert gateway.resolved == [(intent, False)] and gateway.placed == []
     assert report.kind is ReportKind.REJECTED and "kill switch" in report.detail
+
+
+def test_a_reconciliation_pass_reads_resting_orders_in_one_request_and_looks_up_only_the_others() -> None:
+    # The executor's loop waits for the pass: one request per open order would hold every new intent back
+    # for as long as the venue takes to answer them all.
+    intents = [live_intent(dedup_key=f"k{n}") for n in range(5)]
+    gateway = FakeGateway(*(accepted("0x" + i.intent_id) for i in intents))
+    orders, _, _ = build(gateway)
+    for intent in intents:
+        orders.place(intent, "0x" + intent.intent_id, NOW_MS + 100)
+    gateway.orders = {"0x" + i.intent_id: resting("0x" + i.intent_id) for i in intents}
+    gone = "0x" + intents[0].intent_id
+    gateway.orders[gone] = VenueOrder(
+        gone, VenueOrderStatus.CANCELED, intents[0].side, "a", D(20), D(0), D(1)
+    )
+
+    orders.reconcile()
+
+    assert gateway.lookups == [gone]  # the four resting ones came with the open orders
+    assert list(orders.tracked) == [i.intent_id for i in intents[1:]]
 
 
 # --- restarts -----------------------------------------------------------------------------------------------
