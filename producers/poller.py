@@ -222,14 +222,20 @@ class SafetyNetPoller:
     def watermarks(self) -> dict[str, int]:
         return dict(self._watermarks)
 
-    def run_once(self) -> PollSummary:
-        """Poll every followed wallet once; publish its fills, then (once delivered) its new watermark."""
+    def run_once(self, stop: threading.Event | None = None) -> PollSummary:
+        """Poll every followed wallet once; publish its fills, then (once delivered) its new watermark.
+
+        A `stop` set mid-run (SIGTERM) ends the reading at the next wallet: what was read is still published
+        and its watermarks advanced, the unread wallets keep theirs, so a shutdown never waits out a run."""
         now = self._clock_ms()
         failures_before = self._publisher.delivery_failures
         wallets = select_wallets(self._tables.wallets.snapshot().values(), self._tables.traders.snapshot())
         polls: list[WalletPoll] = []
         failed = 0
         for wallet in wallets:
+            if stop is not None and stop.is_set():
+                log.info("poll run stopped: %d of %d wallets read", len(polls) + failed, len(wallets))
+                break
             start = plan_poll(
                 self._watermarks.get(wallet), now // 1000, self._overlap_secs, self._first_lookback_secs
             )
@@ -284,7 +290,7 @@ class SafetyNetPoller:
         runs = 0
         while not stop.is_set():
             try:
-                self.run_once()
+                self.run_once(stop)
             except PollerError as error:
                 log.error("poll run failed: %s", error)
             runs += 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from polycopy.infra.metrics import DEFAULT_PORTS
 from tests.ops.helpers import REPO_ROOT
 
-DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERFILE = REPO_ROOT / "infra" / "docker" / "Dockerfile"
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -72,7 +72,7 @@ def test_two_stages_on_a_pinned_base_and_a_final_stage_that_installs_only_wheels
 def test_the_dockerignore_allows_exactly_what_the_build_stage_copies() -> None:
     lines = [
         line.strip()
-        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        for line in (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "*"

@@ -162,3 +162,24 @@ def test_the_loop_runs_until_its_stop_event_is_set() -> None:
     client.fetch_user_trades = fetch_then_stop  # type: ignore[method-assign]
 
     assert poller.run_forever(0, stop) == 2
+    assert len(client.requests) == 3  # a stop mid-run ends the reading at the next wallet
+
+
+def test_a_stop_mid_run_publishes_what_was_read_and_leaves_the_unread_wallets_watermarks() -> None:
+    client = FakeDataApi({TRADER: [fill(TRADER, 10, 1)], SYNCED: [fill(SYNCED, 5, 2)]})
+    publisher = FakePublisher()
+    poller = build_poller(client, publisher, build_tables({TRADER: NOW_SECS - 600, SYNCED: NOW_SECS - 600}))
+    stop = threading.Event()
+    original = client.fetch_user_trades
+
+    def fetch_then_stop(wallet: str, **options: Any) -> list[dict[str, Any]]:
+        stop.set()  # SIGTERM arrives while the first wallet is being read
+        return original(wallet, **options)
+
+    client.fetch_user_trades = fetch_then_stop  # type: ignore[method-assign]
+    summary = poller.run_once(stop)
+
+    [(read, _)] = client.requests
+    unread = SYNCED if read == TRADER else TRADER
+    assert publisher.keys(RAW_TRADES) == [read] and summary.published == 1
+    assert poller.watermarks()[unread] == NOW_SECS - 600
