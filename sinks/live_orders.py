@@ -33,6 +33,7 @@ from sinks.reconciler import OrderReconciler, TrackedOrder
 log = logging.getLogger(__name__)
 
 TRACKED, DEFERRED = "tracked", "deferred"
+UNSIGNED_PREFIX = "unsigned-"
 
 
 class LiveJournal(Protocol):
@@ -144,6 +145,7 @@ class LiveOrders:
         self._switches: list[tuple[str, KillSwitch | None]] = []  # from the control topic's follower thread
         self._lock = threading.Lock()
         self._to_cancel: set[str] = set()  # order ids a kill switch asked to cancel, until the venue did
+        self._unsignable: dict[str, str] = {}  # intent id -> why its order cannot be signed
         self._next_pass_ms = 0
 
     @property
@@ -191,12 +193,23 @@ class LiveOrders:
 
     # --- placing -------------------------------------------------------------------------------------------
     def order_id_for(self, intent: OrderIntent) -> str:
-        return self._gateway.order_id_for(intent)
+        """The venue's id of the intent's order (its hash). An intent that cannot be signed (a token id or a
+        price the order format refuses) gets an id of ours and is rejected when placed, never retried: an
+        exception here would stop the executor on the same record at every restart."""
+        try:
+            return self._gateway.order_id_for(intent)
+        except Exception as error:  # noqa: BLE001 - any signing failure is this intent's, not the executor's
+            log.warning("intent %s cannot be signed: %s", intent.intent_id, error)
+            self._unsignable[intent.intent_id] = f"not sent: the order cannot be signed: {error}"
+            return UNSIGNED_PREFIX + intent.intent_id
 
     def place(self, intent: OrderIntent, order_id: str, sent_at_ms: int) -> list[ExecutionReport]:
         """A newly claimed live intent: refused (kill switch, a missing switch), or placed once; a deferred
         placement waits (stored) and gives no report now."""
         self._apply_switches()
+        unsignable = self._unsignable.pop(intent.intent_id, None)
+        if unsignable is not None:
+            return [self._reject(intent, order_id, unsignable, sent_at_ms)]
         refusal = refuse_live_order(
             wallet_id=intent.wallet_id,
             wallet_mode=intent.mode,
@@ -212,6 +225,9 @@ class LiveOrders:
         """An intent an earlier run claimed and may have sent: its order looked up by the id computed before
         sending; only if the venue has never heard of it is the very same order sent (never while halted)."""
         self._apply_switches()
+        unsignable = self._unsignable.pop(intent.intent_id, None)
+        if unsignable is not None:  # never signed, so never sent
+            return [self._reject(intent, order_id, unsignable, sent_at_ms)]
         halted = self._board.is_halted(intent.wallet_id)
         placement = self._gateway.resolve_unsent(intent, resend=not halted)
         if placement.kind is PlacementKind.DEFERRED and halted:

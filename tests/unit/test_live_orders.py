@@ -380,3 +380,23 @@ def test_a_live_intent_claimed_by_a_run_that_died_is_looked_up_at_the_venue_not_
 
     assert gateway.resolved == [(intent, True)] and gateway.placed == []
     assert [r.kind for r in publisher.on(EXECUTION_REPORTS)] == [ReportKind.ACCEPTED]
+
+
+class UnsignableGateway(FakeGateway):
+    def order_id_for(self, intent: OrderIntent) -> str:
+        raise ValueError("token id is not an integer")
+
+
+def test_an_intent_whose_order_cannot_be_signed_is_rejected_with_the_reason_and_the_executor_goes_on() -> (
+    None
+):
+    bad = live_intent(dedup_key="bad")
+    gateway = UnsignableGateway(accepted())
+    executor, publisher, journal = executor_with(gateway, bad)
+
+    executor.run(max_idle_secs=0)
+
+    [report] = publisher.on(EXECUTION_REPORTS)
+    assert report.kind is ReportKind.REJECTED and report.intent_id == bad.intent_id
+    assert report.detail == "not sent: the order cannot be signed: token id is not an integer"
+    assert gateway.placed == [] and journal.states == {bad.intent_id: "delivered"}
