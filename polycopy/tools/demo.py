@@ -40,6 +40,7 @@ from schemas.wallets import WalletConfigFile
 from sinks import MIGRATIONS
 
 PROGRESS_SECS = 5.0
+STOP_ORDER = ("producer", "executor", "worker", "books", "sink", "simulator")  # others first
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,10 @@ class Processes:
             process.wait(5)
 
     def stop_all(self) -> None:
-        """Stop in the reverse order of starting: the consumers before the simulator they call (a live
-        executor would otherwise find the fake venue gone and open its breakers on the way out)."""
-        for name in reversed(list(self.running)):
+        """Stop along the flow (`STOP_ORDER`): the PostgreSQL sink after every component whose events it
+        writes, and the simulator last (a live executor would otherwise find the fake venue gone and open its
+        breakers on the way out)."""
+        for name in sorted(self.running, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else -1):
             self.stop(name)
 
 
