@@ -1,6 +1,6 @@
-"""The demo stops its children along the flow: the PostgreSQL sink after every component whose events it writes
-(else the last order events stay on the topic, never in PostgreSQL), and the fake venue last (else a live
-executor finds it gone and opens its breakers on the way out)."""
+"""The demo stops its children along the flow: the PostgreSQL sink after every component whose events it
+writes (else the last order events stay on the topic, never in PostgreSQL), and the fake venue last (else a
+live executor finds it gone and opens its breakers on the way out)."""
 
 from __future__ import annotations
 
