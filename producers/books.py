@@ -4,7 +4,9 @@ It follows the raw-trades topic and the wallet and trader topics, watches the to
 trader some wallet follows (the engine's follows rule; least recently traded tokens are dropped beyond a
 maximum), and publishes every book state the channel gives to the books topic: the full book after each
 change, stamped with its receive time and id, and a null record when a token's book stops being current.
-Workers keep their books from that topic, and replays rebuild from it the books the live gate saw.
+Workers keep their books from that topic, and replays rebuild from it the books the live gate saw. With
+`POLYCOPY_MARKET_RESOLVED_EVENTS` it also asks the channel for its `market_resolved` events and publishes each
+to the resolutions topic, keyed by condition id.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from pydantic import ValidationError
 from polycopy.infra.kafka import CompactedTopicReader, MessagePublisher, TopicFollower, now_ms
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
+from polycopy.polymarket.books import MarketResolved
 from polycopy.polymarket.market_channel import MarketBookFeed
 from processors.core.books import stamp_book
 from processors.core.targeting import select_followers
 from schemas.base import Message
 from schemas.books import BookSource, OrderBook
 from schemas.reference import TraderReference
-from schemas.topics import BOOKS, RAW_TRADES, TRADERS, WALLET_CONFIG, TopicSpec
+from schemas.topics import BOOKS, RAW_TRADES, RESOLUTIONS, TRADERS, WALLET_CONFIG, TopicSpec
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
@@ -85,6 +88,12 @@ class BooksProducer:
         self._metrics.books_published.labels(BookSource.CHANNEL.value).inc()
         self.published += 1
 
+    def on_resolved(self, event: MarketResolved) -> None:
+        """A `market_resolved` event: the market's resolution, on the resolutions topic."""
+        resolution = event.to_resolution(self._clock_ms())
+        self._sink.publish(RESOLUTIONS, resolution.condition_id, resolution)
+        log.info("market %s resolved: %s won", resolution.condition_id, resolution.winning_token_id)
+
     def on_books_lost(self, tokens: tuple[str, ...]) -> None:
         """Books that stopped being current (socket closed, token dropped): a null record for each."""
         lost_at = self._clock_ms()
@@ -132,6 +141,7 @@ def run_books_producer(
             max_tokens=MAX_TOKENS,
             on_book=producer.on_book,
             on_books_lost=producer.on_books_lost,
+            on_resolved=producer.on_resolved if settings.market_resolved_events else None,
         )
 
         def watch_if_followed(value: bytes | None) -> None:  # on the loop: the feed is not thread-safe

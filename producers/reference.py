@@ -1,7 +1,9 @@
-"""Reference data onto compacted topics: Gamma markets (MARKETS) and leaderboard traders (TRADERS).
+"""Reference data onto compacted topics: Gamma markets (MARKETS), their resolutions (RESOLUTIONS) and
+leaderboard traders (TRADERS).
 
 Sync functions page through the venue (the adapter maps its JSON) and publish one message per key; leaderboard
-files exported elsewhere are read here too.
+files exported elsewhere are read here too. The market sync also reads the markets the copy wallets hold (a
+closed market leaves the active listing) and publishes each new resolution it finds.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from polycopy.polymarket.reference import (
     LEADERBOARD_PAGE,
     ReferenceParseError,
     build_market_reference,
+    build_market_resolution,
     build_trader_reference,
     rows_of_document,
 )
+from schemas.portfolio import MarketResolution
 from schemas.reference import TraderReference
-from schemas.topics import MARKETS, TRADERS
+from schemas.topics import MARKETS, RESOLUTIONS, TRADERS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class ReferenceClient(Protocol):
         condition_ids: Sequence[str] = (),
         *,
         active_only: bool = False,
+        closed: bool | None = None,
         limit: int = 500,
         offset: int = 0,
     ) -> list[dict[str, Any]]: ...
@@ -101,23 +106,45 @@ class SyncSummary:
     published: int
     refused: int
     pages: int
+    resolutions: int = 0  # new resolutions published (markets sync)
+
+
+@dataclass
+class MarketPublisher:
+    """Publishes Gamma markets keyed by condition id, and the resolution of each resolved one that the
+    resolutions topic does not already hold with the same payouts (`known`, kept current as it goes)."""
+
+    publisher: MessagePublisher
+    known: dict[str, MarketResolution] = field(default_factory=dict)
+    published: int = 0
+    refused: int = 0
+    resolutions: int = 0
+
+    def publish(self, markets: Iterable[Mapping[str, Any]], updated_at_ms: int) -> None:
+        for market in markets:
+            try:
+                reference = build_market_reference(market, updated_at_ms)
+            except ReferenceParseError as error:
+                self.refused += 1
+                log.warning("market skipped: %s", error)
+                continue
+            self.publisher.publish(MARKETS, reference.condition_id, reference)
+            self.published += 1
+            resolution = build_market_resolution(market, updated_at_ms)
+            known = self.known.get(reference.condition_id)
+            if resolution is not None and (known is None or known.payouts != resolution.payouts):
+                self.publisher.publish(RESOLUTIONS, resolution.condition_id, resolution)
+                self.known[resolution.condition_id] = resolution
+                self.resolutions += 1
 
 
 def publish_markets(
     markets: Iterable[Mapping[str, Any]], publisher: MessagePublisher, updated_at_ms: int
 ) -> tuple[int, int]:
-    """Publish Gamma markets keyed by condition id; returns (published, refused)."""
-    published = refused = 0
-    for market in markets:
-        try:
-            reference = build_market_reference(market, updated_at_ms)
-        except ReferenceParseError as error:
-            refused += 1
-            log.warning("market skipped: %s", error)
-            continue
-        publisher.publish(MARKETS, reference.condition_id, reference)
-        published += 1
-    return published, refused
+    """Publish Gamma markets keyed by condition id (and new resolutions); returns (published, refused)."""
+    target = MarketPublisher(publisher)
+    target.publish(markets, updated_at_ms)
+    return target.published, target.refused
 
 
 def sync_markets(
@@ -125,25 +152,41 @@ def sync_markets(
     publisher: MessagePublisher,
     *,
     condition_ids: Sequence[str] = (),
+    held: Iterable[str] = (),
+    known: Mapping[str, MarketResolution] | None = None,
     page_size: int = 500,
     max_pages: int = 20,
     clock_ms: Callable[[], int] = now_ms,
 ) -> SyncSummary:
-    """Gamma markets onto the markets topic: the given condition ids, else all active ones (bounded pages)."""
-    published = refused = pages = 0
+    """Gamma markets onto the markets topic, and new resolutions onto the resolutions topic: the given
+    condition ids, else all active ones (bounded pages); then the `held` markets (the wallets' positions and
+    orders) that closed, asked for by condition id with `closed=true`, since they leave the active listing.
+    `known` is what the resolutions topic holds: a resolution is published again only when it changed."""
+    target = MarketPublisher(publisher, dict(known or {}))
+    pages = 0
     if condition_ids:
-        for start in range(0, len(condition_ids), CONDITION_IDS_PER_REQUEST):
-            chunk = condition_ids[start : start + CONDITION_IDS_PER_REQUEST]
-            done, bad = publish_markets(client.fetch_markets(chunk, limit=len(chunk)), publisher, clock_ms())
-            published, refused, pages = published + done, refused + bad, pages + 1
-        return SyncSummary(published, refused, pages)
-    for page in range(max_pages):
-        rows = client.fetch_markets(active_only=True, limit=page_size, offset=page * page_size)
-        done, bad = publish_markets(rows, publisher, clock_ms())
-        published, refused, pages = published + done, refused + bad, pages + 1
-        if len(rows) < page_size:
-            break
-    return SyncSummary(published, refused, pages)
+        for chunk in _chunks(condition_ids):
+            target.publish(client.fetch_markets(chunk, limit=len(chunk)), clock_ms())
+            pages += 1
+    else:
+        for page in range(max_pages):
+            rows = client.fetch_markets(active_only=True, limit=page_size, offset=page * page_size)
+            target.publish(rows, clock_ms())
+            pages += 1
+            if len(rows) < page_size:
+                break
+    asked = {condition_id.lower() for condition_id in condition_ids}
+    for chunk in _chunks(sorted({c.lower() for c in held} - asked)):
+        target.publish(client.fetch_markets(chunk, closed=True, limit=len(chunk)), clock_ms())
+        pages += 1
+    return SyncSummary(target.published, target.refused, pages, target.resolutions)
+
+
+def _chunks(condition_ids: Sequence[str]) -> list[Sequence[str]]:
+    return [
+        condition_ids[start : start + CONDITION_IDS_PER_REQUEST]
+        for start in range(0, len(condition_ids), CONDITION_IDS_PER_REQUEST)
+    ]
 
 
 def sync_traders(

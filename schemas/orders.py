@@ -90,6 +90,7 @@ class ExecutionReport(Message):
     sent_at_ms: int  # when the order left us (or was simulated)
     reported_at_ms: int
     condition_id: str = ""  # the order's market (live reports): a fill after LOST books its position again
+    fee_usdc: Amount | None = None  # fees the venue charged on this order so far (cumulative), where it does
     dedup_key: str = ""  # the copied trade's dedup key, so one trade can be followed through every stage
 
 

@@ -11,6 +11,7 @@ from schemas.control import KillSwitch
 from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionReport, OrderEvent, OrderIntent
+from schemas.portfolio import MarketResolution, PositionView, WalletResolution, WalletSnapshot
 from schemas.reference import MarketReference, PollerWatermark, TraderReference
 from schemas.trades import RawTrade, TargetedTrade
 from schemas.wallets import WalletConfig
@@ -158,6 +159,40 @@ ALERTS = TopicSpec(
     description="alerts for operators (breakers, silent feeds; lost orders and kill switches are added by "
     "the alerts sink), posted to the webhook once each",
 )
+RESOLUTIONS = TopicSpec(
+    "polycopy.reference.resolutions.v1",
+    "condition id",
+    MarketResolution,
+    3,
+    compacted=True,
+    description="how markets resolved: the payout per token, when, and where it was learnt (Gamma, the "
+    "market channel)",
+)
+WALLET_RESOLUTIONS = TopicSpec(
+    "polycopy.wallets.resolutions.v1",
+    "copy-wallet id",
+    WalletResolution,
+    WALLET_PARTITIONS,
+    retention_ms=4 * WEEK_MS,
+    description="each resolution fanned out to every copy wallet, so that its own partition settles it",
+)
+POSITIONS = TopicSpec(
+    "polycopy.wallets.positions.v1",
+    "copy-wallet id",
+    PositionView,
+    WALLET_PARTITIONS,
+    retention_ms=4 * WEEK_MS,
+    description="a (wallet, token) position after each change: bought, sold, settled, redeemable, closed",
+)
+WALLET_SNAPSHOTS = TopicSpec(
+    "polycopy.wallets.snapshots.v1",
+    "copy-wallet id",
+    WalletSnapshot,
+    1,
+    compacted=True,
+    description="each wallet's capital, PnL, open positions and orders, published when its state changes "
+    "(rate-limited; the latest wins)",
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     RAW_TRADES,
@@ -174,6 +209,10 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     DEAD_LETTERS,
     CONTROL,
     ALERTS,
+    RESOLUTIONS,
+    WALLET_RESOLUTIONS,
+    POSITIONS,
+    WALLET_SNAPSHOTS,
 )
 
 

@@ -1,4 +1,5 @@
-"""The PostgreSQL sink: trades, decisions, intents, orders and order events, written idempotently.
+"""The PostgreSQL sink: trades, decisions, intents, orders and order events, wallet snapshots, positions and
+market resolutions, written idempotently.
 
 Shape after quixstreams' sinks (the loop is `sinks.base.ConsumeLoop`): batch what arrives, write the batch in
 one transaction (conflicts change nothing), and only then commit the offsets, so a crash re-delivers and
@@ -23,8 +24,19 @@ from polycopy.infra.postgres import RowsRejected
 from polycopy.infra.settings import PolycopySettings
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderIntent
+from schemas.portfolio import MarketResolution, PositionView, WalletSnapshot
 from schemas.reference import TraderReference
-from schemas.topics import DECISIONS, ORDER_EVENTS, ORDER_INTENTS, RAW_TRADES, TRADERS, TopicSpec
+from schemas.topics import (
+    DECISIONS,
+    ORDER_EVENTS,
+    ORDER_INTENTS,
+    POSITIONS,
+    RAW_TRADES,
+    RESOLUTIONS,
+    TRADERS,
+    WALLET_SNAPSHOTS,
+    TopicSpec,
+)
 from schemas.trades import RawTrade
 from sinks.base import ConsumeLoop, RecordRejected, Rejection
 
@@ -78,6 +90,25 @@ def trader_row(trader: TraderReference) -> dict[str, Any]:
     return trader.model_dump(exclude={"schema_version"})
 
 
+def position_row(position: PositionView) -> dict[str, Any]:
+    return position.model_dump(exclude={"schema_version"})
+
+
+def snapshot_row(snapshot: WalletSnapshot) -> dict[str, Any]:
+    """The wallet's figures; its open positions go to `positions` (`snapshot_position_rows`)."""
+    row = snapshot.model_dump(exclude={"schema_version", "open_positions", "open_orders"})
+    row["open_positions"] = len(snapshot.open_positions)
+    row["open_orders"] = len(snapshot.open_orders)
+    row["orders"] = json.dumps(snapshot.model_dump(mode="json", include={"open_orders"})["open_orders"])
+    return row
+
+
+def resolution_row(resolution: MarketResolution) -> dict[str, Any]:
+    row = resolution.model_dump(exclude={"schema_version", "payouts"})
+    row["payouts"] = json.dumps(resolution.model_dump(mode="json", include={"payouts"})["payouts"])
+    return row
+
+
 # topic -> (model, table, row builder); append-only tables, first write wins
 ROUTES: dict[TopicSpec, tuple[type[BaseModel], str, Any]] = {
     RAW_TRADES: (RawTrade, "trades", trade_row),
@@ -85,9 +116,18 @@ ROUTES: dict[TopicSpec, tuple[type[BaseModel], str, Any]] = {
     ORDER_INTENTS: (OrderIntent, "order_intents", intent_row),
     ORDER_EVENTS: (OrderEvent, "order_events", event_row),
     TRADERS: (TraderReference, "traders", trader_row),
+    WALLET_SNAPSHOTS: (WalletSnapshot, "wallet_snapshots", snapshot_row),
+    POSITIONS: (PositionView, "positions", position_row),
+    RESOLUTIONS: (MarketResolution, "market_resolutions", resolution_row),
 }
-# tables whose rows are replaced by newer versions: table -> (key column, version column)
-LATEST_WINS = {"orders": ("order_id", "sequence"), "traders": ("wallet", "updated_at_ms")}
+# tables whose rows are replaced by newer versions: table -> (key columns, comma-separated; version column)
+LATEST_WINS = {
+    "orders": ("order_id", "sequence"),
+    "traders": ("wallet", "updated_at_ms"),
+    "wallet_snapshots": ("wallet_id", "version"),
+    "positions": ("wallet_id,asset", "version"),
+    "market_resolutions": ("condition_id", "resolved_at_ms"),
+}
 
 
 class RowWriter(Protocol):
@@ -112,7 +152,8 @@ class PendingRow:
     record: Record
     table: str
     row: dict[str, Any]
-    order: dict[str, Any] | None = None
+    # (table, row) more: the order's state for an order event, its open positions for a wallet snapshot
+    extra: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 class PostgresSink:
@@ -165,10 +206,14 @@ class PostgresSink:
         _, table, build_row = self._routes[record.topic]
         try:
             row = build_row(value)
-            order = order_row(value) if isinstance(value, OrderEvent) else None
+            extra: list[tuple[str, dict[str, Any]]] = []
+            if isinstance(value, OrderEvent):
+                extra.append(("orders", order_row(value)))
+            if isinstance(value, WalletSnapshot):  # its open positions' marks, at the snapshot's version
+                extra += [("positions", position_row(position)) for position in value.open_positions]
         except Exception as error:  # noqa: BLE001 - any record that cannot become a row is dead-lettered
             raise RecordRejected(f"cannot be written to {table}: {type(error).__name__}: {error}") from error
-        self._pending.append(PendingRow(record, table, row, order))
+        self._pending.append(PendingRow(record, table, row, tuple(extra)))
 
     def flush(self) -> Sequence[Rejection]:
         """Write the batch in one transaction, or, when PostgreSQL refuses some rows, every row it accepts
@@ -202,18 +247,16 @@ def _batch(
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[str, str, list[dict[str, Any]]]]]:
     """Rows per append-only table, and the newest version per key of the latest-wins tables."""
     inserts: dict[str, list[dict[str, Any]]] = {}
-    latest: dict[str, dict[Any, dict[str, Any]]] = {}
+    latest: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
     for pending in rows:
-        candidates = [(pending.table, pending.row)]
-        if pending.order is not None:
-            candidates.append(("orders", pending.order))
-        for table, row in candidates:
+        for table, row in [(pending.table, pending.row), *pending.extra]:
             if table not in LATEST_WINS:
                 inserts.setdefault(table, []).append(row)
                 continue
-            key, version = LATEST_WINS[table]
-            newest = latest.setdefault(table, {}).get(row[key])
+            keys, version = LATEST_WINS[table]
+            key = tuple(row[column] for column in keys.split(","))
+            newest = latest.setdefault(table, {}).get(key)
             if newest is None or newest[version] < row[version]:
-                latest[table][row[key]] = row
+                latest[table][key] = row
     upserts = {table: (*LATEST_WINS[table], list(by_key.values())) for table, by_key in latest.items()}
     return inserts, upserts

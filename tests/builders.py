@@ -44,6 +44,13 @@ from schemas.orders import (
     OrderType,
     ReportKind,
 )
+from schemas.portfolio import (
+    MarketResolution,
+    PositionStatus,
+    PositionView,
+    ResolutionSource,
+    WalletSnapshot,
+)
 from schemas.trades import RawTrade, TradeSource
 from schemas.wallets import WalletConfig
 
@@ -720,3 +727,65 @@ def build_leaderboard_snapshots_csv(snapshots: int, per_snapshot: int, wallets: 
                 + ["False", "", "MONTH+WEEK", 0, "UNKNOWN"]
             )
     return text.getvalue()
+
+
+# --- resolutions, positions and wallet snapshots -----------------------------------------------------------
+def build_resolution(
+    winner: str | None = ASSET, *, condition_id: str = CONDITION_ID, **overrides: Any
+) -> MarketResolution:
+    """A market resolution from Gamma: `winner` pays 1 and the other token of the default market 0 (None: a
+    50-50 resolution, both tokens 0.5)."""
+    payouts = (
+        {ASSET: Decimal("0.5"), OTHER_ASSET: Decimal("0.5")}
+        if winner is None
+        else {token: Decimal(token == winner) for token in dict.fromkeys((ASSET, OTHER_ASSET, winner))}
+    )
+    fields: dict[str, Any] = {
+        "condition_id": condition_id,
+        "payouts": payouts,
+        "winning_token_id": winner,
+        "resolved_at_ms": NOW_MS + 60_000,
+        "source": ResolutionSource.GAMMA,
+    }
+    fields.update(overrides)
+    return MarketResolution(**fields)
+
+
+def build_position_view(**overrides: Any) -> PositionView:
+    """An open position of 20 shares bought at 0.5 and marked at 0.55."""
+    fields: dict[str, Any] = {
+        "wallet_id": WALLET_ID,
+        "asset": ASSET,
+        "condition_id": CONDITION_ID,
+        "status": PositionStatus.OPEN,
+        "shares": Decimal("20"),
+        "cost_usdc": Decimal("10"),
+        "average_price": Decimal("0.5"),
+        "mark_price": Decimal("0.55"),
+        "marked_at_ms": NOW_MS,
+        "unrealised_pnl_usdc": Decimal("1"),
+        "version": 3,
+        "updated_at_ms": NOW_MS,
+    }
+    fields.update(overrides)
+    return PositionView(**fields)
+
+
+def build_wallet_snapshot(**overrides: Any) -> WalletSnapshot:
+    """A snapshot of a 1000 USDC wallet holding one position (`build_position_view`) and nothing reserved."""
+    fields: dict[str, Any] = {
+        "wallet_id": WALLET_ID,
+        "mode": "paper",
+        "capital_usdc": Decimal("1000"),
+        "available_usdc": Decimal("990"),
+        "reserved_usdc": Decimal("0"),
+        "deployed_usdc": Decimal("10"),
+        "realised_pnl_usdc": Decimal("0"),
+        "unrealised_pnl_usdc": Decimal("1"),
+        "day": "2026-07-17",
+        "open_positions": (build_position_view(),),
+        "version": 3,
+        "as_of_ms": NOW_MS,
+    }
+    fields.update(overrides)
+    return WalletSnapshot(**fields)

@@ -12,26 +12,23 @@ from polycopy.infra.settings import PolycopySettings
 
 
 def cmd_markets_sync(args: argparse.Namespace, settings: PolycopySettings) -> int:
-    from polycopy.wiring import run_reference_sync
-    from producers.reference import sync_markets
+    from polycopy.wiring import MarketsSyncOptions, run_markets_sync, run_markets_sync_loop
 
-    summary = deliver_or_fail(
-        lambda: run_reference_sync(
-            settings,
-            "markets",
-            lambda client, publisher: sync_markets(
-                client,
-                publisher,
-                condition_ids=tuple(args.condition_id or ()),
-                page_size=args.page_size,
-                max_pages=args.max_pages,
-            ),
+    options = MarketsSyncOptions(tuple(args.condition_id or ()), args.page_size, args.max_pages)
+
+    def report(summary: Any) -> None:
+        print(
+            f"synced {summary.published} markets from {summary.pages} Gamma pages"
+            + (f", {summary.resolutions} new resolutions" if summary.resolutions else "")
+            + (f", {summary.refused} skipped (no condition id or bad fields)" if summary.refused else ""),
+            flush=True,
         )
-    )
-    print(
-        f"synced {summary.published} markets from {summary.pages} Gamma pages"
-        + (f", {summary.refused} skipped (no condition id or bad fields)" if summary.refused else "")
-    )
+
+    if args.loop:
+        runs = run_markets_sync_loop(settings, options, args.interval_secs, on_run=report)
+        print(f"markets sync stopped after {runs} runs")
+        return 0
+    report(deliver_or_fail(lambda: run_markets_sync(settings, options)))
     return 0
 
 
@@ -89,7 +86,9 @@ def cmd_traders_import(args: argparse.Namespace, settings: PolycopySettings) -> 
 def register(commands: CommandGroup) -> None:
     markets = commands.group("markets", "market reference data")
     markets_sync = markets.command(
-        "sync", cmd_markets_sync, "publish Gamma market metadata to the markets topic"
+        "sync",
+        cmd_markets_sync,
+        "publish Gamma market metadata to the markets topic, and the resolutions of the markets that closed",
     )
     markets_sync.add_argument(
         "--condition-id",
@@ -99,6 +98,10 @@ def register(commands: CommandGroup) -> None:
     )
     markets_sync.add_argument("--max-pages", type=int, default=20, help="pages of active markets at most")
     markets_sync.add_argument("--page-size", type=int, default=500, help="markets per Gamma request")
+    markets_sync.add_argument("--loop", action="store_true", help="sync again every interval until SIGTERM")
+    markets_sync.add_argument(
+        "--interval-secs", type=float, default=300.0, help="with --loop: time between syncs"
+    )
     traders = commands.group("traders", "leaderboard traders (followed by wallets without targets)")
     traders_sync = traders.command(
         "sync", cmd_traders_sync, "publish the Data API leaderboard to the traders topic"

@@ -46,7 +46,20 @@ def cmd_whatif(args: argparse.Namespace, settings: PolycopySettings) -> int:
         to_ms = parse_time_ms(args.to_time, now_ms) if args.to_time else None
     except ValueError as error:
         raise UsageError(str(error)) from None
-    run_whatif(settings, list(config.wallets), from_ms=from_ms, to_ms=to_ms, sandbox=args.sandbox)
+    from polycopy.tools.chart import ChartUnavailableError
+
+    try:
+        run_whatif(
+            settings,
+            list(config.wallets),
+            from_ms=from_ms,
+            to_ms=to_ms,
+            sandbox=args.sandbox,
+            chart_dir=Path(args.chart) if args.chart else None,
+            now_ms=now_ms,
+        )
+    except ChartUnavailableError as error:
+        raise UsageError(str(error)) from None
     return 0
 
 
@@ -83,7 +96,7 @@ def register(commands: CommandGroup) -> None:
         "whatif",
         cmd_whatif,
         "replay the raw-trade log from a time through a wallet file, into sandbox "
-        "topics no executor reads, and print a per-wallet report",
+        "topics no executor reads, settle the markets that resolved meanwhile, and print a per-wallet report",
     )
     whatif.add_argument(
         "--from",
@@ -94,6 +107,7 @@ def register(commands: CommandGroup) -> None:
     whatif.add_argument("--to", dest="to_time", help="end (default: now)")
     whatif.add_argument("--wallets", required=True, help="wallet YAML file to try")
     whatif.add_argument("--sandbox", help="sandbox topic namespace (default whatif-<unix time>)")
+    whatif.add_argument("--chart", metavar="DIR", help="write a PnL-over-time PNG per wallet into DIR")
     bench = commands.command(
         "bench", cmd_bench, "benchmark the pipeline over the real broker and print figures"
     )

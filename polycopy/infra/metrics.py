@@ -27,6 +27,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from schemas.orders import OrderEventType
+from schemas.portfolio import ResolutionSource
 from schemas.trades import TradeSource
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ DEAD_LETTER_STAGES = (
     "target-filter",
     "evaluate",
     "order-lifecycle",
+    "resolution-fanout",
+    "settlement",
     "executor",
     "postgres-sink",
     "alerts",
@@ -198,6 +201,46 @@ class PipelineMetrics:
             "polycopy_sink_flush_seconds", "PostgreSQL flush time", buckets=LATENCY_BUCKETS, registry=r
         )
         self.wallets = Gauge("polycopy_copy_wallets", "Copy wallets configured", registry=r)
+        # Per copy wallet: the label is an operator-configured wallet id, so its values are bounded.
+        self.wallet_decisions = Counter(
+            "polycopy_wallet_decisions_total",
+            "Decisions by copy wallet and action",
+            ["wallet", "action"],
+            registry=r,
+        )
+        self.wallet_capital = Gauge(
+            "polycopy_wallet_capital_usdc", "A copy wallet's configured capital", ["wallet"], registry=r
+        )
+        self.wallet_available = Gauge(
+            "polycopy_wallet_available_usdc",
+            "Capital a copy wallet can still copy with",
+            ["wallet"],
+            registry=r,
+        )
+        self.wallet_reserved = Gauge(
+            "polycopy_wallet_reserved_usdc",
+            "Capital held for a copy wallet's open orders",
+            ["wallet"],
+            registry=r,
+        )
+        self.wallet_deployed = Gauge(
+            "polycopy_wallet_deployed_usdc",
+            "What a copy wallet's open positions cost (positions in resolved markets until paid out)",
+            ["wallet"],
+            registry=r,
+        )
+        self.wallet_pnl = Gauge(
+            "polycopy_wallet_pnl_usdc",
+            "A copy wallet's PnL by kind: realised (sales, payouts, fees) or unrealised (open positions)",
+            ["wallet", "kind"],
+            registry=r,
+        )
+        self.resolutions = Counter(
+            "polycopy_market_resolutions_total",
+            "Market resolutions the worker applied to the copy wallets, by where they were learnt",
+            ["source"],
+            registry=r,
+        )
         self.poller_runs = Counter(
             "polycopy_poller_runs_total", "Safety-net poller runs completed", registry=r
         )
@@ -318,6 +361,8 @@ def _export_known_label_values(metrics: PipelineMetrics) -> None:
         metrics.stage_latency.labels(stage)
     for stage in SINK_STAGES:
         metrics.sink_failures.labels(stage)
+    for resolution_source in ResolutionSource:
+        metrics.resolutions.labels(resolution_source.value)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -163,6 +163,14 @@ class PolycopySettings(BaseSettings):
         "groups then use static membership and a restarted process gets its partitions back at once; "
         "empty = dynamic membership",
     )
+    wallet_snapshot_interval_secs: float = Field(
+        default=1.0, gt=0, description="the worker publishes a wallet's snapshot at most this often"
+    )
+    market_resolved_events: bool = Field(
+        default=False,
+        description="books producer: ask the market channel for its market_resolved events (custom features) "
+        "and publish them as resolutions",
+    )
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
     sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
     metrics_port: int = Field(

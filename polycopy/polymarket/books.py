@@ -1,5 +1,6 @@
 """The CLOB's book wire formats: `GET /book` payloads and market-channel frames (snapshots, level changes,
-tick size changes), parsed into typed events, and the rules that apply those events to a book."""
+tick size changes, market resolutions), parsed into typed events, and the rules that apply those events to a
+book."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, TypeAlias
 
 from schemas.base import Side
 from schemas.books import Level, OrderBook
+from schemas.portfolio import MarketResolution, ResolutionSource
 
 
 class BookFormatError(ValueError):
@@ -80,7 +82,32 @@ class TickSizeChange:
     timestamp_ms: int
 
 
-MarketEvent: TypeAlias = BookSnapshot | PriceChanges | TickSizeChange
+@dataclass(frozen=True)
+class MarketResolved:
+    """The market channel's `market_resolved` event (sent only with `custom_feature_enabled`)."""
+
+    market: str  # condition id
+    winning_asset: str
+    winning_outcome: str
+    assets: tuple[str, ...]  # the market's tokens, when the event lists them
+    question: str
+    timestamp_ms: int
+
+    def to_resolution(self, received_at_ms: int) -> MarketResolution:
+        """The winning token pays 1 and the market's other tokens 0 (a token not listed pays 0 as well)."""
+        payouts = {asset: Decimal(0) for asset in self.assets} | {self.winning_asset: Decimal(1)}
+        return MarketResolution(
+            condition_id=self.market,
+            payouts=payouts,
+            winning_token_id=self.winning_asset,
+            winning_outcome=self.winning_outcome or None,
+            question=self.question,
+            resolved_at_ms=self.timestamp_ms or received_at_ms,
+            source=ResolutionSource.MARKET_CHANNEL,
+        )
+
+
+MarketEvent: TypeAlias = BookSnapshot | PriceChanges | TickSizeChange | MarketResolved
 
 
 @dataclass(frozen=True)
@@ -177,7 +204,27 @@ def parse_market_event(item: Any) -> MarketEvent | None:
             )
         except (KeyError, TypeError, ValueError, ArithmeticError) as error:
             raise BookFormatError(f"bad tick_size_change: {error}") from error
+    if event_type == "market_resolved":
+        return _parse_market_resolved(item)
     return None
+
+
+def _parse_market_resolved(item: dict[str, Any]) -> MarketResolved:
+    try:
+        market, winner = str(item["market"]).lower(), str(item["winning_asset_id"])
+        if not market or not winner:
+            raise ValueError("no market or winning asset")
+        assets = item.get("assets_ids") or item.get("asset_ids") or ()  # both spellings are seen
+        return MarketResolved(
+            market=market,
+            winning_asset=winner,
+            winning_outcome=str(item.get("winning_outcome") or ""),
+            assets=tuple(str(asset) for asset in assets),
+            question=str(item.get("question") or ""),
+            timestamp_ms=int(item.get("timestamp") or 0),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise BookFormatError(f"bad market_resolved: {error!r}") from error
 
 
 def _parse_price_changes(item: dict[str, Any]) -> PriceChanges:

@@ -241,14 +241,19 @@ class VenueHttpClient:
         condition_ids: Sequence[str] = (),
         *,
         active_only: bool = False,
+        closed: bool | None = None,
         limit: int = 500,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Gamma markets by condition id (repeated `condition_ids` parameters), or one page of all markets
-        (`active_only`: open ones only). JSON-encoded string fields come back decoded."""
+        (`active_only`: open ones only; `closed`: only closed or only open ones, said explicitly because
+        Gamma's default for it has differed from its documentation). JSON-encoded string fields come back
+        decoded."""
         params: list[tuple[str, str]] = [("condition_ids", condition_id) for condition_id in condition_ids]
         if active_only:
             params += [("active", "true"), ("closed", "false")]
+        elif closed is not None:
+            params += [("closed", "true" if closed else "false")]
         params += [("limit", str(limit)), ("offset", str(offset))]
         rows = extract_rows(self._get(self._gamma_url, MARKETS_PATH, params), "GET /markets")
         return [decode_json_string_fields(row) for row in rows]

@@ -20,6 +20,7 @@ from polycopy.infra.ws import DEFAULT_BACKOFF, STOPPED, BackoffPolicy, WebSocket
 from polycopy.polymarket.books import (
     BookSnapshot,
     MarketEvent,
+    MarketResolved,
     PriceChanges,
     TickSizeChange,
     apply_price_changes,
@@ -33,17 +34,18 @@ log = logging.getLogger(__name__)
 FEED_NAME = "market-channel"  # metric label and log name
 
 
-def build_initial_subscription(token_ids: Iterable[str]) -> str:
-    """The first frame on a market-channel socket: every token to follow."""
+def build_initial_subscription(token_ids: Iterable[str], custom_features: bool = False) -> str:
+    """The first frame on a market-channel socket: every token to follow. `custom_features` asks for the
+    `best_bid_ask`, `new_market` and `market_resolved` events too."""
     return json.dumps(
-        {"type": "market", "assets_ids": list(token_ids), "custom_feature_enabled": False},
+        {"type": "market", "assets_ids": list(token_ids), "custom_feature_enabled": custom_features},
         separators=(",", ":"),
     )
 
 
-def build_subscription_change(operation: str, token_ids: Iterable[str]) -> str:
+def build_subscription_change(operation: str, token_ids: Iterable[str], custom_features: bool = False) -> str:
     """A later `subscribe`/`unsubscribe` frame on the live socket."""
-    frame = {"operation": operation, "assets_ids": list(token_ids), "custom_feature_enabled": False}
+    frame = {"operation": operation, "assets_ids": list(token_ids), "custom_feature_enabled": custom_features}
     return json.dumps(frame, separators=(",", ":"))
 
 
@@ -131,7 +133,8 @@ class MarketBookFeed:
     `watch(token)` subscribes on the live socket (or with the next connect); the least recently watched token
     is unsubscribed once more than `max_tokens` are followed. `run()` connects at the first `watch`.
     `on_book` hears every new book state; `on_books_lost` the tokens whose book stopped being current (the
-    socket closed, or the token was unsubscribed). Both run on the feed's event loop.
+    socket closed, or the token was unsubscribed). With `on_resolved` the subscription asks for the channel's
+    custom features and `on_resolved` hears every `market_resolved` event. All run on the feed's event loop.
     """
 
     def __init__(
@@ -146,9 +149,11 @@ class MarketBookFeed:
         clock: Callable[[], float] = time.monotonic,
         on_book: Callable[[OrderBook], None] | None = None,
         on_books_lost: Callable[[tuple[str, ...]], None] | None = None,
+        on_resolved: Callable[[MarketResolved], None] | None = None,
     ) -> None:
         self._metrics, self._max_tokens = metrics, max_tokens
-        self._on_book, self._on_books_lost = on_book, on_books_lost
+        self._on_book, self._on_books_lost, self._on_resolved = on_book, on_books_lost, on_resolved
+        self._custom = on_resolved is not None
         self._tokens: OrderedDict[str, None] = OrderedDict()
         self.books = ChannelBooks(clock)
         self._wanted = asyncio.Event()
@@ -192,8 +197,8 @@ class MarketBookFeed:
             dropped, _ = self._tokens.popitem(last=False)
             if self.books.forget(dropped) and self._on_books_lost is not None:
                 self._on_books_lost((dropped,))
-            self._session.send(build_subscription_change("unsubscribe", [dropped]))
-        self._session.send(build_subscription_change("subscribe", [token_id]))
+            self._session.send(build_subscription_change("unsubscribe", [dropped], self._custom))
+        self._session.send(build_subscription_change("subscribe", [token_id], self._custom))
         self._wanted.set()
 
     def fresh_book(self, token_id: str, max_age_ms: int) -> OrderBook | None:
@@ -220,12 +225,16 @@ class MarketBookFeed:
             await self._session.run()
 
     def _subscription_frames(self) -> tuple[str, ...]:
-        return (build_initial_subscription(self._tokens),) if self._tokens else ()
+        return (build_initial_subscription(self._tokens, self._custom),) if self._tokens else ()
 
     def _handle_frame(self, frame: str | bytes) -> None:
         self._metrics.frames.labels(FEED_NAME).inc()
         message = parse_market_message(frame)
         for event in message.events:
+            if isinstance(event, MarketResolved):
+                if self._on_resolved is not None:
+                    self._on_resolved(event)
+                continue
             for book in self.books.apply(event, self._tokens):
                 if self._on_book is not None:
                     self._on_book(book)

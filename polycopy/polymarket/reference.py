@@ -11,12 +11,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from schemas.portfolio import MarketResolution, ResolutionSource
 from schemas.reference import MarketReference, TraderReference
 
 # Gamma sends these as JSON text inside the JSON document: decode the document, then each of these again.
 GAMMA_JSON_STRING_FIELDS = ("outcomes", "outcomePrices", "clobTokenIds")
 LEADERBOARD_PAGE = 50  # the venue's maximum `limit`
 LEADERBOARD_MAX_OFFSET = 1000  # the venue's maximum `offset`
+# UMA states that are not final: a proposal can still be disputed; prices of 0 and 1 then mean nothing yet.
+UNSETTLED_UMA_STATES = frozenset({"proposed", "disputed", "challenged"})
 
 
 class ReferenceParseError(ValueError):
@@ -78,6 +81,57 @@ def build_market_reference(market: Mapping[str, Any], updated_at_ms: int) -> Mar
         raise ReferenceParseError(f"Gamma market {condition_id}: {_first_error(error)}") from error
     except ReferenceParseError as error:
         raise ReferenceParseError(f"Gamma market {condition_id}: {error}") from error
+
+
+def build_market_resolution(market: Mapping[str, Any], observed_at_ms: int) -> MarketResolution | None:
+    """How a Gamma market resolved, or None while it has not (for sure).
+
+    A market has resolved when it is `closed`, its `umaResolutionStatus` is final (`resolved`, or absent on
+    markets older than the UMA states) and its `outcomePrices` are payouts: each 0, 1 or an equal split (a
+    50-50 resolution), adding up to 1. Old AMM markets close with prices such as 0.9999997 and some closed
+    markets keep their last trading prices: those are not payouts, so no resolution is made from them. Each
+    market of a neg-risk event resolves Yes/No on its own. Protocol-V2 position ids, when Gamma lists them
+    beside the CLOB token ids, get the payout of the outcome at the same index. The resolution time is
+    `closedTime` when Gamma has it, else `observed_at_ms`.
+    """
+    decoded = decode_json_string_fields(market)
+    condition_id = str(decoded.get("conditionId") or "").lower()
+    status = str(decoded.get("umaResolutionStatus") or "").lower()
+    if not condition_id or not decoded.get("closed") or status in UNSETTLED_UMA_STATES:
+        return None
+    if status and status != "resolved":
+        return None
+    try:
+        prices = [Decimal(str(price)) for price in decoded["outcomePrices"]]
+    except (ArithmeticError, ValueError):
+        return None
+    tokens = [str(token) for token in decoded["clobTokenIds"]]
+    if not prices or len(prices) != len(tokens) or not _are_payouts(prices):
+        return None
+    payouts = dict(zip(tokens, prices, strict=True))
+    positions = [str(token) for token in decoded.get("positionIds") or []]
+    if len(positions) == len(prices):
+        payouts |= dict(zip(positions, prices, strict=True))
+    outcomes = [str(outcome) for outcome in decoded["outcomes"]]
+    winner = next((i for i, price in enumerate(prices) if price == 1), None)
+    return MarketResolution(
+        condition_id=condition_id,
+        payouts=payouts,
+        winning_token_id=tokens[winner] if winner is not None else None,
+        winning_outcome=outcomes[winner] if winner is not None and winner < len(outcomes) else None,
+        question=str(decoded.get("question") or ""),
+        neg_risk=bool(decoded.get("negRisk", False)),
+        resolved_at_ms=_parse_time_ms(decoded.get("closedTime")) or observed_at_ms,
+        source=ResolutionSource.GAMMA,
+    )
+
+
+def _are_payouts(prices: Sequence[Decimal]) -> bool:
+    if sum(prices, Decimal(0)) != 1:
+        return False
+    exact = all(price in (0, 1) for price in prices)
+    split = len(set(prices)) == 1
+    return exact or split
 
 
 def build_trader_reference(row: Mapping[str, Any], *, source: str, updated_at_ms: int) -> TraderReference:

@@ -28,7 +28,7 @@ from polycopy.infra.kafka import (
 from polycopy.infra.logs import redact_url
 from polycopy.infra.metrics import DEFAULT_PORTS, component_port
 from polycopy.infra.postgres import migrate, query
-from polycopy.infra.settings import PolycopySettings, without_secrets
+from polycopy.infra.settings import PolycopySettings, display_url, without_secrets
 from polycopy.simulator.market import MarketSimulator
 from polycopy.tools.summary import RunSummary, is_replayed
 from producers.replay import read_capture
@@ -356,7 +356,7 @@ def where_to_look(settings: PolycopySettings, wallet_file: Path) -> list[str]:
     ports = {name: component_port(name, settings.metrics_base_port) for name in DEFAULT_PORTS}
     return [
         "\n== where to look next " + "=" * 49,
-        f"  tables   psql {redact_url(settings.database_url)} "
+        f"  tables   psql {display_url(settings.database_url)} "
         "-c 'SELECT reason, count(*) FROM decisions GROUP BY 1'",
         "           (trades, decisions, order_intents, orders, order_events)",
         "  topics   polycopy topics dump decisions --limit 5   (polycopy topics list for all)",

@@ -1,5 +1,6 @@
 """`polycopy whatif`: re-read the raw-trade log from a time through a wallet file on the copy engine, into
-sandbox topics that no executor reads, and print a per-wallet report."""
+sandbox topics that no executor reads, settle the markets that resolved within the window, and print a
+per-wallet report (optionally a PnL-over-time chart per wallet)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
 from polycopy.infra.settings import PolycopySettings
@@ -18,8 +20,9 @@ from processors.core.engine import StaticReference
 from processors.core.whatif import WalletReport, WhatIfRun
 from schemas.books import OrderBook
 from schemas.decisions import Decision
+from schemas.portfolio import MarketResolution
 from schemas.reference import MarketReference, TraderReference
-from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES, TRADERS
+from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES, RESOLUTIONS, TRADERS
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
@@ -64,6 +67,8 @@ class WhatIfResult:
     reports: list[WalletReport]
     books: BookCoverage = BookCoverage()
     decisions: tuple[Decision, ...] = ()
+    settled_markets: int = 0  # markets that resolved within the window and were settled
+    charts: tuple[Path, ...] = ()
 
 
 def run_whatif(
@@ -75,6 +80,8 @@ def run_whatif(
     sandbox: str | None = None,
     out: Callable[[str], None] = print,
     progress_every: int = 10_000,
+    chart_dir: Path | None = None,
+    now_ms: int | None = None,
 ) -> WhatIfResult:
     """Replay the raw-trade log in [from_ms, to_ms] through `wallets` on the copy engine, with the current
     market and trader reference data and the books rebuilt from the books topic (README, "What if");
@@ -96,15 +103,24 @@ def run_whatif(
     markets = read_table(settings, MARKETS, MarketReference.model_validate_json)
     traders = read_table(settings, TRADERS, TraderReference.model_validate_json)
     reference = StaticReference.build(wallets, markets.values(), traders.values())
+    end_ms = to_ms if to_ms is not None else (now_ms if now_ms is not None else time.time_ns() // 1_000_000)
+    # The window is in log time, the trades keep their receive times (a replayed capture logs old trades
+    # now): a resolution among the trades' receive times is within the window too.
+    first_ms = min([from_ms, *(trade.received_at_ms for trade in trades)])
+    resolutions = [
+        resolution
+        for resolution in read_table(settings, RESOLUTIONS, MarketResolution.model_validate_json).values()
+        if first_ms <= resolution.resolved_at_ms <= end_ms
+    ]
     out(
         f"  reference data: {len(reference.markets_by_token)} market tokens, "
-        f"{len(reference.traders)} synced traders"
+        f"{len(reference.traders)} synced traders, {len(resolutions)} markets resolved within the window"
     )
     live = _read_live_pins(settings, from_ms)
     replayed = {trade.dedup_key: _replayed(trade, live) for trade in trades}
     books = _rebuild_books(settings, list(replayed.values()), from_ms, out)
     out(f"  {sum(t.decided_live for t in replayed.values())} of the trades were decided live")
-    run = WhatIfRun(reference)
+    run = WhatIfRun(reference, resolutions)
     publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif")
     decisions: list[Decision] = []
     coverage = Counter[str]()
@@ -124,7 +140,7 @@ def run_whatif(
             elapsed = time.monotonic() - started
             out(f"  {number}/{len(trades)} trades, {len(decisions)} decisions, {elapsed:.0f} s")
     publisher.flush(60)
-    reports = run.finish()
+    reports = run.finish(end_ms)
     summary = BookCoverage(coverage["pinned"], coverage["rebuilt"], coverage["missing"], books.pinned_missing)
     out(
         f"  books: {summary.pinned} pinned by the live run, {summary.rebuilt} rebuilt from the books topic, "
@@ -136,7 +152,15 @@ def run_whatif(
         )
     )
     out(render_reports(reports))
-    return WhatIfResult(len(trades), sandbox_prefix, reports, summary, tuple(decisions))
+    charts: list[Path] = []
+    if chart_dir is not None:
+        from polycopy.tools.chart import write_pnl_charts
+
+        charts = write_pnl_charts(reports, chart_dir)
+        out(f"  PnL charts: {', '.join(str(path) for path in charts)}")
+    return WhatIfResult(
+        len(trades), sandbox_prefix, reports, summary, tuple(decisions), len(run.settled), tuple(charts)
+    )
 
 
 def _read_live_pins(settings: PolycopySettings, from_ms: int) -> dict[str, str | None]:
@@ -181,7 +205,7 @@ def _rebuild_books(
 
 
 def render_reports(reports: list[WalletReport]) -> str:
-    """The per-wallet table."""
+    """The per-wallet tables: decisions, then the figures `polycopy wallets show` gives for a live wallet."""
     lines = [
         f"{'wallet':20} {'considered':>10} {'copied':>7} {'capital used':>13} {'realised':>10} "
         f"{'mark-to-mkt':>12}  skipped by reason"
@@ -191,6 +215,21 @@ def render_reports(reports: list[WalletReport]) -> str:
         lines.append(
             f"{r.wallet_id:20} {r.considered:>10} {r.copied:>7} {r.capital_used_usdc:>13.2f} "
             f"{r.realised_pnl_usdc:>10.2f} {r.unrealised_pnl_usdc:>12.2f}  {skipped}"
+        )
+    lines.append(
+        f"{'wallet':20} {'capital':>10} {'available':>10} {'reserved':>9} {'deployed':>9} {'realised':>9} "
+        f"{'unrealised':>10} {'fees':>6} {'settled':>7} {'won':>4} {'win rate':>8} {'open':>5}"
+    )
+    for r in reports:
+        s = r.snapshot
+        if s is None:
+            continue
+        win_rate = f"{s.win_rate * 100:.1f}%" if s.win_rate is not None else "-"
+        lines.append(
+            f"{r.wallet_id:20} {s.capital_usdc:>10.2f} {s.available_usdc:>10.2f} {s.reserved_usdc:>9.2f} "
+            f"{s.deployed_usdc:>9.2f} {s.realised_pnl_usdc:>9.2f} {s.unrealised_pnl_usdc:>10.2f} "
+            f"{s.fees_usdc:>6.2f} {s.settled_positions:>7} {s.winning_positions:>4} {win_rate:>8} "
+            f"{len(s.open_positions):>5}"
         )
     return "\n".join(lines)
 

@@ -29,6 +29,7 @@ from polycopy.wiring.pipeline import (
     run_worker,
 )
 from polycopy.wiring.producers import (
+    MarketsSyncOptions,
     ProducerRun,
     build_poller,
     build_rtds_feed,
@@ -36,6 +37,8 @@ from polycopy.wiring.producers import (
     build_venue_client,
     run_capture,
     run_feed,
+    run_markets_sync,
+    run_markets_sync_loop,
     run_poller_loop,
     run_poller_once,
     run_publish,
@@ -46,6 +49,7 @@ from polycopy.wiring.producers import (
 
 __all__ = [
     "EXECUTOR_POLICY",
+    "MarketsSyncOptions",
     "NotDeliveredError",
     "ProducerRun",
     "WorkerParts",
@@ -68,6 +72,8 @@ __all__ = [
     "run_capture",
     "run_executor",
     "run_feed",
+    "run_markets_sync",
+    "run_markets_sync_loop",
     "run_poller_loop",
     "run_poller_once",
     "run_publish",

@@ -24,8 +24,9 @@ from polycopy.wiring.common import build_metrics, build_publisher, deliver, stop
 from producers.poller import PollerTables, PollSummary, SafetyNetPoller
 from producers.publisher import TradePublisher
 from producers.reference import SyncSummary
+from schemas.portfolio import MarketResolution, WalletSnapshot
 from schemas.reference import PollerWatermark, TraderReference
-from schemas.topics import POLLER_WATERMARKS, TRADERS, WALLET_CONFIG
+from schemas.topics import POLLER_WATERMARKS, RESOLUTIONS, TRADERS, WALLET_CONFIG, WALLET_SNAPSHOTS
 from schemas.trades import TradeSource
 from schemas.wallets import WalletConfig
 
@@ -206,3 +207,68 @@ def run_reference_sync(
     """One reference-data sync against the venue (Data API, Gamma) onto its compacted topic."""
     with build_venue_client(settings) as client:
         return run_publish(settings, "polycopy-reference", what, lambda publisher: sync(client, publisher))
+
+
+@dataclass(frozen=True)
+class MarketsSyncOptions:
+    """What `polycopy markets sync` asks Gamma for."""
+
+    condition_ids: tuple[str, ...] = ()
+    page_size: int = 500
+    max_pages: int = 20
+
+
+def read_held_markets(settings: PolycopySettings) -> set[str]:
+    """The markets the copy wallets hold positions or open orders in, from their latest snapshots."""
+    from polycopy.wiring.common import read_table
+
+    snapshots = read_table(settings, WALLET_SNAPSHOTS, WalletSnapshot.model_validate_json)
+    return {
+        item.condition_id
+        for snapshot in snapshots.values()
+        for item in (*snapshot.open_positions, *snapshot.open_orders)
+    }
+
+
+def run_markets_sync(settings: PolycopySettings, options: MarketsSyncOptions) -> SyncSummary:
+    """One markets sync: the given or active Gamma markets, and the held markets that closed, with their new
+    resolutions (the resolutions topic is read first, so an unchanged one is not published again)."""
+    from polycopy.wiring.common import read_table
+    from producers.reference import sync_markets
+
+    held = read_held_markets(settings)
+    known = read_table(settings, RESOLUTIONS, MarketResolution.model_validate_json)
+    return run_reference_sync(
+        settings,
+        "markets",
+        lambda client, publisher: sync_markets(
+            client,
+            publisher,
+            condition_ids=options.condition_ids,
+            held=held,
+            known=known,
+            page_size=options.page_size,
+            max_pages=options.max_pages,
+        ),
+    )
+
+
+def run_markets_sync_loop(
+    settings: PolycopySettings,
+    options: MarketsSyncOptions,
+    interval_secs: float,
+    on_run: Callable[[SyncSummary], None] = lambda _: None,
+) -> int:
+    """`polycopy markets sync --loop`: a sync every `interval_secs` until SIGTERM/SIGINT; returns how many
+    ran. A failed run (venue or broker) is logged and the next one tried."""
+    stop = threading.Event()
+    stop_on_signals(stop.set)
+    runs = 0
+    while not stop.is_set():
+        try:
+            on_run(run_markets_sync(settings, options))
+        except Exception:  # noqa: BLE001 - a loop outlives a venue or broker hiccup; the next run retries
+            log.exception("markets sync failed")
+        runs += 1
+        stop.wait(interval_secs)
+    return runs

@@ -8,15 +8,17 @@ events. No I/O: the callers bring the reference data, the state and the book, an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from processors.core import settlement
 from processors.core.orders import apply_report as advance_order
-from processors.core.policy import Evaluation, MarketInfo, TraderStats, evaluate_trade
+from processors.core.policy import Evaluation, MarketInfo, TraderStats, day_of, evaluate_trade
 from processors.core.targeting import select_followers
 from processors.core.wallet_state import WalletState
 from schemas.books import OrderBook
-from schemas.orders import ExecutionReport, OrderEvent
+from schemas.orders import ExecutionMode, ExecutionReport, OrderEvent
+from schemas.portfolio import MarketResolution
 from schemas.reference import MarketReference, TraderReference
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
@@ -107,12 +109,19 @@ def evaluate(
     missing_book_detail: str = "",
 ) -> Evaluation:
     """One follower's decision on a trade, with the market's reference data combined with the book's
-    trading parameters, the trader's stats and the synced traders. A copy reserves capital in `state`."""
+    trading parameters, the trader's stats and the synced traders. A copy reserves capital in `state`.
+
+    The trade (and the book, where newer) first marks the wallet's position in its token, so the daily loss
+    cap sees what the position is worth now."""
+    state.portfolio.observe_trade(state.ledger, trade, book, day_of(trade.received_at_ms))
+    market = MarketInfo.combine(reference.market_for_token(trade.asset), book)
+    if market is not None and trade.condition_id in state.portfolio.resolutions:
+        market = replace(market, closed=True)  # the wallet knows it resolved, whatever the reference says yet
     return evaluate_trade(
         trade,
         wallet,
         state.ledger,
-        market=MarketInfo.combine(reference.market_for_token(trade.asset), book),
+        market=market,
         book=book,
         trader_stats=reference.trader_stats(trade.proxy_wallet),
         followed=reference.followed_traders(),
@@ -122,13 +131,28 @@ def evaluate(
 
 
 def apply_report(state: WalletState, report: ExecutionReport, now_ms: int) -> list[OrderEvent]:
-    """Advance the reported order in `state` (ledger and open orders) and return the events to publish.
+    """Advance the reported order in `state` (ledger, PnL book and open orders) and return the events to
+    publish; a fill in a market that already resolved settles at once (`settlement.sweep`).
 
     A report about an order that already reached a final state is late (a re-delivery, a stray status poll)
     and changes nothing.
     """
     if state.is_closed(report.order_id):
         return []
-    record, events = advance_order(state.ledger, state.orders.get(report.order_id), report, now_ms)
+    ledger, book = state.ledger, state.portfolio
+    book.roll_day(ledger, day_of(report.reported_at_ms))
+    realised_before = ledger.realised_pnl
+    record, events = advance_order(ledger, state.orders.get(report.order_id), report, now_ms)
+    settlement.book_fee(state, record, report)
+    book.attribute_realised(report.asset, ledger.realised_pnl - realised_before)
     state.record_order(record)
+    events += settlement.sweep(state, report.wallet_id, report.mode, now_ms)
+    book.refresh(ledger)
     return events
+
+
+def settle(
+    state: WalletState, wallet_id: str, resolution: MarketResolution, mode: ExecutionMode, now_ms: int
+) -> list[OrderEvent]:
+    """Apply a market's resolution to one wallet (`processors.core.settlement`); returns the order events."""
+    return settlement.settle_market(state, wallet_id, resolution, mode, now_ms)

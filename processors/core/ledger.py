@@ -68,6 +68,8 @@ class WalletLedger:
     # "trader|asset" -> shares we hold because we copied that trader's buys: SELL mirroring sells only these
     followed_positions: dict[str, Decimal] = field(default_factory=dict)
     daily_realised: dict[str, Decimal] = field(default_factory=dict)  # "YYYY-MM-DD" -> realised PnL that day
+    # "YYYY-MM-DD" -> change of the open positions' marked value that day (processors.core.portfolio keeps it)
+    daily_unrealised: dict[str, Decimal] = field(default_factory=dict)
     recent_intents: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     # --- views -------------------------------------------------------------------------------------------
@@ -111,8 +113,9 @@ class WalletLedger:
         return max(min(followed - offered, free), ZERO)
 
     def daily_loss(self, day: str) -> Decimal:
-        """Realised loss on `day`, as a positive number (0 when the day made money)."""
-        return max(-self.daily_realised.get(day, ZERO), ZERO)
+        """Loss on `day`, realised plus unrealised, as a positive number (0 when the day made money): PnL
+        booked that day plus the change of the open positions' marked value since the day began."""
+        return max(-(self.daily_realised.get(day, ZERO) + self.daily_unrealised.get(day, ZERO)), ZERO)
 
     def has_seen(self, intent_id: str) -> bool:
         return intent_id in self.recent_intents
@@ -270,6 +273,23 @@ class WalletLedger:
         else:
             self.followed_positions.pop(key, None)
 
+    def settle(self, asset: str, proceeds: Decimal, day: str) -> Decimal:
+        """Close a position in a resolved market for what its shares paid out (shares x payout on paper, what
+        arrived when live shares are redeemed); returns the realised PnL. Open orders for those shares must be
+        gone first (the lifecycle cancels them), so no SELL reservation is left without shares."""
+        position = self.positions.pop(asset, None)
+        if position is None:
+            return ZERO
+        pnl = proceeds - position.cost_usdc
+        self.realised_pnl += pnl
+        self.daily_realised[day] = self.daily_realised.get(day, ZERO) + pnl
+        return pnl
+
+    def charge_fee(self, amount: Decimal, day: str) -> None:
+        """A fee the venue charged: a realised cost of that day (the venue refuses what it cannot charge)."""
+        self.realised_pnl -= amount
+        self.daily_realised[day] = self.daily_realised.get(day, ZERO) - amount
+
     def release(self, intent_id: str) -> Decimal:
         """Close an order (cancel, reject, lost): give back what did not fill; returns the USDC released."""
         reservation = self.reservations.pop(intent_id, None)
@@ -300,6 +320,7 @@ class WalletLedger:
             "leader_positions": {k: str(v) for k, v in self.leader_positions.items()},
             "followed_positions": {k: str(v) for k, v in self.followed_positions.items()},
             "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-7:]},
+            "daily_unrealised": {k: str(v) for k, v in sorted(self.daily_unrealised.items())[-7:]},
             "recent_intents": list(self.recent_intents),
         }
 
@@ -314,6 +335,7 @@ class WalletLedger:
             leader_positions={k: Decimal(v) for k, v in state["leader_positions"].items()},
             followed_positions={k: Decimal(v) for k, v in state.get("followed_positions", {}).items()},
             daily_realised={k: Decimal(v) for k, v in state["daily_realised"].items()},
+            daily_unrealised={k: Decimal(v) for k, v in state.get("daily_unrealised", {}).items()},
             recent_intents=OrderedDict.fromkeys(state["recent_intents"]),
         )
 

@@ -14,6 +14,7 @@ from processors.core.wallet_state import WalletState
 from schemas.books import OrderBook
 from schemas.decisions import DecisionAction
 from schemas.orders import ExecutionReport, OrderEvent
+from schemas.portfolio import MarketResolution
 from schemas.trades import RawTrade
 
 
@@ -56,6 +57,14 @@ class LocalPipeline:
             engine.evaluate(trade, wallets[wallet_id], self.state_of(wallet_id), self.reference, book, now_ms)
             for wallet_id in targeting.followers
         ]
+
+    def resolve(self, resolution: MarketResolution, now_ms: int) -> list[OrderEvent]:
+        """Apply a market's resolution to every configured wallet, as the worker's settlement agent does."""
+        events = []
+        for wallet_id, wallet in sorted(self.reference.wallets().items()):
+            state = self.state_of(wallet_id)
+            events += engine.settle(state, wallet_id, resolution, wallet.mode, now_ms)
+        return events
 
     def settle(self, evaluations: Iterable[Evaluation], now_ms: int) -> list[Settlement]:
         """Execute each copy on paper and apply its reports, as the executor and the lifecycle agent do."""

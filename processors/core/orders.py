@@ -80,14 +80,46 @@ class OrderRecord:
     matched: Decimal = ZERO
     sequence: int = 0
     not_found_count: int = 0
+    # From the order's first report: which intent (reservation) it is, and the times its events carry, so that
+    # the order can be cancelled without a report of the executor (paper orders in a resolved market).
+    intent_id: str = ""
+    received_at_ms: int = 0
+    sent_at_ms: int = 0
+    fee_usdc: Decimal = ZERO  # fees booked for this order so far (reports carry the cumulative fee)
 
     def to_state(self) -> list[Any]:
-        return [self.order_id, self.status.value, str(self.matched), self.sequence, self.not_found_count]
+        return [
+            self.order_id,
+            self.status.value,
+            str(self.matched),
+            self.sequence,
+            self.not_found_count,
+            self.intent_id,
+            self.received_at_ms,
+            self.sent_at_ms,
+            str(self.fee_usdc),
+        ]
 
     @classmethod
     def from_state(cls, state: list[Any]) -> OrderRecord:
-        order_id, status, matched, sequence, not_found = state
-        return cls(order_id, OrderStatus(status), Decimal(matched), int(sequence), int(not_found))
+        order_id, status, matched, sequence, not_found, *rest = state
+        intent_id, received_at_ms, sent_at_ms, fee = rest or (
+            "",
+            0,
+            0,
+            "0",
+        )  # records written before they had them
+        return cls(
+            order_id,
+            OrderStatus(status),
+            Decimal(matched),
+            int(sequence),
+            int(not_found),
+            str(intent_id),
+            int(received_at_ms),
+            int(sent_at_ms),
+            Decimal(fee),
+        )
 
 
 def apply_report(
@@ -99,7 +131,12 @@ def apply_report(
     no event, so re-delivery is harmless.
     """
     if record is None:
-        record = OrderRecord(report.order_id)
+        record = OrderRecord(
+            report.order_id,
+            intent_id=report.intent_id,
+            received_at_ms=report.received_at_ms,
+            sent_at_ms=report.sent_at_ms,
+        )
         if report.kind in PLACING_KINDS:
             _hold_as_reported(ledger, report)
     if record.status in REOPENED_BY_FILLS and report.matched_size > record.matched:

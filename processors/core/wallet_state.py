@@ -1,4 +1,5 @@
-"""A copy wallet's state between events: its ledger, its open orders and the ids of orders it closed."""
+"""A copy wallet's state between events: its ledger, its PnL book, its open orders and the ids of orders it
+closed."""
 
 from __future__ import annotations
 
@@ -7,18 +8,26 @@ from typing import Any
 
 from processors.core.ledger import WalletLedger
 from processors.core.orders import TERMINAL, OrderRecord
+from processors.core.portfolio import Portfolio
 
 CLOSED_ORDERS_KEPT = 2000
 
 
 class WalletState:
-    """A wallet's ledger and open orders, as loaded for one event (or kept in memory by a replay).
+    """A wallet's ledger, PnL book and open orders, as loaded for one event (or kept in memory by a replay).
 
     Only the newest CLOSED_ORDERS_KEPT closed ids are remembered: a late report comes within minutes.
     """
 
-    def __init__(self, ledger: WalletLedger, orders: dict[str, OrderRecord], closed: list[str]) -> None:
+    def __init__(
+        self,
+        ledger: WalletLedger,
+        orders: dict[str, OrderRecord],
+        closed: list[str],
+        portfolio: Portfolio | None = None,
+    ) -> None:
         self.ledger, self.orders, self.closed = ledger, orders, closed
+        self.portfolio = portfolio or Portfolio()
 
     @classmethod
     def new(cls, capital: Decimal) -> WalletState:
@@ -34,6 +43,7 @@ class WalletState:
             WalletLedger.from_state(value["ledger"]),
             {k: OrderRecord.from_state(v) for k, v in value["orders"].items()},
             list(value["closed"]),
+            Portfolio.from_state(value.get("portfolio")),
         )
 
     def dump(self) -> dict[str, Any]:
@@ -42,6 +52,7 @@ class WalletState:
             "ledger": self.ledger.to_state(),
             "orders": {k: v.to_state() for k, v in self.orders.items()},
             "closed": list(self.closed),
+            "portfolio": self.portfolio.to_state(),
         }
 
     def is_closed(self, order_id: str) -> bool:

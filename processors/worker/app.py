@@ -25,12 +25,14 @@ from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
+from processors.worker.portfolio import PortfolioAgents, WalletPublisher
 from processors.worker.state import RECENT_EXPIRY, RECENT_WINDOW, WalletStateStore, WindowedKeys
 from schemas.base import Message
 from schemas.books import OrderBook
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import DecisionAction
 from schemas.orders import ExecutionReport
+from schemas.portfolio import MarketResolution, WalletResolution
 from schemas.topics import (
     BOOKS,
     DEAD_LETTERS,
@@ -38,8 +40,12 @@ from schemas.topics import (
     EXECUTION_REPORTS,
     ORDER_EVENTS,
     ORDER_INTENTS,
+    POSITIONS,
     RAW_TRADES,
+    RESOLUTIONS,
     TARGETED_TRADES,
+    WALLET_RESOLUTIONS,
+    WALLET_SNAPSHOTS,
     TopicSpec,
 )
 from schemas.trades import RawTrade, TargetedTrade, TradeSource
@@ -118,6 +124,10 @@ def create_app(
             ORDER_EVENTS,
             BOOKS,
             DEAD_LETTERS,
+            RESOLUTIONS,
+            WALLET_RESOLUTIONS,
+            POSITIONS,
+            WALLET_SNAPSHOTS,
         )
     }
     out: Outbox = outbox or TopicOutbox(topics)
@@ -135,6 +145,20 @@ def create_app(
         app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
         recent_keys("recent-decisions", TARGETED_TRADES.partitions),
+    )
+    publisher = WalletPublisher(
+        metrics,
+        lambda wallet_id: wallet.mode.value if (wallet := reference.wallets().get(wallet_id)) else "paper",
+        interval_secs=settings.wallet_snapshot_interval_secs,
+        clock_ms=clock_ms,
+    )
+    portfolio = PortfolioAgents(
+        reference=reference,
+        store=store,
+        publisher=publisher,
+        send=out.send,
+        metrics=metrics,
+        clock_ms=clock_ms,
     )
 
     async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:
@@ -158,6 +182,8 @@ def create_app(
         """Decode each event (bad input: counted and dead-lettered) and handle it; a failure while handling
         is logged and dead-lettered too, and the stream goes on."""
         async for event in stream.events():
+            if event.value is None:
+                continue  # a tombstone on a compacted topic: nothing to handle
             try:
                 item = model.model_validate_json(event.value)
             except ValidationError as error:
@@ -222,29 +248,36 @@ def create_app(
         # Read-modify-write of the wallet state with no await in between: the lifecycle agent shares it.
         key = wallet.id
         state = store.load_for_trade(wallet.id, wallet.capital_usdc, trade)
+        before = publisher.before(wallet.id, state)
         result = engine.evaluate(
             trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
         )
+        change = publisher.after(wallet.id, state, before)
         store.save_for_trade(wallet.id, state, trade)
         decision = result.decision
         metrics.observe_stage("decision", trade.received_at_ms, decision.decided_at_ms)
         bind_log_context(intent_id=result.intent.intent_id if result.intent else None)
         log.debug("decided %s: %s", decision.action.value, decision.reason)
         metrics.decisions.labels(decision.action.value, decision.reason).inc()
+        metrics.wallet_decisions.labels(wallet.id, decision.action.value).inc()
         await out.send(DECISIONS, key, decision.to_bytes())
         if result.intent is not None and decision.action is DecisionAction.COPY:
             metrics.intents.labels(result.intent.side.value).inc()
             await out.send(ORDER_INTENTS, key, result.intent.to_bytes())
+        await portfolio.send(change)
 
     async def track_one(report: ExecutionReport) -> None:
         wallet = reference.wallets().get(report.wallet_id)
         state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
+        before = publisher.before(report.wallet_id, state)
         new_events = engine.apply_report(state, report, clock_ms())
+        change = publisher.after(report.wallet_id, state, before)
         store.save(report.wallet_id, state)
         for order_event in new_events:
             log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
             metrics.order_events.labels(order_event.event_type.value).inc()
             await out.send(ORDER_EVENTS, report.wallet_id, order_event.to_bytes())
+        await portfolio.send(change)
 
     @app.agent(topics[RAW_TRADES.name], name="target-filter")
     async def filter_targets(stream: faust.StreamT) -> None:
@@ -257,6 +290,21 @@ def create_app(
     @app.agent(topics[EXECUTION_REPORTS.name], name="order-lifecycle")
     async def track_orders(stream: faust.StreamT) -> None:
         await consume_each(stream, ExecutionReport, "order-lifecycle", track_one)
+
+    @app.agent(topics[RESOLUTIONS.name], name="resolution-fanout")
+    async def fan_out_resolutions(stream: faust.StreamT) -> None:
+        await consume_each(stream, MarketResolution, "resolution-fanout", portfolio.fan_out)
+
+    @app.agent(topics[WALLET_RESOLUTIONS.name], name="settlement")
+    async def settle_resolutions(stream: faust.StreamT) -> None:
+        await consume_each(stream, WalletResolution, "settlement", portfolio.settle)
+
+    @app.timer(interval=settings.wallet_snapshot_interval_secs)
+    async def publish_due_snapshots() -> None:
+        try:
+            await portfolio.publish_due()
+        except Exception:  # noqa: BLE001 - a failed round is retried with the next tick
+            log.exception("publishing due wallet snapshots failed")
 
     return app
 

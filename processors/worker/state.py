@@ -53,6 +53,12 @@ class WalletStateStore:
     def load(self, wallet_id: str, capital: Decimal) -> WalletState:
         return WalletState.load(self._wallets.get(wallet_id), capital)
 
+    def load_saved(self, wallet_id: str) -> WalletState | None:
+        """The wallet's saved state, or None when this worker holds none (a wallet with no event yet, or one
+        whose partition another worker owns)."""
+        value = self._wallets.get(wallet_id)
+        return WalletState.load(value, Decimal(0)) if value else None
+
     def save(self, wallet_id: str, state: WalletState) -> None:
         self._wallets[wallet_id] = state.dump()
 

@@ -226,7 +226,7 @@ def test_every_dashboard_query_is_valid_and_returns_data_from_a_scraped_demo_run
         elif not has_finite_value(answer["data"]["result"]):
             failures.append(f"{uid} / {title}: no data: {promql}")
     assert not failures, "\n".join(failures)
-    assert future_queries  # the queries checked for validity only (their metrics come with later issues)
+    # Queries over metrics that later issues add (none at present) were checked for validity only.
 
     # The shipped alert rules loaded into the real server and evaluate without error.
     rules = server.api("rules")["data"]["groups"]

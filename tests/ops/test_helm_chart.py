@@ -231,6 +231,7 @@ def test_every_command_the_chart_runs_exists_in_the_cli() -> None:
         for container in spec.get("initContainers", []) + spec["containers"]
     }
     assert ("topics", "create") in runs and ("db", "migrate") in runs and ("poll",) in runs
+    assert ("markets", "sync") in runs
     polycopy = Path(sys.executable).parent / "polycopy"
     for args in sorted(runs):
         words = [word for word in args if not word.startswith("/")]
@@ -326,12 +327,28 @@ def test_the_setup_job_creates_topics_migrates_then_applies_the_wallet_file_befo
     ]
 
 
+def cronjobs() -> dict[str, dict]:  # type: ignore[type-arg]
+    return {
+        job["metadata"]["labels"]["app.kubernetes.io/component"]: job for job in objects(default(), "CronJob")
+    }
+
+
 def test_the_poller_is_a_cronjob_every_five_minutes_that_never_overlaps() -> None:
-    [cronjob] = objects(default(), "CronJob")
+    cronjob = cronjobs()["poller"]
     assert cronjob["spec"]["schedule"] == "*/5 * * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
     [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["poll"] and container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_markets_sync_is_a_cronjob_every_ten_minutes_that_never_overlaps() -> None:
+    """Resolutions reach the worker only through it: without it no position ever settles."""
+    assert set(cronjobs()) == {"poller", "markets-sync"}
+    cronjob = cronjobs()["markets-sync"]
+    assert (cronjob["spec"]["schedule"], cronjob["spec"]["concurrencyPolicy"]) == ("*/10 * * * *", "Forbid")
+    [container] = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["markets", "sync"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_live_mode_takes_the_key_from_the_secret_and_never_puts_it_in_a_configmap() -> None:

@@ -157,9 +157,7 @@ def test_a_book_snapshot_without_tick_size_says_so_and_old_buys_sells_names_are_
     assert len(snapshot.book.bids) == len(snapshot.book.asks) == 3
 
 
-@pytest.mark.parametrize(
-    "event_type", ["last_trade_price", "best_bid_ask", "new_market", "market_resolved", None]
-)
+@pytest.mark.parametrize("event_type", ["last_trade_price", "best_bid_ask", "new_market", None])
 def test_event_types_we_do_not_use_are_skipped_not_errors(event_type: str | None) -> None:
     message = parse_market_message(json.dumps({"event_type": event_type, "asset_id": ASSET, "price": "0.5"}))
     assert (message.events, message.skipped, message.errors) == ((), 1, ())

@@ -3,6 +3,7 @@ newest version, a batch is written before its offsets commit, a failed write com
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -12,19 +13,34 @@ from polycopy.infra.postgres import DatabaseError
 from polycopy.infra.settings import PolycopySettings
 from schemas.base import Message
 from schemas.orders import OrderStatus
+from schemas.portfolio import PositionStatus
 from schemas.reference import TraderReference
 from schemas.topics import (
     DEAD_LETTERS,
     DECISIONS,
     ORDER_EVENTS,
     ORDER_INTENTS,
+    POSITIONS,
     RAW_TRADES,
+    RESOLUTIONS,
     TRADERS,
+    WALLET_SNAPSHOTS,
     TopicSpec,
 )
 from sinks.base import ConsumeLoop, LoopPolicy, SinkFlushError
 from sinks.postgres_sink import PostgresSink
-from tests.builders import TRADER, build_decision, build_intent, build_order_event, build_trade
+from tests.builders import (
+    ASSET,
+    OTHER_ASSET,
+    TRADER,
+    build_decision,
+    build_intent,
+    build_order_event,
+    build_position_view,
+    build_resolution,
+    build_trade,
+    build_wallet_snapshot,
+)
 from tests.fakes import FakeBroker, FakePublisher, FakeWriter
 
 PREFIX = "unit."
@@ -158,7 +174,17 @@ def test_the_sink_consumes_every_routed_topic_and_connects_before_reading() -> N
     sink = harness.run()
 
     assert set(sink.topics()) == {
-        topic(s) for s in (RAW_TRADES, DECISIONS, ORDER_INTENTS, ORDER_EVENTS, TRADERS)
+        topic(s)
+        for s in (
+            RAW_TRADES,
+            DECISIONS,
+            ORDER_INTENTS,
+            ORDER_EVENTS,
+            TRADERS,
+            WALLET_SNAPSHOTS,
+            POSITIONS,
+            RESOLUTIONS,
+        )
     }
     assert harness.writer.connected and harness.writer.closed
 
@@ -204,3 +230,27 @@ def test_rows_postgresql_refuses_are_isolated_and_dead_lettered_while_every_othe
         (topic(ORDER_EVENTS), 0): 1,
     }
     assert harness.metrics.rows_written.labels("trades")._value.get() == 7
+
+
+def test_snapshots_and_positions_keep_the_newest_version_per_wallet_and_per_wallet_token() -> None:
+    harness = Harness()
+    opened = build_position_view(version=3)
+    other = build_position_view(asset=OTHER_ASSET, version=3)
+    settled = build_position_view(status=PositionStatus.SETTLED, payout=Decimal(1), version=5)
+    stale = build_wallet_snapshot(version=4)  # lists the position open, at an older version than settled
+    harness.send(POSITIONS, opened, other, settled)
+    harness.send(WALLET_SNAPSHOTS, build_wallet_snapshot(version=2), stale)
+    harness.send(RESOLUTIONS, build_resolution(ASSET))
+
+    harness.run()
+
+    [(_, upserts)] = harness.writer.batches
+    assert upserts["positions"][:2] == ("wallet_id,asset", "version")
+    rows = {row["asset"]: row for row in harness.writer.rows("positions")}
+    assert (rows[ASSET]["status"], rows[ASSET]["version"]) == (PositionStatus.SETTLED, 5)
+    assert rows[OTHER_ASSET]["version"] == 3
+    [snapshot] = harness.writer.rows("wallet_snapshots")
+    assert (snapshot["version"], snapshot["open_positions"], snapshot["open_orders"]) == (4, 1, 0)
+    assert snapshot["orders"] == "[]"
+    [resolution] = harness.writer.rows("market_resolutions")
+    assert json.loads(resolution["payouts"]) == {ASSET: "1", OTHER_ASSET: "0"}

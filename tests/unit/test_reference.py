@@ -267,12 +267,19 @@ class FakeVenue:
         self.requests: list[dict[str, Any]] = []
 
     def fetch_markets(
-        self, condition_ids: Any = (), *, active_only: bool = False, limit: int = 500, offset: int = 0
+        self,
+        condition_ids: Any = (),
+        *,
+        active_only: bool = False,
+        closed: bool | None = None,
+        limit: int = 500,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         self.requests.append(
             {
                 "condition_ids": tuple(condition_ids),
                 "active_only": active_only,
+                "closed": closed,
                 "limit": limit,
                 "offset": offset,
             }
@@ -282,6 +289,7 @@ class FakeVenue:
             for m in self.markets
             if (not condition_ids or m["conditionId"] in condition_ids)
             and (not active_only or not m["closed"])
+            and (closed is None or m["closed"] == closed)
         ]
         return rows[offset : offset + limit]
 
@@ -316,7 +324,8 @@ def test_market_sync_of_explicit_ids_asks_in_chunks_of_fifty() -> None:
     summary = sync_markets(venue, publisher, condition_ids=wanted)  # type: ignore[arg-type]
 
     assert summary.published == 120 and [len(r["condition_ids"]) for r in venue.requests] == [50, 50, 20]
-    assert [key for _, key, _ in publisher.sent] == [condition_id.lower() for condition_id in wanted]
+    markets = [key for topic, key, _ in publisher.sent if topic == MARKETS.name]
+    assert markets == [condition_id.lower() for condition_id in wanted]
 
 
 def test_trader_sync_reads_the_leaderboard_in_pages_of_fifty_up_to_the_limit() -> None:

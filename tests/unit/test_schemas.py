@@ -17,6 +17,7 @@ from schemas.books import BookSource
 from schemas.control import KillSwitch
 from schemas.deadletter import DeadLetter, build_dead_letter
 from schemas.export import SCHEMA_DIR, render_schemas, write_schemas
+from schemas.portfolio import WalletResolution
 from schemas.reference import MarketReference, PollerWatermark, TraderReference
 from schemas.topics import ALL_TOPICS, WALLET_PARTITIONS, TopicSpec, find_topic
 from schemas.trades import RawTrade, TargetedTrade
@@ -28,9 +29,12 @@ from tests.builders import (
     build_decision,
     build_intent_on_book,
     build_order_event,
+    build_position_view,
     build_report,
+    build_resolution,
     build_trade,
     build_wallet,
+    build_wallet_snapshot,
 )
 
 D = Decimal
@@ -72,6 +76,10 @@ SAMPLES: dict[str, Callable[[], Message]] = {
     "Alert": lambda: Alert(
         alert_id="a1", kind=AlertKind.ORDER_LOST, severity=Severity.CRITICAL, summary="lost", occurred_at_ms=1
     ),
+    "MarketResolution": lambda: build_resolution(),
+    "WalletResolution": lambda: WalletResolution(wallet_id="copy-1", resolution=build_resolution(None)),
+    "PositionView": lambda: build_position_view(),
+    "WalletSnapshot": lambda: build_wallet_snapshot(),
 }
 
 
@@ -236,7 +244,7 @@ def test_wallet_defaults_are_paper_buy_only_and_fak() -> None:
 def test_wallet_keyed_topics_share_one_partition_count() -> None:
     keyed_by_wallet = [spec for spec in ALL_TOPICS if spec.key == "copy-wallet id" and not spec.compacted]
 
-    assert len(keyed_by_wallet) == 5
+    assert len(keyed_by_wallet) == 7
     assert {spec.partitions for spec in keyed_by_wallet} == {WALLET_PARTITIONS}
 
 

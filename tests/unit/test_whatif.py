@@ -4,6 +4,7 @@ the gate on the book it is given, paper fills on the gate's levels, deterministi
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +12,19 @@ from polycopy.tools.whatif import parse_time_ms
 from processors.core.engine import StaticReference
 from processors.core.whatif import WhatIfRun
 from schemas.base import Side
+from schemas.portfolio import MarketResolution
 from schemas.reference import MarketReference, TraderReference
 from schemas.wallets import WalletConfig
-from tests.builders import ASSET, CONDITION_ID, TRADER, build_book, build_trade, build_wallet
+from tests.builders import (
+    ASSET,
+    CONDITION_ID,
+    OTHER_ASSET,
+    TRADER,
+    build_book,
+    build_resolution,
+    build_trade,
+    build_wallet,
+)
 
 DEEP = build_book(asks=[("0.50", "1000"), ("0.60", "1000")], bids=[("0.70", "1000"), ("0.40", "1000")])
 
@@ -161,3 +172,77 @@ def test_times_are_read_as_iso_epoch_or_age(text: str, expected: int) -> None:
 def test_an_unreadable_time_is_refused_with_the_forms_accepted() -> None:
     with pytest.raises(ValueError, match="ISO 8601"):
         parse_time_ms("yesterday", now_ms=1)
+
+
+# --- settlement within the window ---------------------------------------------------------------------------
+def window_at_half() -> list:  # type: ignore[type-arg]
+    """Ten trades at 0.50 a second apart: a wallet without slippage copies each at the book's 0.50 ask."""
+    return [
+        build_trade(
+            transaction_hash="0x" + f"{n + 100:064x}",
+            price=Decimal("0.50"),
+            received_at_ms=1_790_000_000_000 + n * 1000,
+            timestamp=1_790_000_000 + n - 2,
+        )
+        for n in range(10)
+    ]
+
+
+def settling_run(*resolutions: MarketResolution, **reference: object) -> WhatIfRun:
+    wallet = build_wallet(max_slippage=Decimal("0"), capital_usdc=Decimal("100"))
+    return WhatIfRun(StaticReference.build([wallet], **reference), resolutions)  # type: ignore[arg-type]
+
+
+def test_a_market_that_resolves_within_the_window_settles_when_the_replay_reaches_it() -> None:
+    trades = window_at_half()
+    resolution = build_resolution(ASSET, resolved_at_ms=trades[2].received_at_ms + 1)
+    run = settling_run(resolution)
+    run.feed(trades[0], DEEP)  # copies 20 shares at 0.50
+    assert run.settled == []
+    run.feed(trades[3], DEEP)  # after the resolution: settled first; then the market is closed
+    [report] = run.finish(trades[-1].received_at_ms)
+
+    assert run.settled == [resolution]
+    assert report.snapshot is not None
+    assert (report.snapshot.realised_pnl_usdc, report.snapshot.available_usdc) == (
+        Decimal("10"),
+        Decimal("110"),
+    )
+    assert (report.snapshot.settled_positions, report.snapshot.win_rate) == (1, Decimal(1))
+    assert report.realised_pnl_usdc == Decimal("10") and report.unrealised_pnl_usdc == 0
+    assert [point.total_usdc for point in report.history][-1] == Decimal("10")
+    assert report.copied == 1 and report.skipped == {"market_closed": 1}
+
+
+def test_a_market_closed_now_was_open_for_the_trades_before_its_resolution() -> None:
+    trades = window_at_half()
+    resolution = build_resolution(OTHER_ASSET, resolved_at_ms=trades[5].received_at_ms)
+    closed_now = market(closed=True, accepting_orders=False)
+    run = settling_run(resolution, markets=[closed_now])
+    [before] = run.feed(trades[0], DEEP)
+    [after] = run.feed(trades[6], DEEP)
+    assert (before.decision.reason, after.decision.reason) == ("copy", "market_closed")
+    [report] = run.finish()
+    assert report.realised_pnl_usdc == Decimal("-10")  # the copy's 20 shares paid nothing
+    assert report.snapshot is not None and report.snapshot.deployed_usdc == 0
+
+
+def test_a_resolution_after_the_windows_end_is_not_applied() -> None:
+    trades = window_at_half()
+    run = settling_run(build_resolution(ASSET, resolved_at_ms=trades[-1].received_at_ms + 10_000))
+    run.feed(trades[0], DEEP)
+    [report] = run.finish(trades[-1].received_at_ms)
+    assert (
+        run.settled == [] and report.snapshot is not None and report.snapshot.deployed_usdc == Decimal("10")
+    )
+
+
+def test_a_pnl_chart_is_written_per_wallet(tmp_path: Path) -> None:
+    from polycopy.tools.chart import write_pnl_charts
+
+    trades = window_at_half()
+    run = settling_run(build_resolution(ASSET, resolved_at_ms=trades[4].received_at_ms))
+    for trade in trades:
+        run.feed(trade, DEEP)
+    [path] = write_pnl_charts(run.finish(trades[-1].received_at_ms), tmp_path / "charts")
+    assert path.name == "copy-1-pnl.png" and path.read_bytes().startswith(b"\x89PNG")

@@ -295,7 +295,13 @@ def test_the_worker_is_built_in_its_group_and_namespace_without_starting_anythin
 
     assert worker.app.conf.id == "grp-processor"
     assert str(worker.app.conf.datadir).startswith(str(settings.data_dir))
-    assert set(worker.app.agents) == {"target-filter", "evaluate", "order-lifecycle"}
+    assert set(worker.app.agents) == {
+        "target-filter",
+        "evaluate",
+        "order-lifecycle",
+        "resolution-fanout",
+        "settlement",
+    }
     assert worker.reference.wallets() == {}  # its readers have not started: nothing was read
     assert worker.books.topic == topic(settings, BOOKS) and not worker.books.started
     # The tables' changelogs, laid out as Faust declares them: run_worker creates them before Faust starts.

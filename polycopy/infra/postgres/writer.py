@@ -55,8 +55,9 @@ class BatchWriter:
     ) -> None:
         """Insert rows per table (`ON CONFLICT DO NOTHING`), then upsert rows that only move forward.
 
-        `upserts[table] = (conflict_column, guard_column, rows)`: a row replaces the stored one only when its
-        `guard_column` is greater, so an old re-delivered event never rolls a row back. Raises `RowsRejected`
+        `upserts[table] = (conflict_columns, guard_column, rows)`: a row replaces the stored one only when its
+        `guard_column` is greater, so an old re-delivered event never rolls a row back. A key of several
+        columns is written comma-separated (`"wallet_id,asset"`). Raises `RowsRejected`
         when the data was refused, `DatabaseError` for anything else but a lost connection (retried).
         """
 
@@ -89,10 +90,11 @@ def _insert_sql(table: str, columns: list[str]) -> sql.Composed:
 
 
 def _upsert_sql(table: str, columns: list[str], conflict: str, guard: str) -> sql.Composed:
+    keys = conflict.split(",")
     updates = sql.SQL(", ").join(
         sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
         for c in columns
-        if c != conflict
+        if c not in keys
     )
     return sql.SQL(
         "INSERT INTO {t} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {updates} "
@@ -101,7 +103,7 @@ def _upsert_sql(table: str, columns: list[str], conflict: str, guard: str) -> sq
         t=sql.Identifier(table),
         cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
         vals=sql.SQL(", ").join(sql.Placeholder(c) for c in columns),
-        key=sql.Identifier(conflict),
+        key=sql.SQL(", ").join(map(sql.Identifier, keys)),
         updates=updates,
         guard=sql.Identifier(guard),
     )
