@@ -42,7 +42,7 @@ class CommandGroup:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from polycopy.cli import components, data, producers, reference, tools, wallets
+    from polycopy.cli import assistants, components, data, producers, reference, tools, wallets
 
     parser = argparse.ArgumentParser(
         prog="polycopy",
@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     commands = CommandGroup(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    for area in (data, wallets, producers, reference, components, tools):  # the order of `polycopy --help`
+    for area in (
+        data,
+        wallets,
+        producers,
+        reference,
+        components,
+        tools,
+        assistants,
+    ):  # the order of `polycopy --help`
         area.register(commands)
     return parser

@@ -73,7 +73,7 @@ def correlation_ids(message: object) -> dict[str, str]:
 
 def configured_secrets(settings: PolycopySettings) -> list[str]:
     """Every secret value the settings hold: the signer key (with and without 0x), the CLOB API credentials,
-    the database password and the webhook URL (a Slack webhook URL is its own token)."""
+    the database password, the webhook URL (a Slack webhook URL is its own token) and the MCP bearer token."""
     values = [
         secret.get_secret_value()
         for secret in (
@@ -82,6 +82,7 @@ def configured_secrets(settings: PolycopySettings) -> list[str]:
             settings.clob_api_secret,
             settings.clob_api_passphrase,
             settings.alert_webhook_url,
+            settings.mcp_token,
         )
         if secret is not None
     ]

@@ -195,6 +195,16 @@ class PolycopySettings(BaseSettings):
     log_format: LogFormat = Field(
         default=LogFormat.TEXT, description="text, or json: one JSON object per line with correlation ids"
     )
+    mcp_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token `polycopy mcp --http` requires on every request (refused to start without)",
+    )
+    mcp_whatif_max_window_secs: int = Field(
+        default=86_400, gt=0, description="`polycopy mcp`: the longest window its whatif tool replays"
+    )
+    mcp_whatif_max_trades: int = Field(
+        default=20_000, gt=0, description="`polycopy mcp`: the most logged trades its whatif tool replays"
+    )
 
     @model_validator(mode="after")
     def _live_needs_a_key(self) -> Self:

@@ -48,6 +48,10 @@ def parse_time_ms(text: str, now_ms: int) -> int:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
+class WhatIfTooLargeError(ValueError):
+    """The window holds more logged trades than the caller allows (`max_trades`)."""
+
+
 @dataclass(frozen=True)
 class BookCoverage:
     """Where the books of a what-if run came from."""
@@ -82,18 +86,27 @@ def run_whatif(
     progress_every: int = 10_000,
     chart_dir: Path | None = None,
     now_ms: int | None = None,
+    max_trades: int | None = None,
+    publish: bool = True,
 ) -> WhatIfResult:
     """Replay the raw-trade log in [from_ms, to_ms] through `wallets` on the copy engine, with the current
     market and trader reference data and the books rebuilt from the books topic (README, "What if");
-    decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones."""
+    decisions and intents go to sandbox topics (`whatif-<run>.` + the usual names), never to the live ones,
+    or nowhere (`publish=False`: the MCP server writes nothing). A window of more than `max_trades` logged
+    trades raises `WhatIfTooLargeError` before anything is replayed."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
-    create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
-    records = [
-        r
-        for r in read_topic(settings, RAW_TRADES, since_ms=from_ms)
-        if r.value and (to_ms is None or r.timestamp_ms <= to_ms)
-    ]
+    records = []
+    for record in read_topic(settings, RAW_TRADES, since_ms=from_ms):
+        if record.value and (to_ms is None or record.timestamp_ms <= to_ms):
+            records.append(record)
+            if max_trades is not None and len(records) > max_trades:  # stop reading: the run is refused
+                raise WhatIfTooLargeError(
+                    f"the window holds more than the {max_trades} logged trades allowed: "
+                    "choose a shorter window"
+                )
+    if publish:
+        create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
     records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))  # one log order across partitions
     trades = [RawTrade.model_validate_json(record.value or b"") for record in records]
     out(
@@ -121,7 +134,7 @@ def run_whatif(
     books = _rebuild_books(settings, list(replayed.values()), from_ms, out)
     out(f"  {sum(t.decided_live for t in replayed.values())} of the trades were decided live")
     run = WhatIfRun(reference, resolutions)
-    publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif")
+    publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif") if publish else None
     decisions: list[Decision] = []
     coverage = Counter[str]()
     started = time.monotonic()
@@ -133,13 +146,16 @@ def run_whatif(
             coverage["pinned" if replayed[trade.dedup_key].decided_live else "rebuilt"] += 1
         for result in run.feed(trade, book):
             decisions.append(result.decision)
+            if publisher is None:
+                continue
             publisher.publish(DECISIONS, result.decision.wallet_id, result.decision)
             if result.intent is not None:
                 publisher.publish(ORDER_INTENTS, result.intent.wallet_id, result.intent)
         if number % progress_every == 0:
             elapsed = time.monotonic() - started
             out(f"  {number}/{len(trades)} trades, {len(decisions)} decisions, {elapsed:.0f} s")
-    publisher.flush(60)
+    if publisher is not None:
+        publisher.flush(60)
     reports = run.finish(end_ms)
     summary = BookCoverage(coverage["pinned"], coverage["rebuilt"], coverage["missing"], books.pinned_missing)
     out(

@@ -34,6 +34,7 @@ CHART_OWNED = {
     "database_url",
     "private_key",
     "alert_webhook_url",
+    "mcp_token",  # the chart runs no MCP server: its token is set where `polycopy mcp --http` runs
     "data_dir",
     "metrics_port",
     "metrics_enabled",
@@ -267,7 +268,7 @@ def test_the_rendered_settings_are_accepted_by_the_application_and_cover_every_s
         assert (
             provided
             >= set(PolycopySettings.model_fields)
-            - {"private_key", "alert_webhook_url"}
+            - {"private_key", "alert_webhook_url", "mcp_token"}
             - CLOB_API_CREDENTIALS
         )
         assert (settings.private_key is not None) == (settings.execution_mode.value == "live")

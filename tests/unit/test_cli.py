@@ -39,6 +39,7 @@ COMMANDS = [
     "demo",
     "whatif",
     "bench",
+    "mcp",
 ]
 
 

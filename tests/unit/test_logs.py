@@ -327,3 +327,14 @@ def test_the_kafka_clients_own_lines_go_through_python_logging(caplog) -> None: 
                 break
     failed = [r for r in caplog.records if r.name == "librdkafka"]
     assert failed and f"127.0.0.1:{port}" in failed[0].getMessage()
+
+
+def test_every_secret_setting_is_scrubbed_from_the_logs() -> None:
+    """A new SecretStr setting (the MCP server's bearer token) is a secret the logs must not show either."""
+    names = [
+        name for name, field in PolycopySettings.model_fields.items() if "SecretStr" in str(field.annotation)
+    ]
+    assert "mcp_token" in names
+    values = {name: SecretStr(f"https://secret-of-{name}.test/0123456789") for name in names}
+    settings = PolycopySettings(**values)  # type: ignore[arg-type]
+    assert set(configured_secrets(settings)) >= {value.get_secret_value() for value in values.values()}

@@ -1,5 +1,5 @@
 """The one package that imports psycopg: connections that reconnect, migrations, the sink's idempotent batch
-writes and the executor's journal. Callers import from here."""
+writes, the executor's journal and read-only queries. Callers import from here."""
 
 from polycopy.infra.postgres.connection import (
     Backoff,
@@ -12,6 +12,7 @@ from polycopy.infra.postgres.connection import (
     migrate,
     migration_files,
     query,
+    query_rows,
     safe_url,
 )
 from polycopy.infra.postgres.journal import (
@@ -46,5 +47,6 @@ __all__ = [
     "migrate",
     "migration_files",
     "query",
+    "query_rows",
     "safe_url",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from typing import Any, TypeVar
@@ -183,3 +183,23 @@ def query(url: str, statement: str, params: Iterable[Any] = ()) -> list[tuple[An
     """Run one read-only query and return all rows (for summaries, the CLI and tests)."""
     with connect(url) as conn:
         return list(conn.execute(statement, tuple(params)).fetchall())  # type: ignore[arg-type]
+
+
+def query_rows(
+    url: str, statement: str, params: Mapping[str, Any] | Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """Run one query in a read-only session and return its rows as dicts (column name -> value).
+
+    The session itself is read-only, so a reader that must never write (the MCP server) cannot, whatever the
+    statement says.
+    """
+    from psycopg.rows import dict_row
+
+    try:
+        with connect(url) as conn:
+            conn.read_only = True  # the transaction psycopg begins is READ ONLY
+            with conn.cursor(row_factory=dict_row) as cursor:
+                cursor.execute(statement, params)  # type: ignore[arg-type]
+                return list(cursor.fetchall())
+    except psycopg.Error as error:
+        raise DatabaseError(f"query failed: {str(error).strip()}") from error
