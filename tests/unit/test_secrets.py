@@ -38,6 +38,7 @@ def test_the_secret_variables_are_every_secret_setting() -> None:
         "POLYCOPY_CLOB_API_SECRET",
         "POLYCOPY_CLOB_API_PASSPHRASE",
         "POLYCOPY_ALERT_WEBHOOK_URL",
+        "POLYCOPY_MCP_TOKEN",
     } == SECRET_VARIABLES
     assert without_secrets({"POLYCOPY_PRIVATE_KEY": KEY, "PATH": "/bin"}) == {"PATH": "/bin"}
 
