@@ -41,8 +41,8 @@ down: ## stop local Kafka and PostgreSQL (data is kept in .data/)
 status: ## show whether Kafka and PostgreSQL are running
 	@bash infra/local.sh status
 
-run: install up ## run the simulator and the whole pipeline for a bounded demo (CAPTURE=file, WALLETS=file)
-	@$(BIN)/polycopy demo --duration-secs $(DURATION) $(if $(CAPTURE),--capture $(CAPTURE)) $(if $(WALLETS),--wallets $(WALLETS))
+run: install up ## run the simulator and the whole pipeline for a bounded demo (CAPTURE=file, WALLETS=file, LIVE_FAKE=1)
+	@$(BIN)/polycopy demo --duration-secs $(DURATION) $(if $(CAPTURE),--capture $(CAPTURE)) $(if $(WALLETS),--wallets $(WALLETS)) $(if $(LIVE_FAKE),--live-fake)
 
 test: install up tools ## lint (ruff, mypy, import contracts), then unit, integration, end-to-end and operations tests
 	@$(MAKE) --no-print-directory lint

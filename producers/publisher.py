@@ -8,10 +8,11 @@ from typing import Protocol
 from polycopy.infra.kafka import now_ms
 from polycopy.infra.logs import log_context
 from polycopy.infra.metrics import PipelineMetrics
+from processors.core.alerts import SilenceWatch
 from producers.parsing import parse_rtds_frame
 from schemas.base import Message
 from schemas.deadletter import DeadLetter, build_dead_letter
-from schemas.topics import RAW_TRADES, TopicSpec
+from schemas.topics import ALERTS, RAW_TRADES, TopicSpec
 from schemas.trades import RawTrade, TradeSource
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,28 @@ class Publisher(Protocol):
 class TradePublisher:
     """The common back half of every producer: parse, publish keyed by trader wallet, dead-letter, count."""
 
-    def __init__(self, publisher: Publisher, metrics: PipelineMetrics, stage: str = "rtds-parse") -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        metrics: PipelineMetrics,
+        stage: str = "rtds-parse",
+        *,
+        silence: SilenceWatch | None = None,
+    ) -> None:
         self._publisher, self._metrics, self._stage = publisher, metrics, stage
+        self._silence = silence
         self.trades = 0
         self.dead_letters = 0
+        self.alerts = 0
+
+    def check_silence(self, at_ms: int) -> None:
+        """Publish one `feed_silent` alert when no trade was published for the watch's threshold (called on
+        the feed's own clock: a silent feed calls nothing else)."""
+        alert = self._silence.check(at_ms) if self._silence is not None else None
+        if alert is not None:
+            log.warning("%s", alert.summary)
+            self._publisher.publish(ALERTS, alert.kind.value, alert)
+            self.alerts += 1
 
     def publish_frame(self, frame: str | bytes, received_at_ms: int, source: TradeSource) -> int:
         """Parse one frame and publish its trades; returns how many trades it held."""
@@ -79,6 +98,8 @@ class TradePublisher:
         if trade.source is TradeSource.RTDS:  # the poller finds trades late by design; replays are history
             self._metrics.feed_lag.observe(max(trade.received_at_ms / 1000 - trade.timestamp, 0))
             self._metrics.observe_stage("feed", trade.timestamp * 1000, trade.received_at_ms)
+            if self._silence is not None:
+                self._silence.saw_trade(trade.received_at_ms)
         self.trades += 1
 
     def flush(self, timeout: float = 30.0) -> int:

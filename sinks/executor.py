@@ -4,9 +4,10 @@ Money safety, per intent: claim it in the PostgreSQL journal before anything is 
 re-delivered intent is never executed twice; store its reports in the journal with the state `sent` (the
 outbox) and publish them; once the broker acknowledged them, `delivered`; only then do the offsets commit.
 A re-delivered intent in `sent` re-publishes the stored reports and never executes again; one in `claimed`
-was never sent: paper executes it again (deterministically, on the levels the intent carries), live resolves
-it through the gateway (`resolve_unsent`, issue 9). Nothing counts as a harmless duplicate before its reports
-were delivered.
+was never sent: paper executes it again (deterministically, on the levels the intent carries), live looks
+its order up by the id journaled with the claim (`LiveOrders.resolve`) and never sends a different one.
+Nothing counts as a harmless duplicate before its reports were delivered. Live orders after placement
+(reconciliation, deferrals, kill switch) live in `sinks.live_orders`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
 from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS, TopicSpec
 from sinks.base import ConsumeLoop, Rejection
+from sinks.live_orders import LiveOrders
 from sinks.paper_orders import LatestBooks, RestingJournal, RestingPaperOrders
 
 log = logging.getLogger(__name__)
@@ -85,12 +87,15 @@ class Executor:
         journal: IntentJournal,
         metrics: PipelineMetrics,
         books: LatestBooks | None = None,
+        live: Callable[[Executor], LiveOrders] | None = None,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._settings, self._metrics, self._clock_ms = settings, metrics, clock_ms
         self._loop, self._publisher, self._journal = loop, publisher, journal
         self._books = books or LatestBooks()
         self.resting = RestingPaperOrders(journal, self, metrics, books=self._books, clock_ms=clock_ms)
+        # Live orders (a live deployment only): they publish through this executor's outbox and delivery.
+        self.live = live(self) if live is not None else None
         self._sent: list[str] = []  # intents whose reports were published and await delivery
         self._failures_seen = publisher.delivery_failures
         self.handled = 0
@@ -110,10 +115,17 @@ class Executor:
         self._journal.connect()
         try:
             self.resting.load()
-            self._loop.run(self, max_idle_secs, between_polls=self.resting.step)
+            if self.live is not None:
+                self.live.load()
+            self._loop.run(self, max_idle_secs, between_polls=self._between_polls)
         finally:
             self._publisher.flush(REPORT_DELIVERY_SECS)
             self._journal.close()
+
+    def _between_polls(self) -> None:
+        self.resting.step()
+        if self.live is not None:
+            self.live.step()
 
     # --- the consume loop's hooks ---------------------------------------------------------------------------
     def topics(self) -> Sequence[str]:
@@ -124,7 +136,12 @@ class Executor:
 
     def write(self, intent: OrderIntent, record: Record) -> None:
         """Claim the intent; execute it only if it was never sent; publish its reports (stored first)."""
-        order_id = build_paper_order_id(intent.intent_id)
+        # A live order's id is the venue's (its hash), computed before anything is sent and journaled with
+        # the claim: a restart looks that very order up instead of sending another.
+        if self.live is not None and intent.mode is ExecutionMode.LIVE:
+            order_id = self.live.order_id_for(intent)
+        else:
+            order_id = build_paper_order_id(intent.intent_id)
         bind_log_context(order_id=order_id)
         earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
         if earlier is not None and (earlier.state == DELIVERED or intent.intent_id in self._sent):
@@ -188,9 +205,10 @@ class Executor:
     # --- execution ------------------------------------------------------------------------------------------
     def resolve_unsent(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
         """An intent an earlier run claimed but stored no report for. Paper executes it again: the fill is
-        deterministic (the intent's levels). Live (issue 9) must ask the gateway's `resolve_unsent(intent)`,
-        which looks the order up at the venue before it ever sends it again; until the gateway is wired in,
-        live intents are refused and nothing reached a venue, so refusing again is safe."""
+        deterministic (the intent's levels). Live looks its order up at the venue by the id journaled with the
+        claim, and sends that same order only if the venue has never heard of it (`LiveOrders.resolve`)."""
+        if self.live is not None and intent.mode is ExecutionMode.LIVE:
+            return self.live.resolve(intent, order_id, self._clock_ms())
         return self._execute(intent, order_id)
 
     def _execute(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
@@ -208,15 +226,11 @@ class Executor:
                     sent_at,
                 )
             ]
-        if intent.mode is not ExecutionMode.PAPER or self._settings.execution_mode is not ExecutionMode.PAPER:
-            return [
-                self._reject(
-                    intent,
-                    order_id,
-                    "live execution is not available in this release; order refused",
-                    sent_at,
-                )
-            ]
+        if intent.mode is ExecutionMode.LIVE:
+            if self.live is None:  # a live wallet in a paper deployment: recorded, never sent
+                detail = "not sent: the deployment is not live (POLYCOPY_EXECUTION_MODE=live)"
+                return [self._reject(intent, order_id, detail, sent_at)]
+            return self.live.place(intent, order_id, sent_at)
         try:
             # Paper fills take the book levels the liquidity gate saw (carried by the intent), not a book
             # fetched now: a replay of the log then fills exactly as this run did, and a re-execution after

@@ -153,7 +153,8 @@ class PendingRow:
     record: Record
     table: str
     row: dict[str, Any]
-    extra: list[tuple[str, dict[str, Any]]]  # rows of other tables it carries: (table, row)
+    # (table, row) more: the order's state for an order event, its open positions for a wallet snapshot
+    extra: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 class PostgresSink:
@@ -207,15 +208,13 @@ class PostgresSink:
         try:
             row = build_row(value)
             extra: list[tuple[str, dict[str, Any]]] = []
-            if isinstance(value, OrderEvent):  # the order's latest state rides with its event
+            if isinstance(value, OrderEvent):
                 extra.append(("orders", order_row(value)))
-            if isinstance(
-                value, WalletSnapshot
-            ):  # the marks of its open positions, at the snapshot's version
+            if isinstance(value, WalletSnapshot):  # its open positions' marks, at the snapshot's version
                 extra += [("positions", position_row(position)) for position in value.open_positions]
         except Exception as error:  # noqa: BLE001 - any record that cannot become a row is dead-lettered
             raise RecordRejected(f"cannot be written to {table}: {type(error).__name__}: {error}") from error
-        self._pending.append(PendingRow(record, table, row, extra))
+        self._pending.append(PendingRow(record, table, row, tuple(extra)))
 
     def flush(self) -> Sequence[Rejection]:
         """Write the batch in one transaction, or, when PostgreSQL refuses some rows, every row it accepts
@@ -249,7 +248,7 @@ def _batch(
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[str, str, list[dict[str, Any]]]]]:
     """Rows per append-only table, and the newest version per key of the latest-wins tables."""
     inserts: dict[str, list[dict[str, Any]]] = {}
-    latest: dict[str, dict[Any, dict[str, Any]]] = {}
+    latest: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
     for pending in rows:
         for table, row in [(pending.table, pending.row), *pending.extra]:
             if table not in LATEST_WINS:

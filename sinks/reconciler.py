@@ -28,7 +28,7 @@ from processors.core.reconcile import (
     reconcile_order,
 )
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, OrderType, ReportKind
-from schemas.venue import LookupKind, Placement
+from schemas.venue import LookupKind, OrderLookup, Placement
 from sinks.gateway import RESOLVE_LOOKBACK_MS, OrderGateway
 
 log = logging.getLogger(__name__)
@@ -92,14 +92,20 @@ class OrderReconciler:
         return self._emit(tracked, observe_placement(placement, tracked.intent.size, kills))
 
     def reconcile(self, orders: Sequence[TrackedOrder]) -> list[ExecutionReport]:
-        """One pass: the account's trades once, then each order's look-up and the lost-order rule."""
+        """One pass: the account's trades and its resting orders once, then a look-up of each order that is
+        not resting (one request per changed order, not per open order: the executor's loop waits for the
+        pass), and the lost-order rule."""
         if not orders:
             return []
         since = min(tracked.intent.created_at_ms for tracked in orders) - RESOLVE_LOOKBACK_MS
         fills = self._gateway.fills_since(since)
+        resting = {order.order_id: order for order in self._gateway.open_orders() or ()}
         reports: list[ExecutionReport] = []
         for tracked in orders:
-            lookup = self._gateway.look_up(tracked.order_id)
+            order = resting.get(tracked.order_id)
+            lookup = (
+                OrderLookup(LookupKind.FOUND, order) if order else self._gateway.look_up(tracked.order_id)
+            )
             mine = [fill for fill in fills or () if fill.order_id == tracked.order_id]
             count, verdict = observe_lookup(tracked.not_found_count, lookup.kind)
             observations: list[Observation] = []

@@ -27,6 +27,7 @@ def cmd_demo(args: argparse.Namespace, settings: PolycopySettings) -> int:
         seed=args.seed,
         trades_per_sec=args.trades_per_sec,
         wallets=Path(args.wallets) if args.wallets else None,
+        live_fake=args.live_fake,
     )
     if options.wallets is not None:
         load_wallet_file(options.wallets)  # refuse a bad file before anything starts
@@ -131,6 +132,12 @@ def register(commands: CommandGroup) -> None:
     demo.add_argument("--trades-per-sec", type=float, default=20, help="simulated feed rate")
     demo.add_argument(
         "--wallets", help="wallet YAML file (default: three demo wallets following the top traders)"
+    )
+    demo.add_argument(
+        "--live-fake",
+        action="store_true",
+        help="add a live wallet: the executor runs live with a throwaway key and sends real signed orders "
+        "to the simulator's fake CLOB",
     )
     whatif = commands.command(
         "whatif",

@@ -122,6 +122,11 @@ class PolycopySettings(BaseSettings):
     rtds_watchdog_secs: float = Field(
         default=20.0, gt=0, description="reconnect when no frame arrives this long"
     )
+    feed_silent_secs: float = Field(
+        default=300.0,
+        gt=0,
+        description="the RTDS producer publishes a feed_silent alert when no trade arrived for this long",
+    )
     max_intent_age_secs: float = Field(
         default=60.0,
         gt=0,
@@ -132,6 +137,23 @@ class PolycopySettings(BaseSettings):
         gt=0,
         description="a paper GTC order still resting this long after its decision is cancelled "
         "(no user cancels paper orders; it would hold its reservation forever)",
+    )
+    live_reconcile_secs: float = Field(
+        default=2.0,
+        gt=0,
+        description="live orders: seconds between reconciliation passes (each open order looked up, the "
+        "account's trades read once)",
+    )
+    live_breaker_open_secs: float = Field(
+        default=60.0,
+        gt=0,
+        description="a venue endpoint group's circuit breaker stays open this long after 5 consecutive "
+        "failures (5xx, time-outs), then lets one probe through",
+    )
+    live_lost_watch_secs: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a LOST live order stays fillable: its fills are looked for this long after it was sent",
     )
     instance_id: str = Field(
         default="",

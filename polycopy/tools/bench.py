@@ -24,6 +24,7 @@ from polycopy.tools.bench_figures import (
     load_average,
     ratio,
 )
+from polycopy.tools.bench_live import run_live
 from polycopy.tools.bench_local import run_in_process, run_producer
 from polycopy.tools.bench_offline import run_sink_bench, run_whatif_bench
 from polycopy.tools.bench_pipeline import BenchPipeline
@@ -87,6 +88,7 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
             run_sink_bench(bench, options, result, out)
         if options.whatif_trades:
             run_whatif_bench(bench, options, wallets, result, out)
+        run_live(bench, options.seed, out)
     finally:
         drop_database(settings.database_url, database)
         shutil.rmtree(bench.data_dir / "faust" / bench.consumer_group("processor"), ignore_errors=True)

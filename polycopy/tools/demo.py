@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,7 @@ from schemas.wallets import WalletConfigFile
 from sinks import MIGRATIONS
 
 PROGRESS_SECS = 5.0
+STOP_ORDER = ("producer", "executor", "worker", "books", "sink", "simulator")  # others first
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class DemoOptions:
     trades_per_sec: float = 20.0
     drain_secs: float = 30.0
     wallets: Path | None = None  # a wallet file to use instead of the three demo wallets
+    live_fake: bool = False  # one more wallet in live mode, its orders signed and sent to the fake CLOB
 
 
 @dataclass
@@ -104,6 +108,36 @@ def build_demo_wallets(targets: list[str]) -> dict[str, object]:
     }
 
 
+def build_live_wallet(targets: list[str]) -> dict[str, object]:
+    """The `--live-fake` wallet: live mode, so the executor signs its orders and sends them to the fake CLOB;
+    GTC limits, so some match at once and some rest on the book."""
+    return {
+        "id": "demo-live",
+        "mode": "live",
+        "capital_usdc": "500",
+        "targets": targets[:5],
+        "sides": ["BUY"],
+        "sizing": {"mode": "fixed_usdc", "value": "5"},
+        "price_min": "0.05",
+        "price_max": "0.95",
+        "max_slippage": "0.02",
+        "order_type": "GTC",
+    }
+
+
+def wait_for_http(url: str, timeout_secs: float = 60.0) -> None:
+    """Wait until `url` answers (the fake CLOB, before the live executor derives its API key from it)."""
+    deadline = time.monotonic() + timeout_secs
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - the demo's own local simulator
+                return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout_secs:g} s: {error}") from error
+            time.sleep(0.5)
+
+
 def capture_top_traders(capture: Path, count: int) -> list[str]:
     """The most active traders in a capture file."""
     activity: Counter[str] = Counter()
@@ -124,13 +158,20 @@ class Processes:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        secret_env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start one child; no secret of ours reaches it except `secret_env` (the one child that needs it)."""
         log = (self._log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=without_secrets(os.environ | (env or {})),
+            env=without_secrets(os.environ | (env or {})) | (secret_env or {}),
             start_new_session=True,
         )
         self.running[name] = process
@@ -155,7 +196,10 @@ class Processes:
             process.wait(5)
 
     def stop_all(self) -> None:
-        for name in list(self.running):
+        """Stop along the flow (`STOP_ORDER`): the PostgreSQL sink after every component whose events it
+        writes, and the simulator last (a live executor would otherwise find the fake venue gone and open its
+        breakers on the way out)."""
+        for name in sorted(self.running, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else -1):
             self.stop(name)
 
 
@@ -187,7 +231,10 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
         targets = MarketSimulator(options.seed).top_wallets(10)
     wallet_file = options.wallets or data_dir / "wallets.yaml"
     if options.wallets is None:
-        wallet_file.write_text(yaml.safe_dump(build_demo_wallets(targets), sort_keys=False))
+        wallets = build_demo_wallets(targets)
+        if options.live_fake:
+            wallets["wallets"].append(build_live_wallet(targets))  # type: ignore[attr-defined]
+        wallet_file.write_text(yaml.safe_dump(wallets, sort_keys=False))
     config = WalletConfigFile.model_validate(yaml.safe_load(wallet_file.read_text()))
     publisher = MessagePublisher(settings, client_id="polycopy-demo")
     for wallet in config.wallets:
@@ -218,8 +265,23 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
         sim_args += ["--capture", str(options.capture)]
     try:
         processes.start("simulator", *sim_args, env=env)
-        for component in ("books", "worker", "executor", "sink"):
+        for component in ("books", "worker", "sink"):
             processes.start(component, "-m", "polycopy.cli", component, env=env)
+        if options.live_fake:
+            # A throwaway key made for this run, handed to the executor alone and never printed or stored.
+            key = "0x" + secrets.token_hex(32)
+            wait_for_http(settings.clob_url + "/time")
+            processes.start(
+                "executor",
+                "-m",
+                "polycopy.cli",
+                "executor",
+                env=env | {"POLYCOPY_EXECUTION_MODE": "live"},
+                secret_env={"POLYCOPY_PRIVATE_KEY": key},
+            )
+            out(f"  live executor: signed orders of the live wallet go to the fake CLOB {settings.clob_url}")
+        else:
+            processes.start("executor", "-m", "polycopy.cli", "executor", env=env)
         out("  starting simulator, books producer, Faust worker, executor and PostgreSQL sink ...")
         for group in (
             settings.consumer_group("processor"),
@@ -265,9 +327,27 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
     summary = RunSummary.build(trades, decisions, events, dead_letters=letters)
     out("\n== summary " + "=" * 60)
     out(summary.render(replayed=is_replayed(trades)))
+    if options.live_fake:
+        for line in live_order_lines(settings, started_ms):
+            out(line)
     for line in where_to_look(settings, wallet_file):
         out(line)
     return DemoResult(summary, baseline, started_ms)
+
+
+def live_order_lines(settings: PolycopySettings, since_ms: int) -> list[str]:
+    """The live orders of this run by status (the lifecycle's view, from PostgreSQL), with their fills."""
+    rows = query(
+        settings.database_url,
+        "SELECT status, count(*), coalesce(sum(matched_size), 0) FROM orders "
+        "WHERE mode = 'live' AND sent_at_ms >= %s GROUP BY status ORDER BY status",
+        (since_ms,),
+    )
+    lines = ["\n== live orders at the fake CLOB (signed, sent, reconciled) " + "=" * 12]
+    if not rows:
+        return [*lines, "  none: no trade of the live wallet's targets passed its rules in this run"]
+    lines += [f"  {status:18} {count:5} orders   {matched} shares matched" for status, count, matched in rows]
+    return lines
 
 
 def where_to_look(settings: PolycopySettings, wallet_file: Path) -> list[str]:

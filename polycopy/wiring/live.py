@@ -51,7 +51,7 @@ def build_live_gateway(
     from polycopy.polymarket.clob import ApiCredentials, derive_api_credentials
     from polycopy.polymarket.live import LiveClobClient
     from processors.core.alerts import alert_for_breaker
-    from processors.core.breaker import BreakerChange, BreakerState
+    from processors.core.breaker import BreakerBoard, BreakerChange, BreakerPolicy, BreakerState
     from schemas.topics import ALERTS
     from sinks.gateway import LiveOrderGateway
 
@@ -87,4 +87,5 @@ def build_live_gateway(
         if alert is not None and publisher is not None:
             publisher.publish(ALERTS, alert.kind.value, alert)
 
-    return LiveOrderGateway(client, on_change=on_change)
+    breakers = BreakerBoard(BreakerPolicy(open_secs=settings.live_breaker_open_secs))
+    return LiveOrderGateway(client, breakers, on_change=on_change)

@@ -14,10 +14,11 @@ from polycopy.infra.kafka import (
 )
 from polycopy.infra.logs import build_logging_config
 from polycopy.infra.metrics import PipelineMetrics
-from polycopy.infra.postgres import BatchWriter, ExecutionJournal
+from polycopy.infra.postgres import BatchWriter, LiveExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.wiring.common import build_consume_loop, build_metrics, build_publisher, stop_on_signals
-from schemas.topics import BOOKS
+from schemas.orders import ExecutionMode
+from schemas.topics import BOOKS, CONTROL
 from sinks.base import LoopPolicy
 from sinks.executor import Executor
 from sinks.postgres_sink import PostgresSink
@@ -103,31 +104,55 @@ def run_books(settings: PolycopySettings) -> None:
 
 # --- the sinks ----------------------------------------------------------------------------------------------
 def build_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> Executor:
-    """The executor: intents -> journal claim -> paper fill on the intent's book levels -> reports; resting
-    paper orders fill from the books topic (its follower is started by `run_executor`)."""
+    """The executor: intents -> journal claim -> paper fill on the intent's book levels, or (a live
+    deployment) the live order gateway -> reports; resting paper orders fill from the books topic, live
+    orders are reconciled with the venue (the followers of the books and control topics are started by
+    `run_executor`)."""
     publisher = build_publisher(settings, "polycopy-executor")
     loop = build_consume_loop(settings, "executor", publisher, metrics, EXECUTOR_POLICY)
-    return Executor(
-        settings,
-        loop=loop,
-        publisher=publisher,
-        journal=ExecutionJournal(settings.database_url, should_stop=loop.is_stopping),
-        metrics=metrics,
-    )
+    journal = LiveExecutionJournal(settings.database_url, should_stop=loop.is_stopping)
+    live = None
+    if settings.execution_mode is ExecutionMode.LIVE:
+        from polycopy.wiring.live import build_live_gateway
+        from sinks.live_orders import LiveOrders, LivePolicy
+
+        # Breaker changes go out as alerts through the executor's own publisher.
+        gateway = build_live_gateway(settings, metrics, publisher)
+        policy = LivePolicy(
+            max_intent_age_secs=settings.max_intent_age_secs,
+            reconcile_secs=settings.live_reconcile_secs,
+            lost_watch_secs=settings.live_lost_watch_secs,
+        )
+
+        def live(executor: Executor) -> LiveOrders:
+            return LiveOrders(gateway, journal, executor, metrics, policy=policy, clock_ms=now_ms)
+
+    return Executor(settings, loop=loop, publisher=publisher, journal=journal, metrics=metrics, live=live)
+
+
+def start_executor_followers(settings: PolycopySettings, executor: Executor) -> list[TopicFollower]:
+    """Start what the executor follows beside its intents: the books topic from now on (resting paper
+    orders fill on the states published from now), and in a live deployment every kill switch on the
+    control topic from the beginning (it is compacted), read up to its end before the first intent."""
+    followers = [TopicFollower(settings, BOOKS, executor.books.on_record, since_ms=now_ms())]
+    if executor.live is not None:
+        followers.append(TopicFollower(settings, CONTROL, executor.live.on_control))
+    for follower in followers:
+        follower.start(wait_secs=120)
+    return followers
 
 
 def run_executor(settings: PolycopySettings) -> None:
     """`polycopy executor`: run until SIGTERM/SIGINT, then deliver and commit the last batch."""
     executor = build_executor(settings, build_metrics(settings, "executor"))
     stop_on_signals(executor.stop)
-    # Resting paper orders fill on the book states published from now on.
-    books = TopicFollower(settings, BOOKS, executor.books.on_record, since_ms=now_ms())
-    books.start(wait_secs=120)
+    followers = start_executor_followers(settings, executor)
     log.info("executor running in %s mode", settings.execution_mode.value)
     try:
         executor.run()
     finally:
-        books.stop()
+        for follower in followers:
+            follower.stop()
 
 
 def build_postgres_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> PostgresSink:

@@ -65,8 +65,18 @@ def build_rtds_feed(
     )
 
 
-def run_feed(feed: RtdsFeed, duration_secs: float | None = None) -> None:
-    """Run the feed until SIGTERM/SIGINT (or `duration_secs`)."""
+def run_feed(
+    feed: RtdsFeed,
+    duration_secs: float | None = None,
+    *,
+    every_sec: Callable[[], None] | None = None,
+) -> None:
+    """Run the feed until SIGTERM/SIGINT (or `duration_secs`); `every_sec` runs once a second beside it."""
+
+    async def tick() -> None:
+        while every_sec is not None:
+            await asyncio.sleep(1.0)
+            every_sec()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -74,22 +84,31 @@ def run_feed(feed: RtdsFeed, duration_secs: float | None = None) -> None:
             loop.add_signal_handler(sig, feed.stop)
         if duration_secs is not None:
             loop.call_later(duration_secs, feed.stop)
-        await feed.run()
+        ticker = asyncio.create_task(tick())
+        try:
+            await feed.run()
+        finally:
+            ticker.cancel()
 
     asyncio.run(main())
 
 
 def run_rtds(settings: PolycopySettings, url: str | None = None) -> ProducerRun:
-    """`polycopy rtds`: the venue's trade stream onto the raw-trades topic, until SIGTERM/SIGINT."""
+    """`polycopy rtds`: the venue's trade stream onto the raw-trades topic, until SIGTERM/SIGINT; a feed
+    silent for `POLYCOPY_FEED_SILENT_SECS` publishes one `feed_silent` alert."""
+    from processors.core.alerts import SilenceWatch
+
     metrics = build_metrics(settings, "producer")
-    publisher = build_trade_publisher(settings, metrics, "polycopy-rtds")
+    silence = SilenceWatch("rtds", settings.feed_silent_secs, now_ms())
+    publisher = TradePublisher(build_publisher(settings, "polycopy-rtds"), metrics, silence=silence)
     run_feed(
         build_rtds_feed(
             settings,
             lambda frame, received_at_ms: publisher.publish_frame(frame, received_at_ms, TradeSource.RTDS),
             metrics,
             url,
-        )
+        ),
+        every_sec=lambda: publisher.check_silence(now_ms()),
     )
     undelivered = publisher.flush(30)
     return ProducerRun(0, publisher.trades, publisher.dead_letters, undelivered)

@@ -182,3 +182,10 @@ def advance_known(known: KnownOrder, observation: Observation) -> KnownOrder:
     if kind in (ReportKind.CANCELLED, ReportKind.REJECTED):
         return replace(known, finished=True)
     return known
+
+
+def is_settled(known: KnownOrder) -> bool:
+    """Nothing more can happen to this order: it is finished (cancelled, rejected, killed) or fully matched,
+    and every matched share is CONFIRMED (a MATCHED fill may still fail, so it is watched until then)."""
+    done = known.finished or known.matched >= known.size
+    return done and known.confirmed >= known.matched

@@ -121,8 +121,8 @@ def test_a_paper_intent_claimed_but_never_sent_is_executed_again() -> None:
 def test_a_live_intent_claimed_by_a_run_that_stored_nothing_is_refused_again_not_counted_a_duplicate() -> (
     None
 ):
-    # Until the live gateway is wired in (issue 9: `resolve_unsent` looks the order up at the venue), a live
-    # intent is refused and nothing reaches a venue: refusing it again is the resolution.
+    # In a paper deployment a live intent is refused and nothing reaches a venue: refusing it again is the
+    # resolution (a live deployment looks the order up: tests/unit/test_live_orders.py).
     harness = Harness()
     order = intent(mode=ExecutionMode.LIVE)
     harness.journal.states[order.intent_id] = "claimed"
@@ -133,7 +133,7 @@ def test_a_live_intent_claimed_by_a_run_that_stored_nothing_is_refused_again_not
     assert harness.metrics.duplicate_intents._value.get() == 0
 
 
-def test_a_live_intent_is_refused_in_this_release() -> None:
+def test_a_live_intent_in_a_paper_deployment_is_refused_with_the_switch_it_needs() -> None:
     harness = Harness()
     harness.send(intent(mode=ExecutionMode.LIVE))
 
@@ -141,7 +141,7 @@ def test_a_live_intent_is_refused_in_this_release() -> None:
 
     [report] = harness.reports()
     assert (report.kind, report.mode) == (ReportKind.REJECTED, ExecutionMode.LIVE)
-    assert "live execution is not available" in report.detail
+    assert report.detail == "not sent: the deployment is not live (POLYCOPY_EXECUTION_MODE=live)"
 
 
 def test_an_intent_decided_without_a_book_rejects_the_paper_order() -> None:

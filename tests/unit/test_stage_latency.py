@@ -12,7 +12,13 @@ from schemas.topics import EXECUTION_REPORTS, ORDER_INTENTS
 from schemas.trades import TradeSource
 from sinks.base import ConsumeLoop, LoopPolicy
 from sinks.executor import Executor
-from tests.builders import RECEIVED_AT_MS, TRADE_TIMESTAMP, build_book, build_intent_on_book, build_trade
+from tests.builders import (
+    RECEIVED_AT_MS,
+    TRADE_TIMESTAMP,
+    build_book,
+    build_intent_on_book,
+    build_trade,
+)
 from tests.fakes import FakeBroker, FakeJournal, FakePublisher
 from tests.log_capture import capture_json_lines
 

@@ -15,7 +15,7 @@ import polycopy.polymarket.clob
 from polycopy import wiring
 from polycopy.infra.kafka import MessagePublisher, RecordConsumer, now_ms
 from polycopy.infra.metrics import PipelineMetrics
-from polycopy.infra.postgres import BatchWriter, ExecutionJournal
+from polycopy.infra.postgres import BatchWriter, ExecutionJournal, LiveExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.rtds import RtdsFeed
 from polycopy.wiring import common, live, pipeline, producers
@@ -120,7 +120,7 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
 
     patch_client(monkeypatch, "RecordConsumer", consumer)
     patch_client(monkeypatch, "MessagePublisher", publisher)
-    patch_client(monkeypatch, "ExecutionJournal", journal)
+    patch_client(monkeypatch, "LiveExecutionJournal", journal)
     patch_client(monkeypatch, "BatchWriter", writer)
     patch_client(monkeypatch, "CompactedTopicReader", table)
     patch_client(monkeypatch, "VenueHttpClient", VenueClient)
@@ -328,14 +328,14 @@ def real_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
     for name, cls in [
         ("RecordConsumer", RecordConsumer),
         ("MessagePublisher", MessagePublisher),
-        ("ExecutionJournal", ExecutionJournal),
+        ("LiveExecutionJournal", LiveExecutionJournal),
         ("BatchWriter", BatchWriter),
         ("RtdsFeed", RtdsFeed),
     ]:
         patch_client(monkeypatch, name, recording(cls))
     yield made
     for client in made:
-        if isinstance(client, RecordConsumer | ExecutionJournal | BatchWriter):
+        if isinstance(client, RecordConsumer | LiveExecutionJournal | BatchWriter):
             client.close()
 
 

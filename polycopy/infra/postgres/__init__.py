@@ -1,5 +1,5 @@
 """The one package that imports psycopg: connections that reconnect, migrations, the sink's idempotent batch
-writes and the executor's journal. Callers import from here."""
+writes, the executor's journal and read-only queries. Callers import from here."""
 
 from polycopy.infra.postgres.connection import (
     Backoff,
@@ -23,6 +23,7 @@ from polycopy.infra.postgres.journal import (
     JournalEntry,
     RestingEntry,
 )
+from polycopy.infra.postgres.live_journal import LiveEntry, LiveExecutionJournal
 from polycopy.infra.postgres.writer import BatchWriter, RowsRejected
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "DatabaseUnavailable",
     "ExecutionJournal",
     "JournalEntry",
+    "LiveEntry",
+    "LiveExecutionJournal",
     "ResilientConnection",
     "RestingEntry",
     "RowsRejected",
