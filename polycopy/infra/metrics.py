@@ -146,6 +146,11 @@ class PipelineMetrics:
             ["stage"],
             registry=r,
         )
+        self.send_retries = Counter(
+            "polycopy_worker_send_retries_total",
+            "Worker sends the broker did not acknowledge (an outage) and that were sent again",
+            registry=r,
+        )
         self.first_seen = Counter(
             "polycopy_trades_first_seen_total",
             "Fills by the source that delivered them first; source=poll: the feed missed them",

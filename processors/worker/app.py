@@ -36,6 +36,7 @@ from processors.core import engine
 from processors.worker.book_cache import BookCache
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
+from processors.worker.outbox import deliver as deliver_outputs
 from processors.worker.portfolio import PortfolioAgents, WalletChange, WalletPublisher
 from processors.worker.state import (
     RECENT_EXPIRY,
@@ -142,9 +143,8 @@ def create_app(
     wallet_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def deliver(outputs: Sequence[Output]) -> None:
-        """Send every output, then wait until the broker has them all: only then may a state say "done"."""
-        deliveries = [await out.send(spec, key, value) for spec, key, value in outputs]
-        await asyncio.gather(*deliveries)
+        """Send every output, then wait until the broker has them all (a broker outage is waited out)."""
+        await deliver_outputs(out, outputs, on_retry=lambda _: metrics.send_retries.inc())
 
     async def send_one(spec: TopicSpec, key: str, value: bytes) -> None:
         await deliver([(spec, key, value)])

@@ -3,14 +3,20 @@ can wait for the broker's acknowledgement before it writes its state), or a reco
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 import faust
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from schemas.topics import TopicSpec
 
+log = logging.getLogger(__name__)
+
 Output = tuple[TopicSpec, str, bytes]  # (topic, key, value) of one message an agent sends
+FIRST_RETRY_SECS, MAX_RETRY_SECS = 0.5, 5.0
 
 
 class Outbox(Protocol):
@@ -30,3 +36,38 @@ class TopicOutbox:
     async def send(self, spec: TopicSpec, key: str, value: bytes) -> Awaitable[object]:
         # Faust's Topic.send queues on the producer and answers with the message's delivery future.
         return await self._topics[spec.name].send(key=key.encode(), value=value)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A send the broker may take later (restarting, leader moving, timed out), not a refused message."""
+    return isinstance(error, KafkaTimeoutError | asyncio.TimeoutError | ConnectionError) or (
+        isinstance(error, KafkaError) and bool(error.retriable)
+    )
+
+
+async def deliver(
+    outbox: Outbox,
+    outputs: Sequence[Output],
+    *,
+    on_retry: Callable[[BaseException], None] = lambda _: None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Send every output and wait until the broker acknowledged them all: only then may a state say "done".
+
+    A transient failure (a broker restart) sends them all again after a backoff until they are in, because an
+    event whose sends were given up would be acked by Faust and its decision lost; re-sent messages are
+    idempotent downstream (ids). A refused message (too large) raises; the caller dead-letters the event."""
+    wait = FIRST_RETRY_SECS
+    while True:
+        try:
+            deliveries = [await outbox.send(spec, key, value) for spec, key, value in outputs]
+            await asyncio.gather(*deliveries)
+            return
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            on_retry(error)
+            kind = type(error).__name__
+            log.warning("send not acknowledged (%s: %s); sending again in %.1f s", kind, error, wait)
+            await sleep(wait)
+            wait = min(wait * 2, MAX_RETRY_SECS)
