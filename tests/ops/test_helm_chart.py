@@ -38,6 +38,8 @@ CHART_OWNED = {
     "data_dir",
     "metrics_port",
     "metrics_enabled",
+    # Left unset: a Deployment's pod names change on every restart, so static membership would gain nothing.
+    "instance_id",
 } | CLOB_API_CREDENTIALS
 # Commands that other work packages are adding; checked once the CLI has them.
 PENDING_COMMANDS = {"books"}
@@ -268,7 +270,7 @@ def test_the_rendered_settings_are_accepted_by_the_application_and_cover_every_s
         assert (
             provided
             >= set(PolycopySettings.model_fields)
-            - {"private_key", "alert_webhook_url", "mcp_token"}
+            - {"private_key", "alert_webhook_url", "mcp_token", "instance_id"}
             - CLOB_API_CREDENTIALS
         )
         assert (settings.private_key is not None) == (settings.execution_mode.value == "live")
