@@ -277,12 +277,11 @@ def test_no_secret_shows_in_logs_output_metrics_topics_or_child_environments(obs
             assert not any(secret in text for text in texts), f"{secret!r} found in {place}"
     # The database URL the demo prints is the real one, password masked.
     assert f"polycopy:{REDACTED}@" in demo.printed
-    # The key reached the children only the way it was configured (their inherited environment); the API
-    # credentials, given to the demo's settings only, never reached a child.
+    # A paper demo's children need no key: neither the configured signer key nor the API credentials reach
+    # any of them (only a live executor is handed a key, and only its own).
     for pid, environ in demo.environs.items():
-        for secret in (API_KEY, API_SECRET, API_PASSPHRASE):
+        for secret in (KEY, API_KEY, API_SECRET, API_PASSPHRASE):
             assert secret.encode() not in environ, f"process {pid} was handed {secret!r}"
-        assert f"POLYCOPY_PRIVATE_KEY={KEY}\0".encode() in environ
 
 
 def samples(page: str) -> list[tuple[str, dict[str, str], float]]:

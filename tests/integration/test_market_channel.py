@@ -213,6 +213,9 @@ def test_the_worker_decides_copies_on_books_the_books_producer_streamed(
             price=mid.quantize(Decimal("0.01")),
             size=Decimal("40"),
             transaction_hash="0x" + f"{next(numbers):064x}",
+            # matched and received now: the worker judges a signal's age at its decision time
+            timestamp=int(time.time()),
+            received_at_ms=int(time.time() * 1000),
         )
 
     def copies() -> list[Decision]:

@@ -105,6 +105,9 @@ def test_a_wallet_that_bought_into_a_market_that_resolved_is_settled_everywhere(
         price=venue.simulator.midpoint(token).quantize(Decimal("0.01")),
         size=Decimal("40"),
         transaction_hash="0x" + "77" * 32,
+        # matched and received now: the worker judges a signal's age at its decision time
+        timestamp=int(time.time()),
+        received_at_ms=int(time.time() * 1000),
     )
 
     with WorkerProcess(settings, tmp_path / "worker.log"):

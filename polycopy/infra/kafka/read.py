@@ -10,13 +10,25 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from polycopy.infra.kafka.admin import KafkaSetupError
 from polycopy.infra.kafka.consume import Record
 from polycopy.infra.kafka.publish import CLIENT_LOG
 from polycopy.infra.settings import PolycopySettings
 from schemas.topics import TopicSpec
+
+# Answers that only mean "not yet" while a topic is new or a leader moves.
+TRANSIENT_CODES = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+    }
+)
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +252,25 @@ def _partition_bounds(consumer: Consumer, name: str) -> dict[int, tuple[int, int
     metadata = consumer.list_topics(name, timeout=10).topics[name]
     if metadata.error is not None:
         raise KafkaSetupError(f"topic {name}: {metadata.error}")
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
-        for p in sorted(metadata.partitions)
-    }
+    return {p: _watermarks(consumer, TopicPartition(name, p)) for p in sorted(metadata.partitions)}
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, attempts: int = 20) -> tuple[int, int]:
+    """A partition's (low, high) offsets; asked again while its leader moves (a new topic, a restarted
+    broker answers NOT_LEADER_FOR_PARTITION for a moment), so a read never fails on a transient answer."""
+    for attempt in range(1, attempts + 1):
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=10)
+            return low, high
+        except KafkaException as error:
+            if attempt == attempts or not _is_transient(error.args[0]):
+                raise
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+def _is_transient(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in TRANSIENT_CODES
 
 
 def _offsets_at(
