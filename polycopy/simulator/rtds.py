@@ -40,8 +40,9 @@ class RtdsService:
 
     @property
     def subscribed_clients(self) -> int:
-        """Sockets that have subscribed to at least one activity type (and so receive frames)."""
-        return sum(1 for client in self._clients if client.feed_types)
+        """Open sockets subscribed to every activity type, so they receive each fill on both (a client sends
+        one subscription per type: counting a half-subscribed one lets a test publish too early)."""
+        return sum(1 for c in self._clients if c.feed_types >= _FEED_TYPES and not c.socket.closed)
 
     def build_app(self) -> web.Application:
         """The RTDS application: one WebSocket route at `/`."""

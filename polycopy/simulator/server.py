@@ -72,7 +72,7 @@ class SimulatorServer:
 
     @property
     def subscribed_clients(self) -> int:
-        """Sockets that have subscribed to at least one activity type (and so receive frames)."""
+        """Open sockets subscribed to every activity type."""
         return self._rtds.subscribed_clients
 
     @property

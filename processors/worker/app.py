@@ -206,20 +206,31 @@ def create_app(
         async for event in stream.events():
             if event.value is None:
                 continue  # a tombstone on a compacted topic: nothing to handle
+            # A stop (SIGTERM, a rebalance) closes the stream while an agent is mid-event, and Faust acks the
+            # event as its stream closes (a `finally`): the next commit would skip an event whose outputs may
+            # never have been sent. Holding a reference while it is handled keeps such an event unacked, so
+            # the next owner reads it again; a finished one is released and acked as usual.
+            event.message.incref()
+            await consume_one(event, model, stage, handle)
+            event.message.decref()
+
+    async def consume_one(
+        event: faust.EventT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
+    ) -> None:
+        try:
+            item = model.model_validate_json(event.value)
+        except ValidationError as error:
+            metrics.parse_errors.labels(stage).inc()
+            await dead_letter(stage, error, event)
+            return
+        with log_context(stage=stage, **correlation_ids(item)):
+            where = event.message
+            log.debug("%s: %s[%d]@%d", model.__name__, where.topic, where.partition, where.offset)
             try:
-                item = model.model_validate_json(event.value)
-            except ValidationError as error:
-                metrics.parse_errors.labels(stage).inc()
+                await handle(item)
+            except Exception as error:  # noqa: BLE001 - Faust would ack and drop it; keep it instead
+                log.exception("%s failed", stage)
                 await dead_letter(stage, error, event)
-                continue
-            with log_context(stage=stage, **correlation_ids(item)):
-                where = event.message
-                log.debug("%s: %s[%d]@%d", model.__name__, where.topic, where.partition, where.offset)
-                try:
-                    await handle(item)
-                except Exception as error:  # noqa: BLE001 - Faust would ack and drop it; keep it instead
-                    log.exception("%s failed", stage)
-                    await dead_letter(stage, error, event)
 
     async def choose_book(token_id: str, outputs: list[Output]) -> OrderBook | None:
         started = time.perf_counter()

@@ -35,6 +35,7 @@ class RecordingOutbox:
     refuse: set[str] = field(default_factory=set)
     lose: set[str] = field(default_factory=set)
     hold: asyncio.Event | None = None
+    held: int = 0  # deliveries waiting for `hold`
 
     async def send(self, spec: TopicSpec, key: str, value: bytes) -> asyncio.Future[None]:
         if spec.name in self.refuse:
@@ -48,6 +49,7 @@ class RecordingOutbox:
             self.sent.append((spec.name, key, value))
             delivery.set_result(None)
         else:
+            self.held += 1
             release = self._deliver_when_released(delivery, spec.name, key, value)
             asyncio.get_running_loop().create_task(release)
         return delivery

@@ -6,6 +6,7 @@ sends the same ids (never a second intent id), while an event whose state was sa
 from __future__ import annotations
 
 import asyncio
+import gc
 from decimal import Decimal
 from typing import Any
 
@@ -169,6 +170,31 @@ async def test_a_report_arriving_while_an_evaluation_awaits_its_delivery_waits_f
     assert set(ledger.reservations) == {first.intent_id, second_intent.intent_id}
     assert ledger.positions[ASSET].shares == Decimal("8")
     assert EXECUTION_REPORTS.name not in {name for name, _, _ in worker.outbox.sent}
+
+
+@pytest.mark.parametrize("agent_name", ["target-filter", "evaluate"])
+async def test_an_event_cut_short_by_a_stop_stays_unacked_so_the_next_owner_reads_it_again(
+    worker_factory, agent_name: str
+) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM cancels an agent mid-event; Faust acks the event as its stream closes (a `finally`), and the
+    next commit would skip it: the chaos run's missing decisions. The event must stay unacked."""
+    worker = worker_factory(REFERENCE)
+    worker.books.books.apply(ASSET, THIN)
+    worker.outbox.hold = asyncio.Event()  # never set: the event is stopped while its outputs are in flight
+    value = pinned() if agent_name == "evaluate" else build_trade()
+
+    async with worker.agent(agent_name).test_context() as agent:
+        event = await agent.put(value.to_bytes(), key=b"test", wait=False)
+        event.message.incref()  # the reference Faust's conductor adds for each stream reading a topic
+        for _ in range(1000):
+            if worker.outbox.held:
+                break
+            await asyncio.sleep(0.01)
+        assert worker.outbox.held, "the agent never sent its outputs"
+    gc.collect()  # the stream's generators close and run their `finally`
+    await asyncio.sleep(0)
+
+    assert not event.message.acked
 
 
 def test_the_worker_is_a_static_group_member_with_a_short_session_when_it_has_an_instance_id(

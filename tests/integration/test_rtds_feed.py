@@ -76,7 +76,7 @@ async def test_the_same_fills_from_two_producers_both_types_and_a_reconnect_are_
     await asyncio.wrap_future(
         asyncio.run_coroutine_threadsafe(venue.server.publish_payloads(payloads), venue.loop)
     )
-    await wait_for(lambda: first[1].trades == 4 * len(payloads))
+    await wait_for(lambda: first[1].trades == second[1].trades == 4 * len(payloads))
     await stop(first, second)
 
     raw = read_all(settings, RAW_TRADES, RawTrade)
