@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Protocol
 
 from processors.core import settlement
@@ -74,10 +75,15 @@ class StaticReference:
         return self.markets_by_token.get(token_id)
 
     def followed_traders(self) -> frozenset[str]:
-        return frozenset(self.traders)
+        return self._followed
 
     def trader_stats(self, wallet: str) -> TraderStats | None:
         return build_trader_stats(self.traders.get(wallet))
+
+    @cached_property
+    def _followed(self) -> frozenset[str]:
+        # Asked for every trade and every evaluation; the traders never change in a StaticReference.
+        return frozenset(self.traders)
 
 
 @dataclass(frozen=True)

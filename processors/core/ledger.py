@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from processors.core.sums import GroupedSum
 from schemas.base import Side
 
 ZERO = Decimal(0)
 USDC_STEP = Decimal("0.000001")  # the collateral token has 6 decimals
 RECENT_INTENTS_KEPT = 2000
+POSITION_CHANGES_KEPT = 10_000  # then the log starts again under a new epoch (its readers resynchronise)
 
 
 class LedgerError(ValueError):
@@ -71,15 +73,26 @@ class WalletLedger:
     # "YYYY-MM-DD" -> change of the open positions' marked value that day (processors.core.portfolio keeps it)
     daily_unrealised: dict[str, Decimal] = field(default_factory=dict)
     recent_intents: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Tokens whose position changed, in order, for the PnL book to follow (`Portfolio` keeps its unrealised
+    # PnL by token); restarted under a new epoch when long. Not state: a loaded ledger starts a new log.
+    position_changes: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    changes_epoch: int = field(default=0, init=False, repr=False, compare=False)
+    # The reserved and deployed capital, in total and by market, kept as orders and positions change (every
+    # change below goes through `_sync_*`), built on first use: views cost O(1), not a sum over everything.
+    _totals: tuple[GroupedSum, GroupedSum] | None = field(default=None, init=False, repr=False, compare=False)
 
     # --- views -------------------------------------------------------------------------------------------
     @property
     def reserved(self) -> Decimal:
-        return sum((r.reserved_usdc for r in self.reservations.values()), ZERO)
+        total = self._reserved_and_deployed()[0].total()
+        return (
+            total if total is not None else sum((r.reserved_usdc for r in self.reservations.values()), ZERO)
+        )
 
     @property
     def deployed(self) -> Decimal:
-        return sum((p.cost_usdc for p in self.positions.values()), ZERO)
+        total = self._reserved_and_deployed()[1].total()
+        return total if total is not None else sum((p.cost_usdc for p in self.positions.values()), ZERO)
 
     @property
     def available(self) -> Decimal:
@@ -91,10 +104,17 @@ class WalletLedger:
 
     def market_exposure(self, condition_id: str) -> Decimal:
         """Deployed plus reserved capital in one market."""
-        deployed = sum((p.cost_usdc for p in self.positions.values() if p.condition_id == condition_id), ZERO)
-        reserved = sum(
-            (r.reserved_usdc for r in self.reservations.values() if r.condition_id == condition_id), ZERO
-        )
+        reserved_sum, deployed_sum = self._reserved_and_deployed()
+        deployed = deployed_sum.group_total(condition_id)
+        if deployed is None:
+            deployed = sum(
+                (p.cost_usdc for p in self.positions.values() if p.condition_id == condition_id), ZERO
+            )
+        reserved = reserved_sum.group_total(condition_id)
+        if reserved is None:
+            reserved = sum(
+                (r.reserved_usdc for r in self.reservations.values() if r.condition_id == condition_id), ZERO
+            )
         return deployed + reserved
 
     def total_exposure(self) -> Decimal:
@@ -154,6 +174,7 @@ class WalletLedger:
         if side is Side.SELL and size > self.sellable_shares(asset):
             raise LedgerError("sell exceeds held shares")
         self.reservations[intent_id] = reservation
+        self._sync_reservation(intent_id)
         self.remember_intent(intent_id)
 
     def remember_intent(self, intent_id: str) -> None:
@@ -207,6 +228,8 @@ class WalletLedger:
                 del self.positions[reservation.asset]
         if reservation.open_size <= 0:
             del self.reservations[intent_id]
+        self._sync_position(reservation.asset)
+        self._sync_reservation(intent_id)
 
     def rebook(
         self,
@@ -227,6 +250,7 @@ class WalletLedger:
         self.reservations[intent_id] = Reservation(
             asset, condition_id, side, limit_price, size, matched, filled_value, leader
         )
+        self._sync_reservation(intent_id)
 
     def reverse_fill(
         self, intent_id: str, asset: str, side: Side, shares: Decimal, price: Decimal, day: str
@@ -239,6 +263,7 @@ class WalletLedger:
             reservation.matched = max(reservation.matched - shares, ZERO)
             reservation.filled_value = max(reservation.filled_value - shares * price, ZERO)
             self._follow(reservation.leader, asset, -shares if side is Side.BUY else shares)
+            self._sync_reservation(intent_id)
         if side is Side.BUY:
             position = self.positions.get(asset)
             if position is None:
@@ -249,6 +274,7 @@ class WalletLedger:
             position.cost_usdc -= cost
             if position.shares <= 0:
                 del self.positions[asset]
+            self._sync_position(asset)
             return
         existing = self.positions.get(asset)
         condition_id = (
@@ -260,6 +286,7 @@ class WalletLedger:
         pnl = shares * price - cost
         position.shares += shares
         position.cost_usdc += cost
+        self._sync_position(asset)
         self.realised_pnl -= pnl
         self.daily_realised[day] = self.daily_realised.get(day, ZERO) - pnl
 
@@ -280,6 +307,7 @@ class WalletLedger:
         position = self.positions.pop(asset, None)
         if position is None:
             return ZERO
+        self._sync_position(asset)
         pnl = proceeds - position.cost_usdc
         self.realised_pnl += pnl
         self.daily_realised[day] = self.daily_realised.get(day, ZERO) + pnl
@@ -293,7 +321,43 @@ class WalletLedger:
     def release(self, intent_id: str) -> Decimal:
         """Close an order (cancel, reject, lost): give back what did not fill; returns the USDC released."""
         reservation = self.reservations.pop(intent_id, None)
+        self._sync_reservation(intent_id)
         return reservation.reserved_usdc if reservation else ZERO
+
+    # --- the running totals -------------------------------------------------------------------------------
+    def _reserved_and_deployed(self) -> tuple[GroupedSum, GroupedSum]:
+        if self._totals is None:
+            reserved, deployed = GroupedSum(), GroupedSum()
+            for intent_id, r in self.reservations.items():
+                reserved.set(intent_id, r.condition_id, r.reserved_usdc)
+            for asset, p in self.positions.items():
+                deployed.set(asset, p.condition_id, p.cost_usdc)
+            self._totals = (reserved, deployed)
+        return self._totals
+
+    def _sync_reservation(self, intent_id: str) -> None:
+        """Bring the totals in step with one order's reservation (after any change to it)."""
+        if self._totals is None:
+            return
+        reservation = self.reservations.get(intent_id)
+        if reservation is None:
+            self._totals[0].discard(intent_id)
+        else:
+            self._totals[0].set(intent_id, reservation.condition_id, reservation.reserved_usdc)
+
+    def _sync_position(self, asset: str) -> None:
+        """Bring the totals and the change log in step with one token's position (after any change)."""
+        if len(self.position_changes) >= POSITION_CHANGES_KEPT:
+            self.position_changes.clear()
+            self.changes_epoch += 1
+        self.position_changes.append(asset)
+        if self._totals is None:
+            return
+        position = self.positions.get(asset)
+        if position is None:
+            self._totals[1].discard(asset)
+        else:
+            self._totals[1].set(asset, position.condition_id, position.cost_usdc)
 
     # --- state (Faust table values are plain JSON) --------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

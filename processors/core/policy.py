@@ -9,6 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from functools import lru_cache
 
 from processors.core.books import check_liquidity
 from processors.core.ids import build_intent_id
@@ -125,7 +126,13 @@ def signal_clock_ms(trade: RawTrade, now_ms: int) -> int:
 
 def day_of(epoch_ms: int) -> str:
     """The UTC day an epoch-ms instant falls on, as YYYY-MM-DD (daily loss caps reset at 00:00 UTC)."""
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d")
+    return _day_text(epoch_ms // DAY_MS)
+
+
+@lru_cache(maxsize=64)
+def _day_text(day_number: int) -> str:
+    # Every evaluation and report asks for its day: formatting a date each time was a hot spot of replays.
+    return datetime.fromtimestamp(day_number * DAY_MS // 1000, UTC).strftime("%Y-%m-%d")
 
 
 def evaluate_trade(

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from processors.core.ledger import ZERO, WalletLedger
+from processors.core.sums import KeyedSum
 from schemas.books import OrderBook
 from schemas.trades import RawTrade
 
@@ -49,6 +50,10 @@ class Portfolio:
     redeemable: dict[str, Decimal] = field(default_factory=dict)  # live: token -> payout, until redeemed
     settled: OrderedDict[str, Decimal] = field(default_factory=OrderedDict)  # token -> payout it settled at
     version: int = 0  # bumped by the worker for every event that changed the wallet's state
+    # Unrealised PnL by held token, kept in step with the ledger's position changes and the marks (`_follow`):
+    # every trade asks for the total, and a sum over every position each time dominated long replays.
+    _follower: _LedgerFollower | None = field(default=None, init=False, repr=False, compare=False)
+    _marks_changed: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     # --- views -------------------------------------------------------------------------------------------
     def mark_of(self, ledger: WalletLedger, asset: str) -> Decimal:
@@ -63,7 +68,10 @@ class Portfolio:
 
     def unrealised(self, ledger: WalletLedger) -> Decimal:
         """Open positions at their marks minus what they cost."""
-        return sum((self.unrealised_of(ledger, asset) for asset in ledger.positions), ZERO)
+        total = self._follow(ledger).terms.total()
+        if total is None:  # a change could not be kept exactly: sum afresh
+            return sum((self.unrealised_of(ledger, asset) for asset in ledger.positions), ZERO)
+        return total
 
     def redeemable_usdc(self, ledger: WalletLedger) -> Decimal:
         """What the resolved positions waiting for redemption will pay."""
@@ -96,10 +104,16 @@ class Portfolio:
     def refresh(self, ledger: WalletLedger) -> None:
         """Record the day's unrealised change in the ledger (its daily loss reads it) and forget the marks of
         tokens no longer held."""
-        for asset in [a for a in self.marks if a not in ledger.positions]:
-            del self.marks[asset]
-        for asset in [a for a in self.redeemable if a not in ledger.positions]:
-            del self.redeemable[asset]
+        follower = self._follow(ledger)
+        # Only a token whose position changed since the last refresh can have stopped being held.
+        candidates = (
+            follower.changed if follower.changed is not None else list(self.marks) + list(self.redeemable)
+        )
+        for asset in [a for a in candidates if a not in ledger.positions]:
+            if self.marks.pop(asset, None) is not None:
+                self._marks_changed.add(asset)
+            self.redeemable.pop(asset, None)
+        follower.changed = set()
         if self.day:
             ledger.daily_unrealised[self.day] = self.unrealised(ledger) - self.unrealised_at_day_start
 
@@ -109,7 +123,12 @@ class Portfolio:
             return
         current = self.marks.get(asset)
         if current is None or at_ms >= current.at_ms:
-            self.marks[asset] = Mark(price, at_ms)
+            self.set_mark(asset, price, at_ms)
+
+    def set_mark(self, asset: str, price: Decimal, at_ms: int) -> None:
+        """Mark a token at `price` whatever its current mark (a resolved token at its payout)."""
+        self.marks[asset] = Mark(price, at_ms)
+        self._marks_changed.add(asset)
 
     def observe_trade(self, ledger: WalletLedger, trade: RawTrade, book: OrderBook | None, day: str) -> None:
         """A trade the wallet evaluates marks its token at the trade's price, or at the mid of the book the
@@ -152,6 +171,30 @@ class Portfolio:
         for asset in others[: max(len(others) - KEPT, 0)]:
             del self.realised_by_token[asset]
 
+    def _follow(self, ledger: WalletLedger) -> _LedgerFollower:
+        """The unrealised PnL by token, brought up to date with the ledger's position changes and the marks
+        changed since the last call (rebuilt for another ledger, or when the ledger restarted its log)."""
+        follower = self._follower
+        if follower is None or follower.ledger is not ledger or follower.epoch != ledger.changes_epoch:
+            follower = self._follower = _LedgerFollower(
+                ledger, ledger.changes_epoch, len(ledger.position_changes), KeyedSum()
+            )
+            for asset in ledger.positions:
+                follower.terms.set(asset, self.unrealised_of(ledger, asset))
+            self._marks_changed.clear()
+            return follower
+        changed = ledger.position_changes[follower.seen :]
+        follower.seen = len(ledger.position_changes)
+        if follower.changed is not None:
+            follower.changed.update(changed)
+        for asset in (*changed, *self._marks_changed):
+            if asset in ledger.positions:
+                follower.terms.set(asset, self.unrealised_of(ledger, asset))
+            else:
+                follower.terms.discard(asset)
+        self._marks_changed.clear()
+        return follower
+
     # --- state (plain JSON) --------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         return {
@@ -188,6 +231,17 @@ class Portfolio:
             settled=OrderedDict((a, Decimal(p)) for a, p in state["settled"].items()),
             version=int(state["version"]),
         )
+
+
+@dataclass
+class _LedgerFollower:
+    """Where a PnL book is in one ledger's position changes, and its unrealised PnL by token so far."""
+
+    ledger: WalletLedger
+    epoch: int
+    seen: int  # position changes read
+    terms: KeyedSum
+    changed: set[str] | None = None  # tokens changed since the last refresh (None: any may have)
 
 
 def _trim(items: OrderedDict[str, Any]) -> None:

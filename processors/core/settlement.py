@@ -22,7 +22,6 @@ from processors.core.ledger import Reservation, WalletLedger
 from processors.core.orders import OrderRecord
 from processors.core.orders import apply_report as advance_order
 from processors.core.policy import day_of
-from processors.core.portfolio import Mark
 from processors.core.wallet_state import WalletState
 from schemas.base import Side
 from schemas.orders import ExecutionMode, ExecutionReport, OrderEvent, ReportKind
@@ -95,7 +94,7 @@ def sweep(state: WalletState, wallet_id: str, mode: ExecutionMode, now_ms: int) 
         if payout is None or asset in book.redeemable or _offered(ledger, asset):
             continue
         book.redeemable[asset] = payout
-        book.marks[asset] = Mark(payout, now_ms)
+        book.set_mark(asset, payout, now_ms)
         redeemables.append(Redeemable(asset, position.condition_id, position.shares, payout))
     if mode is ExecutionMode.PAPER:
         for redemption in PAPER_REDEEMER.redeem(wallet_id, redeemables):
