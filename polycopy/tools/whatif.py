@@ -28,6 +28,7 @@ from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES,
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
+SANDBOX_PRODUCER = {"linger.ms": 200, "batch.num.messages": 10_000, "queue.buffering.max.messages": 1_000_000}
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -139,7 +140,13 @@ def run_whatif(
     books = _rebuild_books(settings, list(replayed.values()), from_ms, out)
     out(f"  {sum(t.decided_live for t in replayed.values())} of the trades were decided live")
     run = WhatIfRun(reference, resolutions)
-    publisher = MessagePublisher(sandbox_settings, client_id="polycopy-whatif") if publish else None
+    # Nobody waits on a sandbox message: long lingers send the decisions in large batches, and a deep queue
+    # keeps `publish` from blocking while they go (one produce per message cost more than its decision).
+    publisher = (
+        MessagePublisher(sandbox_settings, client_id="polycopy-whatif", **SANDBOX_PRODUCER)
+        if publish
+        else None
+    )
     decisions: list[Decision] = []
     decided = 0
     coverage = Counter[str]()

@@ -94,14 +94,26 @@ class Targeting:
     followers: tuple[str, ...] = ()
 
 
-def target(trade: RawTrade, seen: RecentKeys, reference: ReferenceView) -> Targeting:
+def target(
+    trade: RawTrade,
+    seen: RecentKeys,
+    reference: ReferenceView,
+    known_followers: dict[str, tuple[str, ...]] | None = None,
+) -> Targeting:
     """Drop a fill seen recently (the same fill on both feed types, a reconnect, the poller's overlap);
-    otherwise remember it and return its followers in a stable (wallet id) order."""
+    otherwise remember it and return its followers in a stable (wallet id) order. A caller whose reference
+    never changes (a replay) may pass `known_followers`: each trader's followers, filled in as they are
+    found, so every wallet is asked about a trader once rather than about each of their trades."""
     if trade.dedup_key in seen:
         return Targeting(first_seen=False)
     seen.add(trade.dedup_key)
-    followers = select_followers(trade, reference.wallets().values(), reference.followed_traders())
-    return Targeting(first_seen=True, followers=tuple(followers))
+    followers = known_followers.get(trade.proxy_wallet) if known_followers is not None else None
+    if followers is None:
+        wallets, followed = reference.wallets().values(), reference.followed_traders()
+        followers = tuple(select_followers(trade, wallets, followed))
+        if known_followers is not None:
+            known_followers[trade.proxy_wallet] = followers
+    return Targeting(first_seen=True, followers=followers)
 
 
 def evaluate(

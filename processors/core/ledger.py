@@ -77,21 +77,19 @@ class WalletLedger:
     # PnL by token); restarted under a new epoch when long. Not state: a loaded ledger starts a new log.
     position_changes: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
     changes_epoch: int = field(default=0, init=False, repr=False, compare=False)
-    # The reserved and deployed capital, in total and by market, kept as orders and positions change (every
-    # change below goes through `_sync_*`), built on first use: views cost O(1), not a sum over everything.
-    _totals: tuple[GroupedSum, GroupedSum] | None = field(default=None, init=False, repr=False, compare=False)
+    # The deployed capital, in total and by market, kept as positions change (every change below goes
+    # through `_sync_position`), built on first use: a view costs O(1), not a sum over every position.
+    # (Reservations are summed afresh: an order is open for moments, so there are few.)
+    _deployed: GroupedSum | None = field(default=None, init=False, repr=False, compare=False)
 
     # --- views -------------------------------------------------------------------------------------------
     @property
     def reserved(self) -> Decimal:
-        total = self._reserved_and_deployed()[0].total()
-        return (
-            total if total is not None else sum((r.reserved_usdc for r in self.reservations.values()), ZERO)
-        )
+        return sum((r.reserved_usdc for r in self.reservations.values()), ZERO)
 
     @property
     def deployed(self) -> Decimal:
-        total = self._reserved_and_deployed()[1].total()
+        total = self._deployed_sum().total()
         return total if total is not None else sum((p.cost_usdc for p in self.positions.values()), ZERO)
 
     @property
@@ -104,17 +102,14 @@ class WalletLedger:
 
     def market_exposure(self, condition_id: str) -> Decimal:
         """Deployed plus reserved capital in one market."""
-        reserved_sum, deployed_sum = self._reserved_and_deployed()
-        deployed = deployed_sum.group_total(condition_id)
+        deployed = self._deployed_sum().group_total(condition_id)
         if deployed is None:
             deployed = sum(
                 (p.cost_usdc for p in self.positions.values() if p.condition_id == condition_id), ZERO
             )
-        reserved = reserved_sum.group_total(condition_id)
-        if reserved is None:
-            reserved = sum(
-                (r.reserved_usdc for r in self.reservations.values() if r.condition_id == condition_id), ZERO
-            )
+        reserved = sum(
+            (r.reserved_usdc for r in self.reservations.values() if r.condition_id == condition_id), ZERO
+        )
         return deployed + reserved
 
     def total_exposure(self) -> Decimal:
@@ -174,7 +169,6 @@ class WalletLedger:
         if side is Side.SELL and size > self.sellable_shares(asset):
             raise LedgerError("sell exceeds held shares")
         self.reservations[intent_id] = reservation
-        self._sync_reservation(intent_id)
         self.remember_intent(intent_id)
 
     def remember_intent(self, intent_id: str) -> None:
@@ -229,7 +223,6 @@ class WalletLedger:
         if reservation.open_size <= 0:
             del self.reservations[intent_id]
         self._sync_position(reservation.asset)
-        self._sync_reservation(intent_id)
 
     def rebook(
         self,
@@ -250,7 +243,6 @@ class WalletLedger:
         self.reservations[intent_id] = Reservation(
             asset, condition_id, side, limit_price, size, matched, filled_value, leader
         )
-        self._sync_reservation(intent_id)
 
     def reverse_fill(
         self, intent_id: str, asset: str, side: Side, shares: Decimal, price: Decimal, day: str
@@ -263,7 +255,6 @@ class WalletLedger:
             reservation.matched = max(reservation.matched - shares, ZERO)
             reservation.filled_value = max(reservation.filled_value - shares * price, ZERO)
             self._follow(reservation.leader, asset, -shares if side is Side.BUY else shares)
-            self._sync_reservation(intent_id)
         if side is Side.BUY:
             position = self.positions.get(asset)
             if position is None:
@@ -321,29 +312,15 @@ class WalletLedger:
     def release(self, intent_id: str) -> Decimal:
         """Close an order (cancel, reject, lost): give back what did not fill; returns the USDC released."""
         reservation = self.reservations.pop(intent_id, None)
-        self._sync_reservation(intent_id)
         return reservation.reserved_usdc if reservation else ZERO
 
-    # --- the running totals -------------------------------------------------------------------------------
-    def _reserved_and_deployed(self) -> tuple[GroupedSum, GroupedSum]:
-        if self._totals is None:
-            reserved, deployed = GroupedSum(), GroupedSum()
-            for intent_id, r in self.reservations.items():
-                reserved.set(intent_id, r.condition_id, r.reserved_usdc)
+    # --- the running total --------------------------------------------------------------------------------
+    def _deployed_sum(self) -> GroupedSum:
+        if self._deployed is None:
+            self._deployed = GroupedSum()
             for asset, p in self.positions.items():
-                deployed.set(asset, p.condition_id, p.cost_usdc)
-            self._totals = (reserved, deployed)
-        return self._totals
-
-    def _sync_reservation(self, intent_id: str) -> None:
-        """Bring the totals in step with one order's reservation (after any change to it)."""
-        if self._totals is None:
-            return
-        reservation = self.reservations.get(intent_id)
-        if reservation is None:
-            self._totals[0].discard(intent_id)
-        else:
-            self._totals[0].set(intent_id, reservation.condition_id, reservation.reserved_usdc)
+                self._deployed.set(asset, p.condition_id, p.cost_usdc)
+        return self._deployed
 
     def _sync_position(self, asset: str) -> None:
         """Bring the totals and the change log in step with one token's position (after any change)."""
@@ -351,13 +328,13 @@ class WalletLedger:
             self.position_changes.clear()
             self.changes_epoch += 1
         self.position_changes.append(asset)
-        if self._totals is None:
+        if self._deployed is None:
             return
         position = self.positions.get(asset)
         if position is None:
-            self._totals[1].discard(asset)
+            self._deployed.discard(asset)
         else:
-            self._totals[1].set(asset, position.condition_id, position.cost_usdc)
+            self._deployed.set(asset, position.condition_id, position.cost_usdc)
 
     # --- state (Faust table values are plain JSON) --------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

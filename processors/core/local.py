@@ -28,12 +28,16 @@ class Settlement:
 
 class LocalPipeline:
     """Feeds trades, in log order, through the engine for every follower; copies fill on paper against the
-    levels their intent carries, and the reports go through the same lifecycle as live."""
+    levels their intent carries, and the reports go through the same lifecycle as live. The reference's
+    wallets and synced traders stay the same for its life: each trader's followers are found once."""
 
     def __init__(self, reference: engine.ReferenceView) -> None:
         self.reference = reference
         self.states: dict[str, WalletState] = {}
         self.seen: set[str] = set()
+        self.followers: dict[
+            str, tuple[str, ...]
+        ] = {}  # trader -> following wallets (the reference is fixed)
 
     def state_of(self, wallet_id: str) -> WalletState:
         """The wallet's state (a new one with its configured capital on first use)."""
@@ -49,7 +53,7 @@ class LocalPipeline:
         self, trade: RawTrade, choose_book: Callable[[], OrderBook | None], now_ms: int
     ) -> list[Evaluation]:
         """`decide`, choosing the book only when the trade has followers (as the live target filter does)."""
-        targeting = engine.target(trade, self.seen, self.reference)
+        targeting = engine.target(trade, self.seen, self.reference, self.followers)
         if not targeting.followers:
             return []
         book, wallets = choose_book(), self.reference.wallets()

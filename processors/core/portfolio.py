@@ -109,11 +109,12 @@ class Portfolio:
         candidates = (
             follower.changed if follower.changed is not None else list(self.marks) + list(self.redeemable)
         )
-        for asset in [a for a in candidates if a not in ledger.positions]:
-            if self.marks.pop(asset, None) is not None:
-                self._marks_changed.add(asset)
-            self.redeemable.pop(asset, None)
-        follower.changed = set()
+        if candidates:
+            for asset in [a for a in candidates if a not in ledger.positions]:
+                if self.marks.pop(asset, None) is not None:
+                    self._marks_changed.add(asset)
+                self.redeemable.pop(asset, None)
+            follower.changed = set()
         if self.day:
             ledger.daily_unrealised[self.day] = self.unrealised(ledger) - self.unrealised_at_day_start
 
@@ -175,6 +176,14 @@ class Portfolio:
         """The unrealised PnL by token, brought up to date with the ledger's position changes and the marks
         changed since the last call (rebuilt for another ledger, or when the ledger restarted its log)."""
         follower = self._follower
+        if (
+            follower is not None
+            and follower.seen == len(ledger.position_changes)
+            and not self._marks_changed
+            and follower.ledger is ledger
+            and follower.epoch == ledger.changes_epoch
+        ):
+            return follower  # nothing changed since the last call
         if follower is None or follower.ledger is not ledger or follower.epoch != ledger.changes_epoch:
             follower = self._follower = _LedgerFollower(
                 ledger, ledger.changes_epoch, len(ledger.position_changes), KeyedSum()

@@ -23,12 +23,12 @@ _QUANTA: dict[int, Decimal] = {}
 class KeyedSum:
     """Terms by key and their running total."""
 
-    __slots__ = ("_exponents", "_exact", "_terms", "_total")
+    __slots__ = ("_exact", "_exponents", "_terms", "_total", "_total_exponent")
 
     def __init__(self) -> None:
-        self._terms: dict[str, Decimal] = {}
+        self._terms: dict[str, tuple[Decimal, int]] = {}  # key -> (term, its exponent)
         self._exponents: Counter[int] = Counter()
-        self._total = ZERO
+        self._total, self._total_exponent = ZERO, 0  # an exact sum's exponent is its terms' smallest
         self._exact = True
 
     def __len__(self) -> int:
@@ -38,50 +38,52 @@ class KeyedSum:
         """Make `term` the key's term (adding the key if new)."""
         old = self._terms.get(key)
         if old is not None:
-            if old is term:
+            if old[0] is term:
                 return
-            self._drop(old)
-        self._terms[key] = term
-        self._exponents[_exponent_of(term)] += 1
-        if self._exact:
-            try:
-                self._total = _EXACT.add(self._total, term)
-            except (Inexact, Rounded):
-                self._exact = False
+            self._drop(*old)
+        exponent = _exponent_of(term)
+        self._terms[key] = (term, exponent)
+        self._exponents[exponent] += 1
+        self._add(term, exponent)
 
     def discard(self, key: str) -> None:
         """Remove the key's term, if any."""
         old = self._terms.pop(key, None)
         if old is not None:
-            self._drop(old)
+            self._drop(*old)
         if not self._terms:  # nothing left: exact again, whatever was dropped
-            self._total, self._exact = ZERO, True
+            self._total, self._total_exponent, self._exact = ZERO, 0, True
 
     def total(self) -> Decimal | None:
         """The terms' sum as `sum(terms, Decimal(0))` gives it; None once a change could not be exact."""
         if not self._exact:
             return None
         exponent = min(0, min(self._exponents)) if self._exponents else 0
-        if _exponent_of(self._total) == exponent:
+        if self._total_exponent == exponent:
             return self._total
         quantum = _QUANTA.get(exponent)
         if quantum is None:
             quantum = _QUANTA[exponent] = Decimal((0, (1,), exponent))
         try:  # drops trailing zeros only: every current term is a multiple of 10**exponent
-            return _TRIM.quantize(self._total, quantum)
+            self._total = _TRIM.quantize(self._total, quantum)
         except Inexact:
             return None
+        self._total_exponent = exponent
+        return self._total
 
-    def _drop(self, old: Decimal) -> None:
-        exponent = _exponent_of(old)
+    def _add(self, term: Decimal, exponent: int) -> None:
+        if self._exact:
+            try:
+                self._total = _EXACT.add(self._total, term)
+            except (Inexact, Rounded):
+                self._exact = False
+            self._total_exponent = min(self._total_exponent, exponent)
+
+    def _drop(self, old: Decimal, exponent: int) -> None:
         self._exponents[exponent] -= 1
         if not self._exponents[exponent]:
             del self._exponents[exponent]
-        if self._exact:
-            try:
-                self._total = _EXACT.subtract(self._total, old)
-            except (Inexact, Rounded):
-                self._exact = False
+        self._add(-old, exponent)
 
 
 def _exponent_of(value: Decimal) -> int:

@@ -72,6 +72,21 @@ def test_a_trade_of_a_synced_trader_reaches_the_wallets_without_targets() -> Non
     assert engine.target(build_trade(proxy_wallet=OTHER_TRADER), set(), ref).followers == ()
 
 
+def test_a_replay_finds_each_traders_followers_once_and_fans_out_as_without_the_memo() -> None:
+    ref = reference(build_wallet(id="b"), build_wallet(id="a"), build_wallet(id="c", targets=(OTHER_TRADER,)))
+    known: dict[str, tuple[str, ...]] = {}
+    first, second = (
+        build_trade(transaction_hash="0x" + "1" * 64),
+        build_trade(transaction_hash="0x" + "2" * 64),
+    )
+
+    assert engine.target(first, set(), ref, known).followers == engine.target(first, set(), ref).followers
+    assert known == {TRADER: ("a", "b")}
+    known[TRADER] = ("remembered",)  # the second trade of the trader is answered from the memo
+    assert engine.target(second, set(), ref, known).followers == ("remembered",)
+    assert engine.target(build_trade(proxy_wallet=OTHER_TRADER), set(), ref, known).followers == ("c",)
+
+
 # --- evaluate -----------------------------------------------------------------------------------------------
 def test_the_markets_reference_data_wins_over_the_books_trading_parameters() -> None:
     ref = reference(

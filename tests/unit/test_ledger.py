@@ -11,7 +11,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
-from processors.core.ledger import RECENT_INTENTS_KEPT, LedgerError, WalletLedger
+from processors.core.ledger import RECENT_INTENTS_KEPT, ZERO, LedgerError, WalletLedger
+from processors.core.portfolio import Portfolio
 from schemas.base import Side
 from tests.builders import ASSET, CONDITION_ID, OTHER_ASSET
 
@@ -52,6 +53,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @initialize(capital=st.decimals("1", "2000", places=2))
     def start(self, capital: Decimal) -> None:
         self.ledger = WalletLedger(capital)
+        self.portfolio = Portfolio()  # its unrealised PnL follows the ledger's positions and its own marks
         self.cash = capital  # capital plus sale proceeds minus purchase costs
         self.shares = {asset: D(0) for asset in ASSETS}
         self.reported_value: dict[
@@ -157,6 +159,29 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger.observe_leader_trade(trader, ASSET, side, size)
         expected = before + size if side is Side.BUY else max(before - size, D(0))
         assert self.ledger.leader_position(trader, ASSET) == expected
+
+    @rule(asset=st.sampled_from(ASSETS), price=PRICES, refresh=st.booleans())
+    def mark(self, asset: str, price: Decimal, refresh: bool) -> None:
+        self.count += 1
+        self.portfolio.update_mark(self.ledger, asset, price, self.count)
+        if refresh:
+            self.portfolio.refresh(self.ledger)
+
+    @invariant()
+    def running_totals_are_the_fresh_sums(self) -> None:
+        """The ledger's and the PnL book's running totals equal summing afresh, to the text of the Decimal."""
+        if not hasattr(self, "ledger"):
+            return
+        ledger, book = self.ledger, self.portfolio
+        reserved = sum((r.reserved_usdc for r in ledger.reservations.values()), ZERO)
+        deployed = sum((p.cost_usdc for p in ledger.positions.values()), ZERO)
+        assert repr(ledger.reserved) == repr(reserved) and repr(ledger.deployed) == repr(deployed)
+        assert repr(ledger.market_exposure(CONDITION_ID)) == repr(deployed + reserved)
+        assert ledger.market_exposure("another market") == 0
+        unrealised = sum((book.unrealised_of(ledger, asset) for asset in ledger.positions), ZERO)
+        assert repr(book.unrealised(ledger)) == repr(unrealised)
+        book.refresh(ledger)
+        assert set(book.marks) <= set(ledger.positions)
 
     @invariant()
     def invariant_holds(self) -> None:
