@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from polycopy.cli.common import UsageError, load_wallet_file
 from polycopy.cli.parser import CommandGroup
 from polycopy.infra.settings import PolycopySettings
+
+DEFAULT_WHATIF_WORKERS = min(os.cpu_count() or 1, 4)  # whatif splits the wallets over this many processes
 
 
 def cmd_simulate(args: argparse.Namespace, settings: PolycopySettings) -> int:
@@ -59,10 +62,17 @@ def cmd_whatif(args: argparse.Namespace, settings: PolycopySettings) -> int:
             chart_dir=Path(args.chart) if args.chart else None,
             now_ms=now_ms,
             progress=sys.stderr,
+            workers=args.workers,
         )
     except ChartUnavailableError as error:
         raise UsageError(str(error)) from None
     return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
 
 
 def _rates(text: str) -> tuple[float, ...]:
@@ -87,6 +97,7 @@ def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
         wallets=args.wallets,
         traders=args.traders,
         whatif_trades=args.whatif_trades,
+        whatif_workers=args.whatif_workers,
         sink_rows=args.sink_rows,
         profile_dir=Path(args.profile) if args.profile else None,
     )
@@ -155,6 +166,12 @@ def register(commands: CommandGroup) -> None:
     whatif.add_argument("--wallets", required=True, help="wallet YAML file to try")
     whatif.add_argument("--sandbox", help="sandbox topic namespace (default whatif-<unix time>)")
     whatif.add_argument("--chart", metavar="DIR", help="write a PnL-over-time PNG per wallet into DIR")
+    whatif.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=DEFAULT_WHATIF_WORKERS,
+        help="processes replaying shares of the wallets (default: the cores, at most 4; same decisions)",
+    )
     bench = commands.command(
         "bench", cmd_bench, "benchmark the pipeline over the real broker and print figures"
     )
@@ -172,6 +189,12 @@ def register(commands: CommandGroup) -> None:
     bench.add_argument("--traders", type=int, default=1000, help="traders the wallets follow between them")
     bench.add_argument(
         "--whatif-trades", type=int, default=200_000, help="synthesised raw trades for whatif (0: skip)"
+    )
+    bench.add_argument(
+        "--whatif-workers",
+        type=_positive_int,
+        default=DEFAULT_WHATIF_WORKERS,
+        help="whatif's worker processes (default: the cores, at most 4)",
     )
     bench.add_argument(
         "--sink-rows", type=int, default=100_000, help="rows for the PostgreSQL sink (0: skip)"

@@ -34,6 +34,7 @@ class BenchOptions:
     traders: int = 1000
     simulator_wallets: int = 2000  # the simulated venue's wallets; the top `traders` of them are followed
     whatif_trades: int = 200_000
+    whatif_workers: int = 2  # processes the whatif replay splits the wallets over
     sink_rows: int = 100_000
     producer_frames: int = 20_000
     profile_dir: Path | None = None  # py-spy profiles of the worker and the executor during the main run

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from polycopy.infra.kafka import MessagePublisher, create_topics, read_topic
+from polycopy.infra.kafka import create_topics, read_topic
 from polycopy.infra.settings import PolycopySettings
-from polycopy.tools.progress import ProgressBar
+from polycopy.tools.whatif_replay import ReplayInput, replay
 from polycopy.wiring import read_table
 from processors.core.book_log import ReplayBooks, ReplayedTrade
 from processors.core.engine import StaticReference
-from processors.core.whatif import WalletReport, WhatIfRun
+from processors.core.whatif import WalletReport
 from schemas.books import OrderBook
 from schemas.decisions import Decision
 from schemas.portfolio import MarketResolution
@@ -28,7 +28,6 @@ from schemas.topics import BOOKS, DECISIONS, MARKETS, ORDER_INTENTS, RAW_TRADES,
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfig
 
-SANDBOX_PRODUCER = {"linger.ms": 200, "batch.num.messages": 10_000, "queue.buffering.max.messages": 1_000_000}
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -92,6 +91,7 @@ def run_whatif(
     publish: bool = True,
     progress: TextIO | None = None,
     keep_decisions: bool = True,
+    workers: int = 1,
 ) -> WhatIfResult:
     """Replay the raw-trade log in [from_ms, to_ms] through `wallets` on the copy engine, with the current
     market and trader reference data and the books rebuilt from the books topic (README, "What if");
@@ -99,22 +99,25 @@ def run_whatif(
     or nowhere (`publish=False`: the MCP server writes nothing). A window of more than `max_trades` logged
     trades raises `WhatIfTooLargeError` before anything is replayed. A progress bar goes to `progress` (the
     command gives stderr); `keep_decisions=False` leaves the result's decisions empty, so a run over millions
-    of trades holds none of them in memory."""
+    of trades holds none of them in memory. `workers` > 1 replays shares of the wallets in that many forked
+    processes (`whatif_replay`: the same decisions, in the same order)."""
     sandbox_prefix = f"{sandbox or 'whatif-' + str(int(time.time()))}.{settings.topic_prefix}"
     sandbox_settings = settings.model_copy(update={"topic_prefix": sandbox_prefix})
-    records = []
+    logged: list[tuple[int, int, int, RawTrade]] = []  # decoded as read: a million raw values are not kept
     for record in read_topic(settings, RAW_TRADES, since_ms=from_ms):
         if record.value and (to_ms is None or record.timestamp_ms <= to_ms):
-            records.append(record)
-            if max_trades is not None and len(records) > max_trades:  # stop reading: the run is refused
+            trade = RawTrade.model_validate_json(record.value)
+            logged.append((record.timestamp_ms, record.partition, record.offset, trade))
+            if max_trades is not None and len(logged) > max_trades:  # stop reading: the run is refused
                 raise WhatIfTooLargeError(
                     f"the window holds more than the {max_trades} logged trades allowed: "
                     "choose a shorter window"
                 )
     if publish:
         create_topics(sandbox_settings, (DECISIONS, ORDER_INTENTS))
-    records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))  # one log order across partitions
-    trades = [RawTrade.model_validate_json(record.value or b"") for record in records]
+    logged.sort(key=lambda entry: entry[:3])  # one log order across partitions
+    trades = [trade for *_, trade in logged]
+    del logged
     out(
         f"whatif: {len(trades)} logged trades from {_iso(from_ms)} to {_iso(to_ms) if to_ms else 'now'}, "
         f"{len(wallets)} wallets; sandbox topics {sandbox_prefix}*"
@@ -139,40 +142,26 @@ def run_whatif(
     replayed = {trade.dedup_key: _replayed(trade, live) for trade in trades}
     books = _rebuild_books(settings, list(replayed.values()), from_ms, out)
     out(f"  {sum(t.decided_live for t in replayed.values())} of the trades were decided live")
-    run = WhatIfRun(reference, resolutions)
-    # Nobody waits on a sandbox message: long lingers send the decisions in large batches, and a deep queue
-    # keeps `publish` from blocking while they go (one produce per message cost more than its decision).
-    publisher = (
-        MessagePublisher(sandbox_settings, client_id="polycopy-whatif", **SANDBOX_PRODUCER)
-        if publish
-        else None
-    )
-    decisions: list[Decision] = []
-    decided = 0
     coverage = Counter[str]()
-    bar = ProgressBar(len(trades), stream=progress) if progress is not None else None
-    for number, trade in enumerate(trades, 1):
+    trade_books = []
+    for trade in trades:
         book = books.book_for(replayed[trade.dedup_key])
+        trade_books.append(book)
         if book is None:
             coverage["missing"] += 1
         else:
             coverage["pinned" if replayed[trade.dedup_key].decided_live else "rebuilt"] += 1
-        for result in run.feed(trade, book):
-            decided += 1
-            if keep_decisions:
-                decisions.append(result.decision)
-            if publisher is None:
-                continue
-            publisher.publish(DECISIONS, result.decision.wallet_id, result.decision)
-            if result.intent is not None:
-                publisher.publish(ORDER_INTENTS, result.intent.wallet_id, result.intent)
-        if bar is not None:
-            bar.update(number, f"{decided:,} decisions")
-    if bar is not None:
-        bar.close()
-    if publisher is not None:
-        publisher.flush(60)
-    reports = run.finish(end_ms)
+    data = ReplayInput(
+        trades,
+        trade_books,
+        reference,
+        resolutions,
+        sandbox_settings if publish else None,
+        end_ms,
+        keep_decisions,
+    )
+    output = replay(data, workers, progress)
+    reports = output.reports
     summary = BookCoverage(coverage["pinned"], coverage["rebuilt"], coverage["missing"], books.pinned_missing)
     out(
         f"  books: {summary.pinned} pinned by the live run, {summary.rebuilt} rebuilt from the books topic, "
@@ -191,7 +180,7 @@ def run_whatif(
         charts = write_pnl_charts(reports, chart_dir)
         out(f"  PnL charts: {', '.join(str(path) for path in charts)}")
     return WhatIfResult(
-        len(trades), sandbox_prefix, reports, summary, tuple(decisions), len(run.settled), tuple(charts)
+        len(trades), sandbox_prefix, reports, summary, tuple(output.decisions), output.settled, tuple(charts)
     )
 
 
