@@ -18,6 +18,7 @@ from polycopy.infra.settings import PolycopySettings
 from polycopy.tools.demo import Processes
 from polycopy.tools.whatif import run_whatif
 from processors.core.targeting import select_followers
+from processors.core.whatif import WalletReport
 from schemas.base import Side
 from schemas.decisions import Decision
 from schemas.orders import OrderEvent, OrderStatus
@@ -265,3 +266,12 @@ def test_whatif_decides_exactly_as_the_live_pipeline_did(live, tmp_path: Path) -
     assert {r.wallet_id: r.considered for r in result.reports} == {
         w.id: sum(1 for d in live_decisions if d.wallet_id == w.id) for w in wallets
     }
+    # The wallets split over worker processes: the same decisions, in the same order, and the same reports.
+    split = run_whatif(settings, wallets, from_ms=start_ms, sandbox="split", out=lambda _: None, workers=3)
+    assert split.decisions == result.decisions
+
+    def figures(report: WalletReport) -> tuple[object, ...]:
+        return (report.wallet_id, report.considered, report.copied, report.skipped, report.capital_used_usdc,
+                report.realised_pnl_usdc, report.unrealised_pnl_usdc)  # fmt: skip
+
+    assert [figures(r) for r in split.reports] == [figures(r) for r in result.reports]
