@@ -10,6 +10,7 @@ wallet will have (counted first from the followers of each trade's trader).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import multiprocessing
 from collections import Counter
@@ -63,13 +64,19 @@ def replay(data: ReplayInput, workers: int = 1, progress: TextIO | None = None) 
     without copying them) when there are that many wallets; one process otherwise."""
     wallets = sorted(data.reference.wallet_configs)
     shares = split_wallets(wallets, count_evaluations(data), workers) if workers > 1 else [wallets]
-    if len(shares) <= 1:
+    # The trades, books and reference data live until the end: out of the collector's sight, full collections
+    # stop walking a million objects again and again (and a forked worker stops copying their pages to do it).
+    gc.freeze()
+    try:
+        if len(shares) > 1:
+            return _replay_in_processes(data, shares, progress)
         bar = ProgressBar(len(data.trades), stream=progress) if progress is not None else None
         output = _replay_share(data, wallets, bar)
         if bar is not None:
             bar.close()
         return output
-    return _replay_in_processes(data, shares, progress)
+    finally:
+        gc.unfreeze()
 
 
 def count_evaluations(data: ReplayInput) -> Counter[str]:
