@@ -170,7 +170,8 @@ def register(commands: CommandGroup) -> None:
         "--workers",
         type=_positive_int,
         default=DEFAULT_WHATIF_WORKERS,
-        help="processes replaying shares of the wallets (default: the cores, at most 4; same decisions)",
+        help="processes replaying shares of the wallets, the same decisions (default: %(default)s: the cores, "
+        "at most 4)",
     )
     bench = commands.command(
         "bench", cmd_bench, "benchmark the pipeline over the real broker and print figures"
@@ -194,7 +195,7 @@ def register(commands: CommandGroup) -> None:
         "--whatif-workers",
         type=_positive_int,
         default=DEFAULT_WHATIF_WORKERS,
-        help="whatif's worker processes (default: the cores, at most 4)",
+        help="whatif's worker processes (default: %(default)s: the cores, at most 4)",
     )
     bench.add_argument(
         "--sink-rows", type=int, default=100_000, help="rows for the PostgreSQL sink (0: skip)"
