@@ -170,7 +170,7 @@ def register(commands: CommandGroup) -> None:
         "--workers",
         type=_positive_int,
         default=DEFAULT_WHATIF_WORKERS,
-        help="processes replaying shares of the wallets, the same decisions (default: %(default)s: the cores, "
+        help="processes replaying shares of the wallets, same decisions (default: %(default)s: the cores, "
         "at most 4)",
     )
     bench = commands.command(
