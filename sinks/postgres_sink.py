@@ -12,9 +12,8 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel
 
@@ -43,18 +42,28 @@ from sinks.base import ConsumeLoop, RecordRejected, Rejection
 log = logging.getLogger(__name__)
 
 
+def fields_row(message: BaseModel, *excluded: str) -> dict[str, Any]:
+    """A message's fields as a row, less `schema_version` and `excluded`: its attribute dict, which holds
+    what `model_dump()` returns for scalar fields (enums, decimals and all) at a fraction of the cost. A
+    nested model field must be excluded here and turned into a column by its row builder."""
+    row = dict(message.__dict__)
+    for name in ("schema_version", *excluded):
+        del row[name]
+    return row
+
+
 def trade_row(trade: RawTrade) -> dict[str, Any]:
-    row = trade.model_dump(exclude={"schema_version", "timestamp"})
+    row = fields_row(trade, "timestamp")
     row["trade_time"] = datetime.fromtimestamp(trade.timestamp, UTC)
     return row
 
 
 def decision_row(decision: Decision) -> dict[str, Any]:
-    return decision.model_dump(exclude={"schema_version"})
+    return fields_row(decision)
 
 
 def intent_row(intent: OrderIntent) -> dict[str, Any]:
-    row = intent.model_dump(exclude={"schema_version", "book_levels"})
+    row = fields_row(intent, "book_levels")
     # JSON text for the jsonb column: [{"price": "0.5", "size": "100"}, ...], best first (None: no book).
     levels = intent.model_dump(mode="json", include={"book_levels"})["book_levels"]
     row["book_levels"] = json.dumps(levels) if levels is not None else None
@@ -62,7 +71,7 @@ def intent_row(intent: OrderIntent) -> dict[str, Any]:
 
 
 def event_row(event: OrderEvent) -> dict[str, Any]:
-    return event.model_dump(exclude={"schema_version", "mode", "side", "asset", "size", "limit_price"})
+    return fields_row(event, "mode", "side", "asset", "size", "limit_price")
 
 
 def order_row(event: OrderEvent) -> dict[str, Any]:
@@ -87,16 +96,16 @@ def order_row(event: OrderEvent) -> dict[str, Any]:
 
 
 def trader_row(trader: TraderReference) -> dict[str, Any]:
-    return trader.model_dump(exclude={"schema_version"})
+    return fields_row(trader)
 
 
 def position_row(position: PositionView) -> dict[str, Any]:
-    return position.model_dump(exclude={"schema_version"})
+    return fields_row(position)
 
 
 def snapshot_row(snapshot: WalletSnapshot) -> dict[str, Any]:
     """The wallet's figures; its open positions go to `positions` (`snapshot_position_rows`)."""
-    row = snapshot.model_dump(exclude={"schema_version", "open_positions", "open_orders"})
+    row = fields_row(snapshot, "open_positions", "open_orders")
     row["open_positions"] = len(snapshot.open_positions)
     row["open_orders"] = len(snapshot.open_orders)
     row["orders"] = json.dumps(snapshot.model_dump(mode="json", include={"open_orders"})["open_orders"])
@@ -104,7 +113,7 @@ def snapshot_row(snapshot: WalletSnapshot) -> dict[str, Any]:
 
 
 def resolution_row(resolution: MarketResolution) -> dict[str, Any]:
-    row = resolution.model_dump(exclude={"schema_version", "payouts"})
+    row = fields_row(resolution, "payouts")
     row["payouts"] = json.dumps(resolution.model_dump(mode="json", include={"payouts"})["payouts"])
     return row
 
@@ -145,10 +154,10 @@ class RowWriter(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class PendingRow:
+class PendingRow(NamedTuple):
     """One record's rows: its table row, and the rows it carries for other tables (an order event: the
-    order's latest state; a wallet snapshot: its open positions)."""
+    order's latest state; a wallet snapshot: its open positions). A named tuple: one is made per record,
+    and a frozen dataclass costs several times as much to build."""
 
     record: Record
     table: str

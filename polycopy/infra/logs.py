@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import logging.config
@@ -63,12 +64,25 @@ def current_log_context() -> Mapping[str, str]:
 def correlation_ids(message: object) -> dict[str, str]:
     """The correlation ids a topic's message carries (its own, else those of the trade it wraps)."""
     ids: dict[str, str] = {}
-    for source in (message, getattr(message, "trade", None)):
-        for name in CORRELATION_FIELDS:
+    names, wraps_trade = _carried_fields(type(message))
+    sources = (message, getattr(message, "trade", None)) if wraps_trade else (message,)
+    for source in sources:
+        for name in names if source is message else _carried_fields(type(source))[0]:
             value = getattr(source, name, None)
             if isinstance(value, str) and value and name not in ids:
                 ids[name] = value
     return ids
+
+
+@functools.cache
+def _carried_fields(cls: type) -> tuple[tuple[str, ...], bool]:
+    """The correlation fields a message class declares, and whether it declares a `trade`; looked up once
+    per class. Asking a pydantic model for an attribute it lacks raises and catches an AttributeError
+    inside pydantic, which made this lookup a sixth of the PostgreSQL sink's time per record."""
+    fields = getattr(cls, "model_fields", None)
+    if not isinstance(fields, Mapping):  # not a pydantic model: ask every instance
+        return CORRELATION_FIELDS, True
+    return tuple(name for name in CORRELATION_FIELDS if name in fields), "trade" in fields
 
 
 def configured_secrets(settings: PolycopySettings) -> list[str]:

@@ -3,16 +3,14 @@ resting on the book, all in PostgreSQL so a restarted executor knows exactly wha
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from polycopy.infra.postgres.connection import Backoff, ResilientConnection
-from polycopy.infra.postgres.writer import START_WAIT_SECS
+from polycopy.infra.postgres.connection import DatabaseClient
 
 CLAIMED, SENT, DELIVERED = "claimed", "sent", "delivered"
 
@@ -34,32 +32,13 @@ class RestingEntry:
     outbox: list[dict[str, Any]]
 
 
-class ExecutionJournal:
+class ExecutionJournal(DatabaseClient):
     """The executor's durable record per intent: claimed (before anything is sent) -> sent (its reports
     stored here, the outbox) -> delivered (the broker acknowledged them). A lost connection is retried with
     backoff until `should_stop()`: nothing is sent while the journal cannot say it is the first time."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        should_stop: Callable[[], bool] = lambda: False,
-        backoff: Backoff | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        on_retry: Callable[[BaseException], None] | None = None,
-    ) -> None:
-        self.url = url
-        self._connection = ResilientConnection(
-            url, autocommit=True, should_stop=should_stop, backoff=backoff, sleep=sleep, on_retry=on_retry
-        )
-
-    @property
-    def reconnects(self) -> int:
-        return self._connection.reconnects
-
-    def connect(self) -> None:
-        """Open the connection (the executor does it at start, so a bad URL fails soon); idempotent."""
-        self._connection.open(START_WAIT_SECS)
+    def __init__(self, url: str, **retry: Any) -> None:
+        super().__init__(url, autocommit=True, **retry)
 
     def claim(self, intent_id: str, order_id: str, mode: str) -> JournalEntry | None:
         """Claim an intent. Returns None when newly claimed, else the earlier claim."""
@@ -148,6 +127,3 @@ class ExecutionJournal:
                     (list(intent_ids),),
                 )
             )
-
-    def close(self) -> None:
-        self._connection.close()
