@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
@@ -40,6 +41,8 @@ from schemas.trades import RawTrade
 from sinks.base import ConsumeLoop, RecordRejected, Rejection
 
 log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 1000  # records of a batch handed to the writer thread while the loop reads on
 
 
 def fields_row(message: BaseModel, *excluded: str) -> dict[str, Any]:
@@ -172,6 +175,11 @@ class PostgresSink:
     A record it cannot turn into a row, or whose row PostgreSQL refuses (a value out of range, a NUL in a
     text), is dead-lettered with the reason and the rest is written: a refused batch is split in halves
     until the refused rows are alone. A lost connection is retried by the writer, never dead-lettered.
+
+    Every `chunk_rows` records of a batch go to PostgreSQL on a writer thread while the loop reads and
+    decodes the rest (decoding is the sink's own CPU; writing is mostly the server's), each chunk in a
+    transaction of its own; `flush` waits for every chunk, so the offsets still commit only after the whole
+    batch is durable.
     """
 
     stage = "postgres-sink"
@@ -183,10 +191,14 @@ class PostgresSink:
         loop: ConsumeLoop,
         writer: RowWriter,
         metrics: PipelineMetrics,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         self._loop, self._writer, self._metrics = loop, writer, metrics
         self._routes = {settings.topic_name(spec): route for spec, route in ROUTES.items()}
+        self._chunk_rows = chunk_rows
         self._pending: list[PendingRow] = []
+        self._writes = ThreadPoolExecutor(max_workers=1)  # made again by each `run`
+        self._in_flight: list[Future[list[Rejection]]] = []
         self.rows_written = 0
 
     def stop(self, *_: object) -> None:
@@ -196,9 +208,12 @@ class PostgresSink:
     def run(self, max_idle_secs: float | None = None) -> None:
         """Run until stopped (or idle for `max_idle_secs` with nothing pending)."""
         self._writer.connect()
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-sink-writer")
         try:
             self._loop.run(self, max_idle_secs)
         finally:
+            # After a failed batch its chunks still queued are dropped: the batch is read again anyway.
+            self._writes.shutdown(wait=True, cancel_futures=True)
             self._writer.close()
 
     # --- the consume loop's hooks ---------------------------------------------------------------------------
@@ -224,16 +239,33 @@ class PostgresSink:
         except Exception as error:  # noqa: BLE001 - any record that cannot become a row is dead-lettered
             raise RecordRejected(f"cannot be written to {table}: {type(error).__name__}: {error}") from error
         self._pending.append(PendingRow(record, table, row, tuple(extra)))
+        if len(self._pending) >= self._chunk_rows:
+            self._write_behind()
 
     def flush(self) -> Sequence[Rejection]:
-        """Write the batch in one transaction, or, when PostgreSQL refuses some rows, every row it accepts
-        and the refused ones as rejections (dead-lettered before the offsets commit)."""
+        """Write the rest of the batch and wait for every chunk: all rows written, or, when PostgreSQL
+        refuses some rows, every row it accepts and the refused ones as rejections (dead-lettered before the
+        offsets commit). Raises when a chunk could not be written: nothing commits."""
         started = time.perf_counter()
-        # The batch leaves memory before the write: if the write fails, its records are read again anyway.
-        pending, self._pending = self._pending, []
-        rejections = self._write(pending)
+        self._write_behind()
+        in_flight, self._in_flight = self._in_flight, []
+        rejections: list[Rejection] = []
+        failure: BaseException | None = None
+        for chunk in in_flight:  # every chunk ends before the flush does, failed or not
+            try:
+                rejections += chunk.result()
+            except Exception as error:  # noqa: BLE001 - the first failure is raised below
+                failure = failure or error
+        if failure is not None:
+            raise failure
         self._metrics.sink_flush.observe(time.perf_counter() - started)
         return rejections
+
+    def _write_behind(self) -> None:
+        # The chunk leaves memory before the write: if the write fails, its records are read again anyway.
+        pending, self._pending = self._pending, []
+        if pending:
+            self._in_flight.append(self._writes.submit(self._write, pending))
 
     def _write(self, rows: list[PendingRow]) -> list[Rejection]:
         if not rows:
