@@ -234,13 +234,19 @@ def print_table(result: BenchResult, options: BenchOptions, out: Out) -> None:
             else "n/a",
         ),
         ("in-process decision per followed trade, p50 / p99", cell(local, 3)),
-        ("in-process decision throughput", f"{result.inprocess_trades_per_sec:,.0f} trades/s"),
+        (
+            "in-process decision throughput",
+            f"{result.inprocess_trades_per_sec:,.0f} trades/s" if result.inprocess_trades_per_sec else "n/a",
+        ),
         ("Kafka tax (receive -> order sent / in-process), p50 / p99", tax),
         (
             "knee (receive -> decision p99 <= 250 ms, no backlog)",
             f"{result.knee:g} trades/s" if result.knee else "n/a",
         ),
-        ("producer parse + publish", f"{result.publish_frames_per_sec:,.0f} frames/s"),
+        (
+            "producer parse + publish",
+            f"{result.publish_frames_per_sec:,.0f} frames/s" if result.publish_frames_per_sec else "n/a",
+        ),
         ("PostgreSQL sink", f"{result.sink_rows_per_sec:,.0f} rows/s" if result.sink_rows_per_sec else "n/a"),
         (
             f"whatif ({result.whatif_trades:,} trades)",
