@@ -167,6 +167,8 @@ def create_app(
         app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
         recent_keys("recent-decisions", TARGETED_TRADES.partitions),
+        app.Table("followed-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
+        recent_keys("recent-closed-orders", TARGETED_TRADES.partitions),
     )
     publisher = WalletPublisher(
         metrics,
@@ -312,7 +314,8 @@ def create_app(
     async def track_one(report: ExecutionReport) -> None:
         wallet = reference.wallets().get(report.wallet_id)
         async with wallet_locks[report.wallet_id]:
-            state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
+            capital = wallet.capital_usdc if wallet else Decimal(0)
+            state = store.load_for_report(report.wallet_id, capital, report)
             before = publisher.before(report.wallet_id, state)
             new_events = engine.apply_report(state, report, clock_ms())
             change = publisher.after(report.wallet_id, state, before)
