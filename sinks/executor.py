@@ -6,7 +6,9 @@ outbox) and publish them; once the broker acknowledged them, `delivered`; only t
 A re-delivered intent in `sent` re-publishes the stored reports and never executes again; one in `claimed`
 was never sent: paper executes it again (deterministically, on the levels the intent carries), live looks
 its order up by the id journaled with the claim (`LiveOrders.resolve`) and never sends a different one.
-Nothing counts as a harmless duplicate before its reports were delivered. Live orders after placement
+Nothing counts as a harmless duplicate before its reports were delivered. A paper execution is pure (it sends
+nothing), so a paper intent is executed first and claimed together with its reports in one statement
+(`claim_sent`): one journal round trip per paper order. Live orders after placement
 (reconciliation, deferrals, kill switch) live in `sinks.live_orders`.
 """
 
