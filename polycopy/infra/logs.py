@@ -9,13 +9,12 @@ asyncio tasks (the Faust agents) and threads.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import functools
 import json
 import logging
 import logging.config
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,14 +39,29 @@ _context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def log_context(**fields: str | None) -> Iterator[None]:
-    """Add `fields` (empty ones ignored) to every line logged inside the block, in this task or thread."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
-    try:
-        yield
-    finally:
-        _context.reset(token)
+class log_context:  # noqa: N801 - a context manager named, and used, like the function it replaced
+    """Add `fields` (empty ones ignored) to every line logged inside the block, in this task or thread.
+
+    A class rather than a `@contextmanager` generator: the consume loops and the worker enter one per record,
+    and the generator's machinery cost about half as much again as the context change itself."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: str | None) -> None:
+        self._fields = fields
+        self._token: contextvars.Token[Mapping[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        merged = dict(_context.get())
+        for name, value in self._fields.items():
+            if value:
+                merged[name] = value
+        self._token = _context.set(merged)
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            _context.reset(self._token)
+            self._token = None
 
 
 def bind_log_context(**fields: str | None) -> None:
