@@ -34,6 +34,7 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
+from processors.worker.consumer import guarded_transport
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
 from processors.worker.outbox import deliver as deliver_outputs
@@ -114,6 +115,9 @@ def create_app(
         broker_heartbeat_interval=HEARTBEAT_INTERVAL_MS / 1000,
         consumer_group_instance_id=f"{app_id}-{settings.instance_id}" if settings.instance_id else None,
     )
+    sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS, RESOLUTIONS, WALLET_RESOLUTIONS)
+    source_names = {settings.topic_name(spec) for spec in sources}
+    app.transport = guarded_transport(source_names)(app.conf.broker_consumer, app)
 
     topics = {
         spec.name: app.topic(
@@ -154,8 +158,8 @@ def create_app(
         return [(spec, change.wallet_id, message.to_bytes()) for spec, message in change.messages]
 
     install_prometheus_sensor(app, metrics)
-    sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
-    watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in sources})
+    lagging = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
+    watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in lagging})
 
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
     def recent_keys(name: str, partitions: int) -> WindowedKeys:
