@@ -1,9 +1,9 @@
 """The PostgreSQL sink: trades, decisions, intents, orders and order events, wallet snapshots, positions and
 market resolutions, written idempotently.
 
-Shape after quixstreams' sinks (the loop is `sinks.base.ConsumeLoop`): batch what arrives, write the batch (in
-chunks, each one transaction of `COPY` and `INSERT ... SELECT`; conflicts change nothing), and only then commit
-the offsets, so a crash re-delivers and re-delivery is harmless.
+Shape after quixstreams' sinks (the loop is `sinks.base.ConsumeLoop`): batch what arrives, write the batch
+(in chunks, each one transaction of `COPY` and `INSERT ... SELECT`; conflicts change nothing), and only then
+commit the offsets, so a crash re-delivers and re-delivery is harmless.
 """
 
 from __future__ import annotations
