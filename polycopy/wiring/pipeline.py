@@ -79,7 +79,7 @@ def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> Worker
 
 def run_worker(settings: PolycopySettings) -> None:
     """`polycopy worker`: load the reference data and recent books, then run the Faust app until SIGTERM."""
-    from processors.worker.app import changelog_topics, run_app, use_uvloop
+    from processors.worker.runtime import changelog_topics, run_app, use_uvloop
 
     use_uvloop()
     worker = build_worker(settings, build_metrics(settings, "worker"))
