@@ -79,6 +79,7 @@ SERVER_FAULTS = ["broker restart", "postgres stopped"]
 RECOVERY_LIMIT_SECS = 120.0
 # Short enough that an RTDS silence (chaos_venue) outlasts it: the producer must reconnect on its own.
 RTDS_WATCHDOG_SECS = 5.0
+LOST_WATCH_SECS = 30.0
 
 
 @dataclass(frozen=True)
@@ -117,18 +118,23 @@ class Chaos:
             data_api_url=f"http://127.0.0.1:{venue}",
             gamma_url=f"http://127.0.0.1:{venue}",
             rtds_watchdog_secs=RTDS_WATCHDOG_SECS,
+            # A LOST live order is watched for late fills this long, open until then: the drain waits for it.
+            live_lost_watch_secs=LOST_WATCH_SECS,
         )
         self.venue = VenueFaults(self.settings.clob_url)
         # The live executor's key: made for this run, handed to the executor alone, never printed or stored.
         self._key = "0x" + secrets.token_hex(32)
         self.processes = Processes(self.settings.data_dir / "logs")
         self.sim_ports = (rtds, venue)
+        self.started_at = time.monotonic()
+        self.initial_venue: dict[str, object] = {}
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def start(self) -> list[WalletConfigFile]:
         self.out(
             f"chaos: own Kafka {self.servers.bootstrap}, own PostgreSQL port {self.servers.ports['postgres']}"
         )
+        self.started_at = time.monotonic()
         self.servers.run("up")
         wait_for_broker(self.settings)
         create_topics(self.settings, ALL_TOPICS)
@@ -293,7 +299,9 @@ class Chaos:
     def poll_once(self) -> None:
         """One run of the safety-net poller, as production runs it every few minutes: the followed traders'
         fills the RTDS outages lost reach the raw topic late (and are decided, mostly as stale signals)."""
-        poller = self.processes.start("poller", "-m", "polycopy.cli", "poll", env=self.env())
+        # Its first run looks back one interval: make that the whole run, so every lost fill is in reach.
+        lookback = {"POLYCOPY_POLL_INTERVAL_SECS": str(int(time.monotonic() - self.started_at) + 60)}
+        poller = self.processes.start("poller", "-m", "polycopy.cli", "poll", env=self.env() | lookback)
         try:
             poller.wait(300)
         except subprocess.TimeoutExpired:
