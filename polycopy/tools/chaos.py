@@ -331,6 +331,7 @@ class Chaos:
                 backlog = -1
             quiet = quiet + 1 if backlog == 0 and self.open_live_orders() == 0 else 0
         self.findings.drain_secs = time.monotonic() - started
+        self.findings.drained = quiet >= 2
 
     def open_live_orders(self) -> int:
         """Live orders the executor still reconciles (0 in a paper run): a drained live run has none."""

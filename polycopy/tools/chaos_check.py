@@ -36,6 +36,7 @@ class ChaosFindings:
     not_recovered: Counter[str] = field(default_factory=Counter)
     supervisor_restarts: Counter[str] = field(default_factory=Counter)  # processes that exited on their own
     drain_secs: float = 0.0  # from the end of the feed until every group had committed everything
+    drained: bool = True  # False: the drain's limit passed with input still uncommitted
     # Venue side: malformed frames that reached the producer and are not dead letters (must be 0); what the
     # RTDS outages cost and what the poller brought back; the producer's reconnections.
     malformed_sent: int = 0
@@ -64,6 +65,7 @@ class ChaosFindings:
             or self.venue_orders_unrecorded
             or self.intents_with_two_venue_orders
             or self.poller_exit not in (None, 0)
+            or not self.drained
             or sum(self.not_recovered.values())
         )
 
@@ -92,17 +94,18 @@ class ChaosFindings:
                 f"intents with two {self.intents_with_two_venue_orders}",
             ]
         lines += [
-            "  recovery after restart (s)   kind          n    p50    max",
+            "  recovery after restart (s)   kind                n    p50    max",
         ]
         for kind, times in sorted(self.recovery_secs.items()):
             lost = f"   ({self.not_recovered[kind]} not recovered)" if self.not_recovered[kind] else ""
             lines.append(
-                f"                               {kind:<12} {len(times):>3} {statistics.median(times):6.1f} "
+                f"                               {kind:<18} {len(times):>3} {statistics.median(times):6.1f} "
                 f"{max(times):6.1f}{lost}"
             )
         restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.supervisor_restarts.items()))
         lines.append(f"  exited on their own, restarted by the supervisor: {restarts or 'none'}")
-        lines.append(f"  drained in             {self.drain_secs:.0f} s after the feed stopped")
+        drained = "" if self.drained else " (NOT drained: input left uncommitted at the limit)"
+        lines.append(f"  drained in             {self.drain_secs:.0f} s after the feed stopped{drained}")
         lines.append(f"  result                 {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 

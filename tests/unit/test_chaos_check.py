@@ -183,3 +183,10 @@ def test_every_malformed_frame_of_the_chaos_run_is_a_parse_error_of_the_feed() -
 
     for marker, frame in zip(markers, frames, strict=True):
         assert marker in frame and parse_rtds_frame(frame, 1).error is not None
+
+
+def test_a_run_whose_input_stays_uncommitted_past_the_drain_limit_fails() -> None:
+    findings = ChaosFindings(drain_secs=900.0, drained=False)
+
+    assert not findings.passed
+    assert "NOT drained" in findings.render()
