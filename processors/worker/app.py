@@ -33,7 +33,6 @@ from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
-from processors.worker.acks import handle_holding_a_reference
 from processors.worker.book_cache import BookCache
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
@@ -209,10 +208,11 @@ def create_app(
                 continue  # a tombstone on a compacted topic: nothing to handle
             # A stop (SIGTERM, a rebalance) closes the stream while an agent is mid-event, and Faust acks the
             # event as its stream closes (a `finally`): the next commit would skip an event whose outputs may
-            # never have been sent. Holding a reference while it is handled keeps such an event unacked until
-            # its handling finished (a cancelled one stays unacked: the next owner reads it again).
-            handling = consume_one(event, model, stage, handle)
-            await handle_holding_a_reference(event.message, app.consumer, handling)
+            # never have been sent. Holding a reference while it is handled keeps such an event unacked, so
+            # the next owner reads it again; a finished one is released and acked as usual.
+            event.message.incref()
+            await consume_one(event, model, stage, handle)
+            event.message.decref()
 
     async def consume_one(
         event: faust.EventT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
