@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.orders import ExecutionMode
 from schemas.topics import TopicSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository (polycopy/infra/settings.py)
 # Read by infra/local.sh and the test fixtures, not by the application.
 INFRA_VARIABLES = frozenset(
     {

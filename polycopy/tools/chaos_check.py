@@ -8,6 +8,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -51,6 +52,8 @@ class ChaosFindings:
     venue_orders: int = 0
     venue_orders_unrecorded: int = 0  # accepted by the venue, in no report and no journal row
     intents_with_two_venue_orders: int = 0
+    # (wallet, fill, received at) of a few missing pairs: where in the run to look (the process logs)
+    missing_examples: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -76,6 +79,7 @@ class ChaosFindings:
         lines += [
             f"  decisions expected     {self.decisions_expected}   found {self.decisions_found}   "
             f"missing {self.decisions_missing}   doubled {self.decisions_doubled}",
+            *(f"    missing: {example}" for example in self.missing_examples),
             f"  intents lost           {self.intents_lost}",
             f"  orders doubled         {self.orders_doubled}",
             f"  reservations leaked    {self.reservations_leaked}",
@@ -118,9 +122,10 @@ def check_decisions(
 ) -> None:
     """Every (trade, follower) pair of the raw trades has exactly one decision id."""
     wallets = list(wallets)
+    first_of = {trade.dedup_key: trade for trade in reversed(list(trades))}
     expected = {
         (wallet_id, trade.dedup_key)
-        for trade in {trade.dedup_key: trade for trade in trades}.values()
+        for trade in first_of.values()
         for wallet_id in select_followers(trade, wallets)
     }
     ids_per_pair: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -128,8 +133,17 @@ def check_decisions(
         ids_per_pair[(decision.wallet_id, decision.dedup_key)].add(decision.decision_id)
     findings.decisions_expected = len(expected)
     findings.decisions_found = len(ids_per_pair)
-    findings.decisions_missing = len(expected - set(ids_per_pair))
+    missing = sorted(expected - set(ids_per_pair), key=lambda pair: (first_of[pair[1]].received_at_ms, pair))
+    findings.decisions_missing = len(missing)
+    findings.missing_examples = [
+        f"wallet {wallet_id} fill {key} received {_utc(first_of[key].received_at_ms)}"
+        for wallet_id, key in missing[:5]
+    ]
     findings.decisions_doubled = sum(len(ids) > 1 for ids in ids_per_pair.values())
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def check_orders(

@@ -35,6 +35,7 @@ from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
 from processors.worker.commit_gap import watch_commit_gaps
+from processors.worker.consumer import guarded_transport
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
 from processors.worker.outbox import deliver as deliver_outputs
@@ -115,6 +116,9 @@ def create_app(
         broker_heartbeat_interval=HEARTBEAT_INTERVAL_MS / 1000,
         consumer_group_instance_id=f"{app_id}-{settings.instance_id}" if settings.instance_id else None,
     )
+    sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS, RESOLUTIONS, WALLET_RESOLUTIONS)
+    source_names = {settings.topic_name(spec) for spec in sources}
+    app.transport = guarded_transport(source_names)(app.conf.broker_consumer, app)
 
     topics = {
         spec.name: app.topic(
@@ -155,9 +159,9 @@ def create_app(
         return [(spec, change.wallet_id, message.to_bytes()) for spec, message in change.messages]
 
     install_prometheus_sensor(app, metrics)
-    sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
-    watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in sources})
-    watch_commit_gaps(app, {settings.topic_name(spec) for spec in sources})
+    lagging = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
+    watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in lagging})
+    watch_commit_gaps(app, {settings.topic_name(spec) for spec in lagging})
 
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
     def recent_keys(name: str, partitions: int) -> WindowedKeys:
@@ -169,6 +173,8 @@ def create_app(
         app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
         app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
         recent_keys("recent-decisions", TARGETED_TRADES.partitions),
+        app.Table("followed-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
+        recent_keys("recent-closed-orders", TARGETED_TRADES.partitions),
     )
     publisher = WalletPublisher(
         metrics,
@@ -314,7 +320,8 @@ def create_app(
     async def track_one(report: ExecutionReport) -> None:
         wallet = reference.wallets().get(report.wallet_id)
         async with wallet_locks[report.wallet_id]:
-            state = store.load(report.wallet_id, wallet.capital_usdc if wallet else Decimal(0))
+            capital = wallet.capital_usdc if wallet else Decimal(0)
+            state = store.load_for_report(report.wallet_id, capital, report)
             before = publisher.before(report.wallet_id, state)
             new_events = engine.apply_report(state, report, clock_ms())
             change = publisher.after(report.wallet_id, state, before)

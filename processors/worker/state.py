@@ -1,10 +1,15 @@
 """Per-wallet processor state in Faust tables, split so that each event reads and writes little: the store
 loads a wallet's `WalletState` (the core's) for one event and saves what changed.
 
-`wallet-state` holds the ledger's money (reservations, positions, daily PnL) and the open orders;
-`leader-positions` holds one (wallet, leader, token) position per key; `recent-decisions` marks each
-(wallet, trade) evaluated in the last hours. All three are written only from events keyed by that wallet, so
-they stay co-partitioned with the wallet's topics.
+`wallet-state` holds the ledger's money (reservations, positions, daily PnL), the PnL book and the open
+orders; `leader-positions` holds one (wallet, leader, token) position of a leader per key and
+`followed-positions` the shares the wallet holds for following that leader in that token (what SELL
+mirroring may sell); `recent-decisions` marks each (wallet, trade) evaluated in the last hours and
+`recent-closed-orders` each order that ended (a late report about it changes nothing). An event loads the
+few keys it needs from the per-key tables, so the value written per event stays small: with them inside it,
+a busy wallet's value grew past 300 KB and its decode and changelog write cost ~9 ms per event (the bench's
+profile). All are written only from events keyed by that wallet, so they stay co-partitioned with the wallet's
+topics.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from processors.core.engine import RecentKeys
 from processors.core.ids import build_intent_id
 from processors.core.wallet_state import WalletState
+from schemas.orders import ExecutionReport
 from schemas.trades import RawTrade
 
 # Keys are remembered in 6-hour windows kept for a day: a duplicate arrives within minutes (the other
@@ -59,17 +65,26 @@ class PendingKeys:
 
 
 class WalletStateStore:
-    """Loads the state one event needs into a WalletLedger and writes back what changed."""
+    """Loads the state one event needs into a WalletState and writes back what changed."""
 
     def __init__(
         self,
         wallets: MutableMapping[str, Any],
         leader_positions: MutableMapping[str, Any],
         decided: RecentKeys,
+        followed_positions: MutableMapping[str, Any],
+        closed_orders: RecentKeys,
     ) -> None:
         self._wallets, self._leader_positions, self._decided = wallets, leader_positions, decided
+        self._followed, self._closed = followed_positions, closed_orders
+        # Per wallet (an event holds its wallet's lock from load to save): the followed keys loaded, so a
+        # position sold down to nothing is deleted from its table.
+        self._loaded_followed: dict[str, set[str]] = {}
 
     def load(self, wallet_id: str, capital: Decimal) -> WalletState:
+        """The wallet's state without any followed position or closed order id (`load_for_*` add the ones
+        their event needs)."""
+        self._loaded_followed[wallet_id] = set()
         return WalletState.load(self._wallets.get(wallet_id), capital)
 
     def load_saved(self, wallet_id: str) -> WalletState | None:
@@ -79,6 +94,21 @@ class WalletStateStore:
         return WalletState.load(value, Decimal(0)) if value else None
 
     def save(self, wallet_id: str, state: WalletState) -> None:
+        """Write the followed positions and the closed order ids to their tables, the rest to the wallet's
+        value (a value saved before they had tables moves them there on its first save)."""
+        ledger = state.ledger
+        for key in self._loaded_followed.pop(wallet_id, set()) | set(ledger.followed_positions):
+            shares = ledger.followed_positions.get(key)
+            table_key = f"{wallet_id}|{key}"
+            if shares is not None and shares > 0:
+                if self._followed.get(table_key) != str(shares):
+                    self._followed[table_key] = str(shares)
+            elif self._followed.get(table_key) is not None:
+                del self._followed[table_key]
+        for order_id in state.closed:
+            self._closed.add(order_id)
+        ledger.followed_positions.clear()
+        state.closed.clear()
         self._wallets[wallet_id] = state.dump()
 
     def is_decided(self, wallet_id: str, trade: RawTrade) -> bool:
@@ -86,18 +116,31 @@ class WalletStateStore:
         return build_intent_id(wallet_id, trade.dedup_key) in self._decided
 
     def load_for_trade(self, wallet_id: str, capital: Decimal, trade: RawTrade) -> WalletState:
-        """The wallet's state plus this trade's leader position and whether it was already decided."""
+        """The wallet's state plus this trade's leader position, what the wallet holds for following this
+        leader in this token, and whether the pair was already decided."""
         state = self.load(wallet_id, capital)
         position = self._leader_positions.get(_leader_key(wallet_id, trade))
         if position is not None:
             state.ledger.leader_positions[f"{trade.proxy_wallet}|{trade.asset}"] = Decimal(position)
+        self._load_followed(wallet_id, state, trade.proxy_wallet, trade.asset)
         intent_id = build_intent_id(wallet_id, trade.dedup_key)
         if intent_id in self._decided:
             state.ledger.remember_intent(intent_id)
         return state
 
+    def load_for_report(self, wallet_id: str, capital: Decimal, report: ExecutionReport) -> WalletState:
+        """The wallet's state plus what the report's order may change: whether the order already ended, and
+        the followed position its fill moves."""
+        state = self.load(wallet_id, capital)
+        if report.order_id in self._closed:
+            state.closed.append(report.order_id)  # before any is_closed: its index is built on first use
+        reservation = state.ledger.reservations.get(report.intent_id)
+        if reservation is not None and reservation.leader:
+            self._load_followed(wallet_id, state, reservation.leader, reservation.asset)
+        return state
+
     def save_for_trade(self, wallet_id: str, state: WalletState, trade: RawTrade) -> None:
-        """Write the leader position and the decided mark to their tables, the rest to the wallet's value."""
+        """Write the leader position and the decided mark to their tables, then the rest (`save`)."""
         ledger = state.ledger
         key = _leader_key(wallet_id, trade)
         position = ledger.leader_position(trade.proxy_wallet, trade.asset)
@@ -110,6 +153,13 @@ class WalletStateStore:
         ledger.leader_positions.clear()
         ledger.recent_intents.clear()
         self.save(wallet_id, state)
+
+    def _load_followed(self, wallet_id: str, state: WalletState, leader: str, asset: str) -> None:
+        key = f"{leader}|{asset}"
+        self._loaded_followed.setdefault(wallet_id, set()).add(key)
+        shares = self._followed.get(f"{wallet_id}|{key}")
+        if shares is not None and key not in state.ledger.followed_positions:
+            state.ledger.followed_positions[key] = Decimal(shares)
 
 
 def _leader_key(wallet_id: str, trade: RawTrade) -> str:

@@ -58,6 +58,8 @@ def test_every_trade_follower_pair_needs_exactly_one_decision_id() -> None:
     assert (findings.decisions_missing, findings.decisions_doubled) == (0, 1)
     check_decisions(findings, [COPIED, OTHER], decisions[:1], [build_wallet()])
     assert findings.decisions_missing == 1 and not findings.passed
+    [example] = findings.missing_examples  # where in the run to look
+    assert OTHER.dedup_key in example and WALLET_ID in example and f"missing: {example}" in findings.render()
 
 
 def test_a_copy_without_an_intent_or_an_intent_without_a_report_is_lost_and_two_orders_are_doubled() -> None:

@@ -166,7 +166,13 @@ def test_the_workers_table_backed_state_decides_exactly_as_a_replays_memory(trad
     ]
     ref = reference(*wallets)
     tables: dict[str, Any] = {}
-    store = WalletStateStore(tables.setdefault("state", {}), tables.setdefault("leaders", {}), SetKeys())
+    store = WalletStateStore(
+        tables.setdefault("state", {}),
+        tables.setdefault("leaders", {}),
+        SetKeys(),
+        tables.setdefault("followed", {}),
+        SetKeys(),
+    )
     replay = LocalPipeline(ref)
     worker_seen = SetKeys()
     for n, (trader, asset, side, price, size, book_name) in enumerate(trades):
@@ -193,9 +199,10 @@ def test_the_workers_table_backed_state_decides_exactly_as_a_replays_memory(trad
             if result.intent is None or result.decision.reason != "copy":
                 continue
             order_id = build_paper_order_id(result.intent.intent_id)
-            for report in execute_on_paper(result.intent, order_id, sent_at_ms=NOW_MS, reported_at_ms=NOW_MS):
+            reports = execute_on_paper(result.intent, order_id, sent_at_ms=NOW_MS, reported_at_ms=NOW_MS)
+            for report in [*reports, *reports]:  # each report again, late: an ended order changes nothing
                 wallet = ref.wallets()[report.wallet_id]
-                state = store.load(report.wallet_id, wallet.capital_usdc)
+                state = store.load_for_report(report.wallet_id, wallet.capital_usdc, report)
                 engine.apply_report(state, report, NOW_MS)
                 store.save(report.wallet_id, state)
         replayed = replay.decide(trade, book, NOW_MS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from polycopy.cli import UsageError, load_settings
@@ -61,3 +63,12 @@ def test_live_mode_with_a_key_is_accepted_and_paper_is_the_default(monkeypatch) 
     monkeypatch.setenv("POLYCOPY_EXECUTION_MODE", "live")
     monkeypatch.setenv("POLYCOPY_PRIVATE_KEY", "0x" + "11" * 32)
     assert load_settings().execution_mode.value == "live"
+
+
+def test_local_state_defaults_to_the_repositorys_data_dir_as_infra_local_sh_does(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Not inside the `polycopy` package: the image and wheel copy the package, and a chaos run's sockets
+    there broke the copy."""
+    monkeypatch.delenv("POLYCOPY_DATA_DIR", raising=False)
+    repo = Path(__file__).resolve().parents[2]
+    assert PolycopySettings().data_dir == repo / ".data"
+    assert 'DATA_DIR="${POLYCOPY_DATA_DIR:-$REPO_ROOT/.data}"' in (repo / "infra" / "local.sh").read_text()

@@ -310,6 +310,8 @@ def test_the_worker_is_built_in_its_group_and_namespace_without_starting_anythin
         ("grp-processor-recent-decisions-changelog", TARGETED_TRADES.partitions, "compact,delete"),
         ("grp-processor-wallet-state-changelog", TARGETED_TRADES.partitions, "compact"),
         ("grp-processor-leader-positions-changelog", TARGETED_TRADES.partitions, "compact"),
+        ("grp-processor-followed-positions-changelog", TARGETED_TRADES.partitions, "compact"),
+        ("grp-processor-recent-closed-orders-changelog", TARGETED_TRADES.partitions, "compact,delete"),
     }
 
 

@@ -1,0 +1,72 @@
+"""The worker's consumer never commits past records it did not handle in a partition the group has not
+committed yet (Faust checks that only once a partition has a committed offset): it seeks back to the
+partition's beginning once and commits that partition again when what was acked starts there."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from processors.worker.consumer import guarded_transport, never_committed, skipped_head
+
+RAW = TP("raw", 0)
+OTHER = TP("raw", 1)
+
+
+def test_only_the_source_partitions_without_a_committed_offset_are_guarded() -> None:
+    assigned = [RAW, OTHER, TP("raw", 2), TP("worker-recent-fills-changelog", 0)]
+    committed = {OTHER: 12, TP("raw", 2): None}
+    assert never_committed(assigned, committed, {"raw"}) == [RAW, TP("raw", 2)]
+    assert skipped_head([26, 27], 0) and not skipped_head([0, 1, 26], 0) and not skipped_head([], 0)
+
+
+@pytest.fixture
+def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
+    committed: list[list[TP]] = []
+
+    async def record_commit(self: Any, tps: Any, start_new_transaction: bool) -> bool:
+        committed.append(list(tps))
+        return True
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "_commit_tps", record_commit)
+    cls = guarded_transport({"raw"}).Consumer
+    consumer = object.__new__(cls)  # the guard's state only: no broker, no app
+    consumer._first_offsets, consumer._rewound = {RAW: 0}, set()
+    consumer._acked, consumer._committed_offset = defaultdict(list), defaultdict(lambda: None)
+    consumer.seeks, consumer.commits = [], committed
+
+    async def seek(partition: Any, offset: int) -> None:
+        consumer.seeks.append((tuple(partition), offset))
+
+    consumer.seek = seek
+    return consumer
+
+
+async def test_a_partition_whose_head_was_skipped_is_read_again_and_not_committed_until_it_is(
+    consumer,
+) -> None:  # type: ignore[no-untyped-def]
+    consumer._acked[RAW] = [26, 27, 28, 29]  # offsets 0-25 never reached the agents
+    consumer._acked[OTHER] = [0, 1]
+
+    await consumer._commit_tps([RAW, OTHER], False)
+    await consumer._commit_tps([RAW, OTHER], False)  # the next tick: still reading them again
+
+    assert consumer.commits == [[OTHER], [OTHER]]
+    assert consumer.seeks == [(("raw", 0), 0)]  # sought back once
+    consumer._acked[RAW] = list(range(30))  # read again from the beginning
+    await consumer._commit_tps([RAW], False)
+    assert consumer.commits[-1] == [RAW] and not consumer._rewound
+
+
+async def test_a_partition_read_from_its_beginning_commits_and_is_then_left_to_faust(consumer) -> None:  # type: ignore[no-untyped-def]
+    consumer._acked[RAW] = [0, 1, 2]
+    await consumer._commit_tps([RAW], False)
+    consumer._committed_offset[RAW] = 3
+    await consumer._commit_tps([RAW], False)
+
+    assert consumer.commits == [[RAW], [RAW]] and consumer.seeks == []
+    assert RAW not in consumer._first_offsets
