@@ -42,11 +42,14 @@ def head_gaps(
 
 class CommitGapWatch:
     """Seeks a partition back to its committed offset when the same head gap is seen on two looks in a row
-    (a gap seen once may be an event being handled right now)."""
+    (a gap seen once may be an event being handled right now), once per committed offset: the re-read events
+    keep the acked offsets after them in Faust's list until the commit moves, so the gap stays visible while
+    they are handled again, and seeking again would restart a slow re-read forever."""
 
     def __init__(self, topics: Collection[str]) -> None:
         self._topics = topics
         self._seen: dict[Any, int] = {}
+        self._sought: dict[Any, int] = {}  # partition -> the committed offset it was last sought back to
         self.reseeks = 0
 
     def to_reseek(
@@ -54,8 +57,10 @@ class CommitGapWatch:
     ) -> dict[Any, int]:
         """The partitions to seek back now, with their committed offsets."""
         gaps = head_gaps(committed, acked, self._topics)
-        due = {tp: offset for tp, offset in gaps.items() if self._seen.get(tp) == offset}
-        self._seen = {tp: offset for tp, offset in gaps.items() if tp not in due}
+        fresh = {tp: offset for tp, offset in gaps.items() if self._sought.get(tp) != offset}
+        due = {tp: offset for tp, offset in fresh.items() if self._seen.get(tp) == offset}
+        self._seen = {tp: offset for tp, offset in fresh.items() if tp not in due}
+        self._sought.update(due)
         self.reseeks += len(due)
         return due
 
