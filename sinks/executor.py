@@ -6,7 +6,9 @@ outbox) and publish them; once the broker acknowledged them, `delivered`; only t
 A re-delivered intent in `sent` re-publishes the stored reports and never executes again; one in `claimed`
 was never sent: paper executes it again (deterministically, on the levels the intent carries), live looks
 its order up by the id journaled with the claim (`LiveOrders.resolve`) and never sends a different one.
-Nothing counts as a harmless duplicate before its reports were delivered. Live orders after placement
+Nothing counts as a harmless duplicate before its reports were delivered. A paper execution is pure (it sends
+nothing), so a paper intent is executed first and claimed together with its reports in one statement
+(`claim_sent`): one journal round trip per paper order. Live orders after placement
 (reconciliation, deferrals, kill switch) live in `sinks.live_orders`.
 """
 
@@ -22,7 +24,7 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import DELIVERED, SENT, JournalEntry
 from polycopy.infra.settings import PolycopySettings
 from processors.core.ids import build_paper_order_id
-from processors.core.paper import build_execution_report, execute_on_paper, rest_on_paper
+from processors.core.paper import RestingOrder, build_execution_report, execute_on_paper, rest_on_paper
 from schemas.base import Message
 from schemas.deadletter import DeadLetter
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
@@ -42,6 +44,15 @@ class IntentJournal(RestingJournal, Protocol):
     def connect(self) -> None: ...
 
     def claim(self, intent_id: str, order_id: str, mode: str) -> JournalEntry | None: ...
+
+    def claim_sent(
+        self,
+        intent_id: str,
+        order_id: str,
+        mode: str,
+        reports: Sequence[dict[str, Any]],
+        resting: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> JournalEntry | None: ...
 
     def record_sent(
         self,
@@ -136,37 +147,72 @@ class Executor:
 
     def write(self, intent: OrderIntent, record: Record) -> None:
         """Claim the intent; execute it only if it was never sent; publish its reports (stored first)."""
+        live = self.live if intent.mode is ExecutionMode.LIVE else None
         # A live order's id is the venue's (its hash), computed before anything is sent and journaled with
         # the claim: a restart looks that very order up instead of sending another.
-        if self.live is not None and intent.mode is ExecutionMode.LIVE:
-            order_id = self.live.order_id_for(intent)
-        else:
-            order_id = build_paper_order_id(intent.intent_id)
+        order_id = live.order_id_for(intent) if live is not None else build_paper_order_id(intent.intent_id)
         bind_log_context(order_id=order_id)
-        earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
-        if earlier is not None and (earlier.state == DELIVERED or intent.intent_id in self._sent):
+        if live is not None:  # claim before send: the venue must never get a second order for the intent
+            earlier = self._journal.claim(intent.intent_id, order_id, intent.mode.value)
+            if earlier is None:
+                sent_at = self._clock_ms()
+                self._metrics.observe_order_sent(intent.received_at_ms, intent.created_at_ms, sent_at)
+                self._record_and_publish(intent, order_id, self._execute(intent, order_id, sent_at))
+                return
+        else:
+            # Paper (or a live intent a paper deployment refuses): executing it sends nothing anywhere, so it
+            # runs first and the claim stores its reports in the same statement, one journal round trip per
+            # order. A claim already there discards this execution, exactly as a claim made first would.
+            sent_at = self._clock_ms()
+            reports = self._execute(intent, order_id, sent_at)
+            resting = self._rest(intent, order_id, reports)
+            earlier = self._journal.claim_sent(
+                intent.intent_id,
+                order_id,
+                intent.mode.value,
+                [report.model_dump(mode="json") for report in reports],
+                (order_id, intent.asset, resting.to_state()) if resting is not None else None,
+            )
+            if earlier is None:
+                self._metrics.observe_order_sent(intent.received_at_ms, intent.created_at_ms, sent_at)
+                self._publish_new(intent, reports, resting)
+                return
+        if earlier.state == DELIVERED or intent.intent_id in self._sent:
             # Its reports are in the log, or published in this batch and delivered with it: nothing to do.
             self._metrics.duplicate_intents.inc()
             return
-        if earlier is not None and earlier.state == SENT:
+        if earlier.state == SENT:
             # Sent but never confirmed delivered (a crash, a broker outage): the same reports again.
             for stored in earlier.reports or []:
                 self.publish(ExecutionReport.model_validate(stored))
             self._sent.append(intent.intent_id)
             self.republished += 1
             return
-        if earlier is not None:  # claimed by an earlier run that died before it stored any report
-            reports = self.resolve_unsent(intent, order_id)
-        else:
-            reports = self._execute(intent, order_id)
-        resting = None
-        if intent.mode is ExecutionMode.PAPER:
-            resting = rest_on_paper(intent, order_id, reports, gtc_max_secs=self._settings.paper_gtc_max_secs)
+        # Claimed by an earlier run that died before it stored any report.
+        self._record_and_publish(intent, order_id, self.resolve_unsent(intent, order_id))
+
+    def _record_and_publish(self, intent: OrderIntent, order_id: str, reports: list[ExecutionReport]) -> None:
+        """Store the reports of an intent already claimed (the outbox), then publish them."""
+        resting = self._rest(intent, order_id, reports)
         self._journal.record_sent(
             intent.intent_id,
             [report.model_dump(mode="json") for report in reports],
             (order_id, intent.asset, resting.to_state()) if resting is not None else None,
         )
+        self._publish_new(intent, reports, resting)
+
+    def _rest(
+        self, intent: OrderIntent, order_id: str, reports: list[ExecutionReport]
+    ) -> RestingOrder | None:
+        """What of a paper order rests on the book after its first execution (a GTC/GTD remainder)."""
+        if intent.mode is not ExecutionMode.PAPER:
+            return None
+        return rest_on_paper(intent, order_id, reports, gtc_max_secs=self._settings.paper_gtc_max_secs)
+
+    def _publish_new(
+        self, intent: OrderIntent, reports: list[ExecutionReport], resting: RestingOrder | None
+    ) -> None:
+        """Publish the reports of an execution the journal now holds."""
         if resting is not None:
             self.resting.add(resting)
         for first in reports[:1]:  # sent -> the venue's (or the paper book's) first answer
@@ -209,12 +255,13 @@ class Executor:
         claim, and sends that same order only if the venue has never heard of it (`LiveOrders.resolve`)."""
         if self.live is not None and intent.mode is ExecutionMode.LIVE:
             return self.live.resolve(intent, order_id, self._clock_ms())
-        return self._execute(intent, order_id)
-
-    def _execute(self, intent: OrderIntent, order_id: str) -> list[ExecutionReport]:
-        """The reports of one execution."""
         sent_at = self._clock_ms()
+        reports = self._execute(intent, order_id, sent_at)
         self._metrics.observe_order_sent(intent.received_at_ms, intent.created_at_ms, sent_at)
+        return reports
+
+    def _execute(self, intent: OrderIntent, order_id: str, sent_at: int) -> list[ExecutionReport]:
+        """The reports of one execution (a live one sends the order; a paper one is pure)."""
         age_secs = (sent_at - intent.created_at_ms) / 1000
         if age_secs > self._settings.max_intent_age_secs:
             return [

@@ -147,6 +147,21 @@ class FakeJournal:
         self.states[intent_id] = "claimed"
         return None
 
+    def claim_sent(
+        self,
+        intent_id: str,
+        order_id: str,
+        mode: str,
+        reports: Sequence[dict[str, Any]],
+        resting: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> JournalEntry | None:
+        assert self.connected, "claim before connect"
+        self.calls.append("claim_sent")
+        if intent_id in self.states:
+            return JournalEntry(self.states[intent_id], self.reports.get(intent_id))
+        self._store_sent(intent_id, reports, resting)
+        return None
+
     def record_sent(
         self,
         intent_id: str,
@@ -154,6 +169,14 @@ class FakeJournal:
         resting: tuple[str, str, dict[str, Any]] | None = None,
     ) -> None:
         self.calls.append("record_sent")
+        self._store_sent(intent_id, reports, resting)
+
+    def _store_sent(
+        self,
+        intent_id: str,
+        reports: Sequence[dict[str, Any]],
+        resting: tuple[str, str, dict[str, Any]] | None,
+    ) -> None:
         self.states[intent_id] = "sent"
         self.reports[intent_id] = [dict(report) for report in reports]
         if resting is not None:

@@ -65,6 +65,15 @@ def cmd_whatif(args: argparse.Namespace, settings: PolycopySettings) -> int:
     return 0
 
 
+def _bench_parts(text: str) -> frozenset[str]:
+    from polycopy.tools.bench_figures import parse_parts
+
+    try:
+        return parse_parts(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _rates(text: str) -> tuple[float, ...]:
     try:
         rates = tuple(float(part) for part in text.split(",") if part.strip())
@@ -89,6 +98,7 @@ def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
         whatif_trades=args.whatif_trades,
         sink_rows=args.sink_rows,
         profile_dir=Path(args.profile) if args.profile else None,
+        only=args.only,
     )
     run_bench(settings, options)
     return 0
@@ -179,6 +189,14 @@ def register(commands: CommandGroup) -> None:
     )
     bench.add_argument(
         "--profile", help="directory: py-spy profiles of the worker and executor (needs py-spy)"
+    )
+    bench.add_argument(
+        "--only",
+        type=_bench_parts,
+        default="stages,sweep,producer,sink,whatif,live",
+        metavar="PARTS",
+        help="comma-separated parts to run, from: stages (latency at --rate, in-process baseline, Kafka "
+        "tax), sweep, producer, sink, whatif, live",
     )
     soak = commands.command(
         "soak", cmd_soak, "feed the pipeline for minutes and print the worker's RSS growth after warm-up"

@@ -9,12 +9,12 @@ asyncio tasks (the Faust agents) and threads.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
+import functools
 import json
 import logging
 import logging.config
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,14 +39,29 @@ _context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def log_context(**fields: str | None) -> Iterator[None]:
-    """Add `fields` (empty ones ignored) to every line logged inside the block, in this task or thread."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v}})
-    try:
-        yield
-    finally:
-        _context.reset(token)
+class log_context:  # noqa: N801 - a context manager named, and used, like the function it replaced
+    """Add `fields` (empty ones ignored) to every line logged inside the block, in this task or thread.
+
+    A class rather than a `@contextmanager` generator: the consume loops and the worker enter one per record,
+    and the generator's machinery cost about half as much again as the context change itself."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: str | None) -> None:
+        self._fields = fields
+        self._token: contextvars.Token[Mapping[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        merged = dict(_context.get())
+        for name, value in self._fields.items():
+            if value:
+                merged[name] = value
+        self._token = _context.set(merged)
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            _context.reset(self._token)
+            self._token = None
 
 
 def bind_log_context(**fields: str | None) -> None:
@@ -63,12 +78,25 @@ def current_log_context() -> Mapping[str, str]:
 def correlation_ids(message: object) -> dict[str, str]:
     """The correlation ids a topic's message carries (its own, else those of the trade it wraps)."""
     ids: dict[str, str] = {}
-    for source in (message, getattr(message, "trade", None)):
-        for name in CORRELATION_FIELDS:
+    names, wraps_trade = _carried_fields(type(message))
+    sources = (message, getattr(message, "trade", None)) if wraps_trade else (message,)
+    for source in sources:
+        for name in names if source is message else _carried_fields(type(source))[0]:
             value = getattr(source, name, None)
             if isinstance(value, str) and value and name not in ids:
                 ids[name] = value
     return ids
+
+
+@functools.cache
+def _carried_fields(cls: type) -> tuple[tuple[str, ...], bool]:
+    """The correlation fields a message class declares, and whether it declares a `trade`; looked up once
+    per class. Asking a pydantic model for an attribute it lacks raises and catches an AttributeError
+    inside pydantic, which made this lookup a sixth of the PostgreSQL sink's time per record."""
+    fields = getattr(cls, "model_fields", None)
+    if not isinstance(fields, Mapping):  # not a pydantic model: ask every instance
+        return CORRELATION_FIELDS, True
+    return tuple(name for name in CORRELATION_FIELDS if name in fields), "trade" in fields
 
 
 def configured_secrets(settings: PolycopySettings) -> list[str]:

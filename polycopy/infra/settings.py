@@ -171,7 +171,7 @@ class PolycopySettings(BaseSettings):
         "and publish them as resolutions",
     )
     sink_flush_secs: float = Field(default=0.5, gt=0, description="Postgres sink flush interval")
-    sink_batch_size: int = Field(default=500, gt=0, description="Postgres sink rows per flush at most")
+    sink_batch_size: int = Field(default=5000, gt=0, description="Postgres sink records per flush at most")
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus /metrics port; 0 picks the component default"
     )

@@ -11,6 +11,7 @@ from polycopy.infra.postgres import create_database, drop_database, migrate
 from polycopy.infra.settings import PolycopySettings
 from polycopy.simulator.market import MarketSimulator
 from polycopy.tools.bench_figures import (
+    BENCH_PARTS,
     STAGES,
     BenchOptions,
     BenchResult,
@@ -75,20 +76,25 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
         f"  options: {options.rate:g} trades/s for {options.duration_secs:g} s, sweep "
         f"{', '.join(f'{r:g}' for r in options.sweep)} trades/s x {options.step_secs:g} s, "
         f"seed {options.seed}; "
-        f"topics {bench.topic_prefix}*, database {database}"
+        f"topics {bench.topic_prefix}*, database {database}; parts: "
+        + ", ".join(part for part in BENCH_PARTS if options.runs(part))
     )
     result = BenchResult(load_average=load_average())
     try:
         wallets = bench_wallets(options)
-        trades = _run_pipeline(bench, options, wallets, result, out)
-        run_in_process(trades, wallets, options, result, out)
-        print_tax(result, out)
-        run_producer(bench, options, result, out)
-        if options.sink_rows:
+        if options.runs("stages") or options.runs("sweep"):
+            trades = _run_pipeline(bench, options, wallets, result, out)
+            if options.runs("stages"):
+                run_in_process(trades, wallets, options, result, out)
+                print_tax(result, out)
+        if options.runs("producer"):
+            run_producer(bench, options, result, out)
+        if options.runs("sink") and options.sink_rows:
             run_sink_bench(bench, options, result, out)
-        if options.whatif_trades:
+        if options.runs("whatif") and options.whatif_trades:
             run_whatif_bench(bench, options, wallets, result, out)
-        run_live(bench, options.seed, out)
+        if options.runs("live"):
+            run_live(bench, options.seed, out)
     finally:
         drop_database(settings.database_url, database)
         shutil.rmtree(bench.data_dir / "faust" / bench.consumer_group("processor"), ignore_errors=True)
@@ -118,17 +124,10 @@ def _run_pipeline(
         pipeline.start()
         out(f"  warm-up: {WARM_UP_SECS:g} s at {options.rate:g} trades/s")
         pipeline.run_step(options.rate, WARM_UP_SECS)
-        out(f"  measured: {options.duration_secs:g} s at {options.rate:g} trades/s ({describe_load()})")
-        if options.profile_dir is not None:
-            for component in ("worker", "executor"):
-                pipeline.profile(component, options.duration_secs, options.profile_dir)
-        result.main = pipeline.run_step(options.rate, options.duration_secs)
-        trades = list(pipeline.last_trades)
-        pipeline.wait_for_profiles()
-        print_step(result.main, out)
-        if options.profile_dir is not None:
-            for component in ("worker", "executor"):
-                print_profile(options.profile_dir / f"{component}.folded", component, PROFILE_TOP, out)
+        if options.runs("stages"):
+            trades = _measure_stages(pipeline, options, result, out)
+        if not options.runs("sweep"):
+            return trades
         out("\n== 1b. rate sweep: the same pipeline, each rate for " + f"{options.step_secs:g} s " + "=" * 20)
         for rate in options.sweep:
             load = describe_load()
@@ -151,6 +150,24 @@ def _run_pipeline(
         )
     finally:
         pipeline.stop()
+    return trades
+
+
+def _measure_stages(
+    pipeline: BenchPipeline, options: BenchOptions, result: BenchResult, out: Out
+) -> list[RawTrade]:
+    """The latency per stage at `options.rate` (with profiles if asked); returns the trades fed."""
+    out(f"  measured: {options.duration_secs:g} s at {options.rate:g} trades/s ({describe_load()})")
+    if options.profile_dir is not None:
+        for component in ("worker", "executor"):
+            pipeline.profile(component, options.duration_secs, options.profile_dir)
+    result.main = pipeline.run_step(options.rate, options.duration_secs)
+    trades = list(pipeline.last_trades)
+    pipeline.wait_for_profiles()
+    print_step(result.main, out)
+    if options.profile_dir is not None:
+        for component in ("worker", "executor"):
+            print_profile(options.profile_dir / f"{component}.folded", component, PROFILE_TOP, out)
     return trades
 
 
@@ -217,13 +234,19 @@ def print_table(result: BenchResult, options: BenchOptions, out: Out) -> None:
             else "n/a",
         ),
         ("in-process decision per followed trade, p50 / p99", cell(local, 3)),
-        ("in-process decision throughput", f"{result.inprocess_trades_per_sec:,.0f} trades/s"),
+        (
+            "in-process decision throughput",
+            f"{result.inprocess_trades_per_sec:,.0f} trades/s" if result.inprocess_trades_per_sec else "n/a",
+        ),
         ("Kafka tax (receive -> order sent / in-process), p50 / p99", tax),
         (
             "knee (receive -> decision p99 <= 250 ms, no backlog)",
             f"{result.knee:g} trades/s" if result.knee else "n/a",
         ),
-        ("producer parse + publish", f"{result.publish_frames_per_sec:,.0f} frames/s"),
+        (
+            "producer parse + publish",
+            f"{result.publish_frames_per_sec:,.0f} frames/s" if result.publish_frames_per_sec else "n/a",
+        ),
         ("PostgreSQL sink", f"{result.sink_rows_per_sec:,.0f} rows/s" if result.sink_rows_per_sec else "n/a"),
         (
             f"whatif ({result.whatif_trades:,} trades)",

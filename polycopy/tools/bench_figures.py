@@ -21,6 +21,21 @@ DECISION_P99_LIMIT_MS = 250.0  # a sweep step keeps up when receive -> decision 
 Out = Callable[[str], None]
 
 
+# The parts of `polycopy bench`, in the order they run; `--only` picks some of them.
+BENCH_PARTS = ("stages", "sweep", "producer", "sink", "whatif", "live")
+
+
+def parse_parts(text: str) -> frozenset[str]:
+    """`--only`'s comma-separated parts; an unknown one raises ValueError naming the choices."""
+    parts = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(parts - set(BENCH_PARTS))
+    if unknown or not parts:
+        raise ValueError(
+            f"unknown bench part(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(BENCH_PARTS)}"
+        )
+    return parts
+
+
 @dataclass(frozen=True)
 class BenchOptions:
     """What the benchmark runs: the measured rate and how long, the sweep, the wallets, the offline parts."""
@@ -38,6 +53,11 @@ class BenchOptions:
     producer_frames: int = 20_000
     profile_dir: Path | None = None  # py-spy profiles of the worker and the executor during the main run
     ports: tuple[int, int] = (18865, 18180)  # RTDS, CLOB: away from the demo's 18765/18080
+    only: frozenset[str] = frozenset(BENCH_PARTS)  # which parts run (`--only`)
+
+    def runs(self, part: str) -> bool:
+        """True when this part of the bench runs."""
+        return part in self.only
 
 
 @dataclass(frozen=True)

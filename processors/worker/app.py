@@ -117,7 +117,7 @@ def create_app(
         consumer_group_instance_id=f"{app_id}-{settings.instance_id}" if settings.instance_id else None,
     )
     sources = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS, RESOLUTIONS, WALLET_RESOLUTIONS)
-    source_names = {settings.topic_name(spec) for spec in sources}
+    source_names = {settings.topic_name(spec) for spec in sources if not spec.compacted}
     app.transport = guarded_transport(source_names)(app.conf.broker_consumer, app)
 
     topics = {

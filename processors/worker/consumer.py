@@ -1,14 +1,15 @@
-"""Faust's Kafka consumer, guarded against committing past records it never handled in a partition the group
-has not committed yet.
+"""Faust's Kafka consumer, guarded against skipping records its agents never handled.
 
-Faust commits the first run of consecutive acked offsets of a partition. Once the partition has a committed
-offset it checks that the run starts there; before that (a group's first seconds) it does not, so a worker
-that skips the head of such a partition commits past it. The chaos run caught one: a worker killed in its
-first seconds was replaced, the new one began reading raw-trade partitions at their end instead of at offset
-0 and committed there, and 38 decisions were never made. So, for the source partitions without a committed
-offset, the consumer learns on each assignment where they begin and reads them from there; at each commit it
-seeks back to that beginning when what was acked does not start there, and commits nothing in that partition
-until it does. What is read twice is deduplicated by the agents' ids."""
+After each assignment Faust restores its tables while its fetch loop already runs, then seeks the stream
+partitions to their committed offsets. The loop may still be going through a batch fetched before that seek,
+and it records the batch's last offset as "read"; the records fetched again from the committed offset are
+then below it and dropped. The chaos run showed both outcomes: a partition the group never committed was
+committed past the dropped records (Faust checks where the acked run starts only once there is a committed
+offset: 38 decisions never made), and a committed one never committed again (the worker's lag grew until
+the run gave up). So for the source partitions this consumer keeps no "read" offset (a record read twice is
+deduplicated by the agents' ids), reads never-committed ones from their beginning, and at each commit, when
+what was acked does not start where reading had to start, seeks back there once and commits nothing in that
+partition until it does. Compacted topics are not guarded: their offsets have holes."""
 
 from __future__ import annotations
 
@@ -31,36 +32,53 @@ def never_committed(
 
 
 def skipped_head(acked: Collection[int], first: int) -> bool:
-    """Whether what was acked in a partition misses records from its beginning `first` on."""
+    """Whether what was acked in a partition misses records from `first` (where reading had to start) on."""
     return bool(acked) and min(acked) > first
 
 
+class ReadOffsets(dict[TP, int | None]):
+    """Faust's "last offset read" per partition, always None for the guarded partitions, so that nothing is
+    dropped as read before (see the module docstring)."""
+
+    def __init__(self, sources: Collection[str]) -> None:
+        super().__init__()
+        self._sources = sources
+
+    def __getitem__(self, tp: TP) -> int | None:
+        return None if tp.topic in self._sources else self.get(tp)
+
+
 def guarded_transport(sources: Collection[str]) -> type[faust_aiokafka.Transport]:
-    """The aiokafka transport whose consumer guards the never-committed partitions of `sources`."""
+    """The aiokafka transport whose consumer guards the partitions of `sources` (not compacted topics)."""
 
     class GuardedConsumer(faust_aiokafka.Consumer):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._first_offsets: dict[TP, int] = {}  # a source partition not committed yet -> its beginning
-            self._rewound: set[TP] = set()  # sought back to their beginning, not read up to it again yet
+            self._first_offsets: dict[TP, int] = {}  # where reading a source partition had to start
+            self._rewound: set[TP] = set()  # sought back there, not read up to it again yet
+            self._read_offset = ReadOffsets(sources)
 
         async def perform_seek(self) -> None:
             await super().perform_seek()
-            unread = never_committed(self.assignment(), self._committed_offset, sources)
             self._rewound.clear()
-            self._first_offsets = {}
+            assigned = [tp for tp in self.assignment() if tp.topic in sources]
+            self._first_offsets = {
+                tp: offset for tp in assigned if (offset := self._committed_offset.get(tp))
+            }
+            unread = never_committed(assigned, self._committed_offset, sources)
             if unread:
                 partitions = [TopicPartition(tp.topic, tp.partition) for tp in unread]
                 beginnings = await self._thread.earliest_offsets(*partitions)
-                self._first_offsets = {TP(tp.topic, tp.partition): int(o) for tp, o in beginnings.items()}
+                self._first_offsets |= {TP(tp.topic, tp.partition): int(o) for tp, o in beginnings.items()}
                 await self._thread.seek_to_beginning(*partitions)
 
         async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
             safe = []
             for tp in tps:
                 first = self._first_offsets.get(tp)
-                if first is not None and self._committed_offset.get(tp):
-                    del self._first_offsets[tp]  # committed from its beginning: Faust's own check applies now
+                committed = self._committed_offset.get(tp)
+                if first is not None and committed is not None and committed > first:
+                    del self._first_offsets[tp]  # committed past where it started: handled from there on
                     first = None
                 if first is None or not skipped_head(self._acked[tp], first):
                     self._rewound.discard(tp)

@@ -1,6 +1,7 @@
-"""The worker's consumer never commits past records it did not handle in a partition the group has not
-committed yet (Faust checks that only once a partition has a committed offset): it seeks back to the
-partition's beginning once and commits that partition again when what was acked starts there."""
+"""The worker's consumer never commits past records it did not handle: when what was acked in a source
+partition does not start where reading had to start (its committed offset, or its beginning when the group
+never committed it, where Faust does not check at all), it seeks back there once and commits that partition
+again when what was acked starts there."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from processors.worker.consumer import guarded_transport, never_committed, skipped_head
+from processors.worker.consumer import ReadOffsets, guarded_transport, never_committed, skipped_head
 
 RAW = TP("raw", 0)
 OTHER = TP("raw", 1)
@@ -22,6 +23,15 @@ def test_only_the_source_partitions_without_a_committed_offset_are_guarded() -> 
     committed = {OTHER: 12, TP("raw", 2): None}
     assert never_committed(assigned, committed, {"raw"}) == [RAW, TP("raw", 2)]
     assert skipped_head([26, 27], 0) and not skipped_head([0, 1, 26], 0) and not skipped_head([], 0)
+
+
+def test_a_guarded_partition_drops_nothing_as_read_before() -> None:
+    """Faust's fetch loop drops a record below the partition's last read offset; a batch fetched before the
+    seek to the committed offset set it past the records fetched again after it."""
+    read = ReadOffsets({"raw"})
+    read[RAW] = 50
+    read[TP("changelog", 0)] = 7
+    assert read[RAW] is None and read[TP("changelog", 0)] == 7 and read[TP("changelog", 1)] is None
 
 
 @pytest.fixture
@@ -70,3 +80,20 @@ async def test_a_partition_read_from_its_beginning_commits_and_is_then_left_to_f
 
     assert consumer.commits == [[RAW], [RAW]] and consumer.seeks == []
     assert RAW not in consumer._first_offsets
+
+
+async def test_a_committed_partition_whose_next_records_were_skipped_is_read_again_from_its_offset(
+    consumer,
+) -> None:  # type: ignore[no-untyped-def]
+    """Faust alone would block this partition's commits forever (its own check), and the lag would grow."""
+    consumer._first_offsets = {RAW: 40}
+    consumer._committed_offset[RAW] = 40
+    consumer._acked[RAW] = [45, 46]
+
+    await consumer._commit_tps([RAW], False)
+    assert consumer.commits == [[]] and consumer.seeks == [(("raw", 0), 40)]
+    consumer._acked[RAW] = [40, 41, 42, 43, 44, 45, 46]
+    await consumer._commit_tps([RAW], False)
+    consumer._committed_offset[RAW] = 47
+    await consumer._commit_tps([RAW], False)
+    assert consumer.commits[1:] == [[RAW], [RAW]] and RAW not in consumer._first_offsets

@@ -147,3 +147,68 @@ def test_the_executor_reconnects_when_its_database_connection_is_killed(settings
         second.intent_id,
     }
     assert query(settings.database_url, "SELECT DISTINCT state FROM executor_journal") == [("delivered",)]
+
+
+# --- the journal's round trips per paper order (issue 11) --------------------------------------------------
+def count_statements(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every statement the journal's connection sends from now on (each one a round trip)."""
+    import psycopg
+
+    sent: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def counting(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(str(query))
+        return execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counting)
+    return sent
+
+
+def test_a_paper_claim_stores_its_reports_and_resting_order_in_one_statement_and_a_second_claim_nothing(
+    settings: PolycopySettings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Before: a claim, then BEGIN, UPDATE (the reports), INSERT (the resting order), COMMIT per paper order.
+    from polycopy.infra.postgres import ExecutionJournal, JournalEntry
+
+    journal = ExecutionJournal(settings.database_url)
+    journal.connect()
+    reports = [{"kind": "accepted", "n": 1}]
+    sent = count_statements(monkeypatch)
+    try:
+        first = journal.claim_sent("i1", "o1", "paper", reports, ("o1", "a1", {"remaining": "5"}))
+        assert (first, len(sent)) == (None, 1)
+        again = journal.claim_sent("i1", "o1", "paper", [{"kind": "fill"}], ("o1", "a1", {"remaining": "0"}))
+        assert again == JournalEntry("sent", reports)  # the earlier claim; this execution stored nothing
+        assert journal.claim_sent("i2", "o2", "paper", [{"kind": "fill"}]) is None
+    finally:
+        journal.close()
+    assert query(
+        settings.database_url, "SELECT intent_id, state, reports FROM executor_journal ORDER BY 1"
+    ) == [
+        ("i1", "sent", reports),
+        ("i2", "sent", [{"kind": "fill"}]),
+    ]
+    assert query(
+        settings.database_url, "SELECT intent_id, order_id, asset, state FROM paper_resting_orders"
+    ) == [("i1", "o1", "a1", {"remaining": "5"})]
+
+
+def test_storing_a_claimed_intents_reports_and_resting_order_is_one_statement(
+    settings: PolycopySettings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from polycopy.infra.postgres import ExecutionJournal
+
+    journal = ExecutionJournal(settings.database_url)
+    journal.connect()
+    try:
+        assert journal.claim("i1", "o1", "live") is None
+        sent = count_statements(monkeypatch)
+        journal.record_sent("i1", [{"kind": "accepted"}], ("o1", "a1", {"remaining": "5"}))
+        assert len(sent) == 1
+    finally:
+        journal.close()
+    assert query(settings.database_url, "SELECT state, reports FROM executor_journal") == [
+        ("sent", [{"kind": "accepted"}])
+    ]
+    assert query(settings.database_url, "SELECT intent_id FROM paper_resting_orders") == [("i1",)]

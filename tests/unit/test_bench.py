@@ -178,3 +178,19 @@ def test_a_growing_latency_shows_in_the_last_window_and_not_in_the_first() -> No
     assert early is not None and late is not None
     assert early < 5_100 < late
     assert split_by_receive_time([], 5_000) == (None, None)
+
+
+def test_only_picks_bench_parts_and_an_unknown_part_names_the_choices() -> None:
+    from polycopy.cli import build_parser
+    from polycopy.tools.bench_figures import BENCH_PARTS, BenchOptions, parse_parts
+
+    assert parse_parts("sink, whatif") == {"sink", "whatif"}
+    with pytest.raises(ValueError, match="unknown bench part.*sinks: choose from stages, sweep, producer"):
+        parse_parts("sinks")
+    args = build_parser().parse_args(["bench", "--only", "sink"])
+    assert args.only == {"sink"}
+    assert build_parser().parse_args(["bench"]).only == set(BENCH_PARTS)  # default: every part
+    options = BenchOptions(only=args.only)
+    assert [part for part in BENCH_PARTS if options.runs(part)] == ["sink"]
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["bench"].format_help().split())  # type: ignore[union-attr]
+    assert "from: stages" in help_text and "sweep, producer, sink, whatif, live" in help_text

@@ -205,14 +205,16 @@ def test_the_executor_connects_its_journal_before_consuming_and_releases_it_at_t
 
 
 # --- the outbox: claimed -> sent (reports stored) -> delivered (issue 8, defect 1) -------------------------
-def test_reports_are_stored_before_they_are_published_and_delivered_before_the_offsets_commit() -> None:
+def test_a_paper_orders_reports_are_stored_with_its_claim_before_they_are_published_then_delivered() -> None:
     harness = Harness()
     order = intent()
     harness.send(order)
 
     harness.run()
 
-    assert harness.journal.calls == ["claim", "record_sent", "mark_delivered"]
+    # Paper: the claim stores the reports in the same call, one journal round trip per order (issue 11);
+    # before, a claim and then a transaction storing the reports: two round trips (four statements).
+    assert harness.journal.calls == ["claim_sent", "mark_delivered"]
     assert [ExecutionReport.model_validate(r) for r in harness.journal.reports[order.intent_id]] == (
         harness.reports()
     )
@@ -361,3 +363,17 @@ def test_reports_of_a_resting_order_stored_but_not_delivered_are_published_at_th
 
     assert harness.reports()[-1] == stored
     assert harness.journal.resting[order.intent_id]["outbox"] == []
+
+
+def test_a_paper_intent_already_claimed_is_not_published_again_from_the_discarded_execution() -> None:
+    # Paper executes before it claims: an execution whose claim finds an earlier one must leave no trace.
+    harness = Harness()
+    order = intent(order_type=OrderType.GTC, limit_price=Decimal("0.49"))  # would rest on the book
+    harness.journal.states[order.intent_id] = "delivered"
+    harness.send(order)
+
+    executor = harness.run()
+
+    assert (executor.handled, harness.reports(), executor.resting.orders) == (0, [], {})
+    assert harness.journal.resting == {} and harness.metrics.duplicate_intents._value.get() == 1
+    assert harness.metrics.stage_latency.labels("order")._sum.get() == 0  # no order was sent

@@ -370,6 +370,31 @@ def test_the_executor_sends_a_live_intent_with_the_venues_order_id_and_a_paper_o
     assert journal.states == {live.intent_id: "delivered", paper.intent_id: "delivered"}
 
 
+class ClaimWatchingGateway(FakeGateway):
+    """Records what the journal had been asked when the venue got the order."""
+
+    def __init__(self, journal_calls: list[str], *placements: Placement) -> None:
+        super().__init__(*placements)
+        self.journal_calls, self.calls_at_place = journal_calls, list[list[str]]()
+
+    def place(self, intent: OrderIntent) -> Placement:
+        self.calls_at_place.append(list(self.journal_calls))
+        return super().place(intent)
+
+
+def test_a_live_intent_is_claimed_before_the_venue_gets_it_and_its_reports_stored_after() -> None:
+    # Paper claims with its reports in one call (it sends nothing); live keeps claim -> send -> store.
+    journal_calls: list[str] = []
+    gateway = ClaimWatchingGateway(journal_calls, accepted())
+    executor, _, journal = executor_with(gateway, live_intent())
+    journal.calls = journal_calls
+
+    executor.run(max_idle_secs=0)
+
+    assert gateway.calls_at_place == [["claim"]]
+    assert journal.calls == ["claim", "record_sent", "mark_delivered"]
+
+
 def test_a_live_intent_claimed_by_a_run_that_died_is_looked_up_at_the_venue_not_sent_again() -> None:
     intent = live_intent()
     gateway = FakeGateway(accepted())

@@ -4,6 +4,7 @@ newest version, a batch is written before its offsets commit, a failed write com
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 
 import pytest
@@ -53,11 +54,12 @@ def topic(spec: TopicSpec) -> str:
 class Harness:
     """A PostgreSQL sink wired to fakes over one fake broker."""
 
-    def __init__(self, batch_size: int = 500) -> None:
+    def __init__(self, batch_size: int = 500, chunk_rows: int = 1000) -> None:
         self.settings = PolycopySettings(topic_prefix=PREFIX, metrics_enabled=False)
         self.broker, self.publisher, self.writer = FakeBroker(), FakePublisher(), FakeWriter()
         self.metrics = PipelineMetrics()
-        self.batch_size = batch_size
+        self.batch_size, self.chunk_rows = batch_size, chunk_rows
+        self.events: list[str] = []  # chunk writes and offset commits, in order
 
     def send(self, spec: TopicSpec, *messages: Message) -> None:
         for message in messages:
@@ -71,7 +73,21 @@ class Harness:
             self.metrics,
             LoopPolicy(batch_size=self.batch_size, flush_secs=1e9),
         )
-        sink = PostgresSink(self.settings, loop=loop, writer=self.writer, metrics=self.metrics)
+        commit, write = self.consumer.commit, self.writer.write
+
+        def logged_commit(offsets):  # type: ignore[no-untyped-def]
+            self.events.append("commit")
+            return commit(offsets)
+
+        def logged_write(inserts, upserts=None):  # type: ignore[no-untyped-def]
+            time.sleep(0.05)  # a write takes a while: the loop reads on meanwhile
+            write(inserts, upserts)
+            self.events.append(f"write {sum(len(rows) for rows in inserts.values())}")
+
+        self.consumer.commit, self.writer.write = logged_commit, logged_write  # type: ignore[method-assign]
+        sink = PostgresSink(
+            self.settings, loop=loop, writer=self.writer, metrics=self.metrics, chunk_rows=self.chunk_rows
+        )
         sink.run(max_idle_secs=0)
         return sink
 
@@ -207,10 +223,13 @@ def test_a_record_that_cannot_become_a_row_is_dead_lettered_with_the_reason_and_
     assert harness.broker.committed["postgres-sink"] == {(topic(RAW_TRADES), 0): 2}
 
 
-def test_rows_postgresql_refuses_are_isolated_and_dead_lettered_while_every_other_row_is_written() -> None:
+@pytest.mark.parametrize("chunk_rows", [1000, 3])
+def test_rows_postgresql_refuses_are_isolated_and_dead_lettered_while_every_other_row_is_written(
+    chunk_rows: int,
+) -> None:
     # Before the fix one refused row failed the whole batch: nothing was written, and the sink stopped on
-    # the same batch at every restart.
-    harness = Harness()
+    # the same batch at every restart. With chunks written while the batch is read, the same.
+    harness = Harness(chunk_rows=chunk_rows)
     trades = [build_trade(transaction_hash="0x" + f"{n:064x}", outcome_index=n) for n in range(8)]
     trades[5] = trades[5].model_copy(update={"outcome_index": 2**40})
     harness.send(RAW_TRADES, *trades)
@@ -254,3 +273,59 @@ def test_snapshots_and_positions_keep_the_newest_version_per_wallet_and_per_wall
     assert snapshot["orders"] == "[]"
     [resolution] = harness.writer.rows("market_resolutions")
     assert json.loads(resolution["payouts"]) == {ASSET: "1", OTHER_ASSET: "0"}
+
+
+# --- chunks written while the batch is read (issue 11) -----------------------------------------------------
+def test_a_batch_is_written_in_chunks_while_it_is_read_and_its_offsets_commit_after_the_last_chunk() -> None:
+    harness = Harness(batch_size=5, chunk_rows=2)
+    harness.send(RAW_TRADES, *[build_trade(transaction_hash="0x" + f"{n:064x}") for n in range(7)])
+
+    sink = harness.run()
+
+    assert harness.events == ["write 2", "write 2", "write 1", "commit", "write 2", "commit"]
+    assert [commit[(topic(RAW_TRADES), 0)] for commit in harness.consumer.commits] == [5, 7]
+    assert sink.rows_written == 7
+
+
+def test_a_chunk_that_cannot_be_written_fails_the_flush_and_commits_nothing() -> None:
+    harness = Harness(batch_size=6, chunk_rows=2)
+    harness.send(RAW_TRADES, *[build_trade(transaction_hash="0x" + f"{n:064x}") for n in range(6)])
+    write = FakeWriter.write
+    calls: list[int] = []
+
+    def second_fails(self, inserts, upserts=None):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise DatabaseError("batch write failed: the database went away")
+        write(self, inserts, upserts)
+
+    harness.writer.write = second_fails.__get__(harness.writer)  # type: ignore[method-assign]
+
+    with pytest.raises(SinkFlushError, match="the database went away"):
+        harness.run()
+
+    assert "commit" not in harness.events and "postgres-sink" not in harness.broker.committed
+    assert harness.writer.closed
+
+
+def test_rows_built_from_a_models_fields_hold_what_model_dump_holds() -> None:
+    # `fields_row` reads the model's attribute dict instead of calling model_dump (a sixth of the cost): for
+    # every routed model the scalar columns must be exactly what model_dump gives, types included.
+    from sinks.postgres_sink import ROUTES, fields_row
+
+    messages = [
+        build_trade(),
+        build_decision(),
+        build_intent(),
+        build_order_event(OrderStatus.PLACED, sequence=1),
+        TraderReference(wallet=TRADER, name="n", updated_at_ms=1),
+        build_wallet_snapshot(version=2),
+        build_position_view(version=1),
+        build_resolution(ASSET),
+    ]
+    assert {type(m) for m in messages} == {model for model, _, _ in ROUTES.values()}
+    for message in messages:
+        nested = {name for name, value in message.__dict__.items() if isinstance(value, tuple | dict)}
+        row = fields_row(message, *nested)
+        dumped = message.model_dump(exclude={"schema_version", *nested})
+        assert row == dumped and [type(v) for v in row.values()] == [type(v) for v in dumped.values()]

@@ -133,6 +133,46 @@ class ResilientConnection:
             self._conn = None
 
 
+class DatabaseClient:
+    """The base of a component that keeps one `ResilientConnection` (the sink's writer, the executor's
+    journal): built from the URL and the retry policy, opened at start so a bad URL fails soon, closed at
+    the end."""
+
+    START_WAIT_SECS = 60.0  # how long a component starting while the database (re)starts waits for it
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        autocommit: bool,
+        should_stop: Callable[[], bool] = lambda: False,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.url = url
+        self._connection = ResilientConnection(
+            url,
+            autocommit=autocommit,
+            should_stop=should_stop,
+            backoff=backoff,
+            sleep=sleep,
+            on_retry=on_retry,
+        )
+
+    @property
+    def reconnects(self) -> int:
+        return self._connection.reconnects
+
+    def connect(self) -> None:
+        """Open the connection, waiting up to `START_WAIT_SECS` for a database that is (re)starting;
+        idempotent."""
+        self._connection.open(self.START_WAIT_SECS)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 def create_database(admin_url: str, name: str) -> str:
     """Create a database (for tests and fresh installs) and return its URL; an existing one is kept."""
     with connect(admin_url, autocommit=True) as conn:

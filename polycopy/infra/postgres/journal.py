@@ -3,16 +3,14 @@ resting on the book, all in PostgreSQL so a restarted executor knows exactly wha
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from polycopy.infra.postgres.connection import Backoff, ResilientConnection
-from polycopy.infra.postgres.writer import START_WAIT_SECS
+from polycopy.infra.postgres.connection import DatabaseClient
 
 CLAIMED, SENT, DELIVERED = "claimed", "sent", "delivered"
 
@@ -34,35 +32,16 @@ class RestingEntry:
     outbox: list[dict[str, Any]]
 
 
-class ExecutionJournal:
+class ExecutionJournal(DatabaseClient):
     """The executor's durable record per intent: claimed (before anything is sent) -> sent (its reports
     stored here, the outbox) -> delivered (the broker acknowledged them). A lost connection is retried with
     backoff until `should_stop()`: nothing is sent while the journal cannot say it is the first time."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        should_stop: Callable[[], bool] = lambda: False,
-        backoff: Backoff | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        on_retry: Callable[[BaseException], None] | None = None,
-    ) -> None:
-        self.url = url
-        self._connection = ResilientConnection(
-            url, autocommit=True, should_stop=should_stop, backoff=backoff, sleep=sleep, on_retry=on_retry
-        )
-
-    @property
-    def reconnects(self) -> int:
-        return self._connection.reconnects
-
-    def connect(self) -> None:
-        """Open the connection (the executor does it at start, so a bad URL fails soon); idempotent."""
-        self._connection.open(START_WAIT_SECS)
+    def __init__(self, url: str, **retry: Any) -> None:
+        super().__init__(url, autocommit=True, **retry)
 
     def claim(self, intent_id: str, order_id: str, mode: str) -> JournalEntry | None:
-        """Claim an intent. Returns None when newly claimed, else the earlier claim."""
+        """Claim an intent before anything is sent: None when newly claimed, else the earlier claim."""
 
         def run(conn: psycopg.Connection[Any]) -> JournalEntry | None:
             row = conn.execute(
@@ -70,12 +49,39 @@ class ExecutionJournal:
                 "ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id",
                 (intent_id, order_id, mode, CLAIMED),
             ).fetchone()
-            if row is not None:
-                return None
-            existing = conn.execute(
-                "SELECT state, reports FROM executor_journal WHERE intent_id = %s", (intent_id,)
-            ).fetchone()
-            return JournalEntry(str(existing[0]), existing[1]) if existing else JournalEntry(CLAIMED)
+            return None if row is not None else _earlier_claim(conn, intent_id)
+
+        return self._connection.run(run)
+
+    def claim_sent(
+        self,
+        intent_id: str,
+        order_id: str,
+        mode: str,
+        reports: Sequence[dict[str, Any]],
+        resting: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> JournalEntry | None:
+        """Claim an intent already executed in-process (paper: nothing left the process yet) together with
+        its reports and resting order, as `claim` then `record_sent` would: one statement, so one round trip
+        and all or nothing. Returns None when newly claimed (everything stored), else the earlier claim
+        (nothing stored: the caller's execution is discarded)."""
+        rest = (
+            "INSERT INTO paper_resting_orders (intent_id, order_id, asset, state) "
+            "SELECT intent_id, %s, %s, %s FROM claimed ON CONFLICT (intent_id) DO NOTHING"
+        )
+        statement = (
+            "WITH claimed AS (INSERT INTO executor_journal (intent_id, order_id, mode, state, reports) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (intent_id) DO NOTHING RETURNING intent_id)"
+            + (f", rested AS ({rest})" if resting is not None else "")
+            + " SELECT intent_id FROM claimed"
+        )
+        params: list[Any] = [intent_id, order_id, mode, SENT, Jsonb(list(reports))]
+        if resting is not None:
+            params += [resting[0], resting[1], Jsonb(resting[2])]
+
+        def run(conn: psycopg.Connection[Any]) -> JournalEntry | None:
+            row = conn.execute(statement, params).fetchone()  # type: ignore[arg-type]
+            return None if row is not None else _earlier_claim(conn, intent_id)
 
         return self._connection.run(run)
 
@@ -86,24 +92,21 @@ class ExecutionJournal:
         resting: tuple[str, str, dict[str, Any]] | None = None,
     ) -> None:
         """Store the reports about to be published (state `sent`) and, for an order left resting on the
-        book, `resting = (order_id, asset, state)`: one transaction, so a restart finds both or neither."""
-
-        def run(conn: psycopg.Connection[Any]) -> None:
-            with conn.transaction():
-                conn.execute(
-                    "UPDATE executor_journal SET state = %s, reports = %s, updated_at = now() "
-                    "WHERE intent_id = %s",
-                    (SENT, Jsonb(list(reports)), intent_id),
-                )
-                if resting is not None:
-                    order_id, asset, state = resting
-                    conn.execute(
-                        "INSERT INTO paper_resting_orders (intent_id, order_id, asset, state) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (intent_id) DO NOTHING",
-                        (intent_id, order_id, asset, Jsonb(state)),
-                    )
-
-        self._connection.run(run)
+        book, `resting = (order_id, asset, state)`: one statement, so a restart finds both or neither."""
+        statement = (
+            "WITH sent AS (UPDATE executor_journal SET state = %s, reports = %s, updated_at = now() "
+            "WHERE intent_id = %s RETURNING intent_id)"
+        )
+        params: list[Any] = [SENT, Jsonb(list(reports)), intent_id]
+        if resting is not None:
+            statement += (
+                " INSERT INTO paper_resting_orders (intent_id, order_id, asset, state) "
+                "SELECT intent_id, %s, %s, %s FROM sent ON CONFLICT (intent_id) DO NOTHING"
+            )
+            params += [resting[0], resting[1], Jsonb(resting[2])]
+        else:
+            statement += " SELECT intent_id FROM sent"
+        self._connection.run(lambda conn: conn.execute(statement, params))  # type: ignore[arg-type]
 
     def mark_delivered(self, intent_ids: Sequence[str]) -> None:
         """The reports of these intents reached the broker: a re-delivered intent is now a plain duplicate."""
@@ -149,5 +152,10 @@ class ExecutionJournal:
                 )
             )
 
-    def close(self) -> None:
-        self._connection.close()
+
+def _earlier_claim(conn: psycopg.Connection[Any], intent_id: str) -> JournalEntry:
+    """The claim that was there first (a claim made by a transaction not yet visible reads as `claimed`)."""
+    existing = conn.execute(
+        "SELECT state, reports FROM executor_journal WHERE intent_id = %s", (intent_id,)
+    ).fetchone()
+    return JournalEntry(str(existing[0]), existing[1]) if existing else JournalEntry(CLAIMED)
