@@ -55,6 +55,7 @@ def guarded_transport(sources: Collection[str]) -> type[faust_aiokafka.Transport
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._first_offsets: dict[TP, int] = {}  # where reading a source partition had to start
+            self._unread: set[TP] = set()  # never committed: read from their beginning, not asked yet
             self._rewound: set[TP] = set()  # sought back there, not read up to it again yet
             self._read_offset = ReadOffsets(sources)
 
@@ -62,19 +63,23 @@ def guarded_transport(sources: Collection[str]) -> type[faust_aiokafka.Transport
             await super().perform_seek()
             self._rewound.clear()
             assigned = [tp for tp in self.assignment() if tp.topic in sources]
-            self._first_offsets = {
-                tp: offset for tp in assigned if (offset := self._committed_offset.get(tp))
-            }
-            unread = never_committed(assigned, self._committed_offset, sources)
-            if unread:
-                partitions = [TopicPartition(tp.topic, tp.partition) for tp in unread]
-                beginnings = await self._thread.earliest_offsets(*partitions)
-                self._first_offsets |= {TP(tp.topic, tp.partition): int(o) for tp, o in beginnings.items()}
-                await self._thread.seek_to_beginning(*partitions)
+            committed = self._committed_offset
+            self._first_offsets = {tp: offset for tp in assigned if (offset := committed.get(tp))}
+            self._unread = set(never_committed(assigned, committed, sources))
+            if self._unread:
+                await self._thread.seek_to_beginning(
+                    *(TopicPartition(t.topic, t.partition) for t in self._unread)
+                )
 
         async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
             safe = []
             for tp in tps:
+                if tp in self._unread and self._acked[tp]:
+                    # Where it begins is asked only now: asked at every assignment, it cost a restarted
+                    # worker seconds on a busy broker.
+                    beginnings = await self._thread.earliest_offsets(TopicPartition(tp.topic, tp.partition))
+                    self._first_offsets[tp] = int(next(iter(beginnings.values())))
+                    self._unread.discard(tp)
                 first = self._first_offsets.get(tp)
                 committed = self._committed_offset.get(tp)
                 if first is not None and committed is not None and committed > first:

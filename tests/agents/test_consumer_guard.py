@@ -45,7 +45,7 @@ def consumer(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(faust_aiokafka.Consumer, "_commit_tps", record_commit)
     cls = guarded_transport({"raw"}).Consumer
     consumer = object.__new__(cls)  # the guard's state only: no broker, no app
-    consumer._first_offsets, consumer._rewound = {RAW: 0}, set()
+    consumer._first_offsets, consumer._rewound, consumer._unread = {RAW: 0}, set(), set()
     consumer._acked, consumer._committed_offset = defaultdict(list), defaultdict(lambda: None)
     consumer.seeks, consumer.commits = [], committed
 
@@ -97,3 +97,22 @@ async def test_a_committed_partition_whose_next_records_were_skipped_is_read_aga
     consumer._committed_offset[RAW] = 47
     await consumer._commit_tps([RAW], False)
     assert consumer.commits[1:] == [[RAW], [RAW]] and RAW not in consumer._first_offsets
+
+
+async def test_a_never_committed_partition_asks_where_it_begins_once_something_was_acked(
+    consumer,
+) -> None:  # type: ignore[no-untyped-def]
+    asked: list[Any] = []
+
+    class Thread:
+        async def earliest_offsets(self, *partitions: Any) -> dict[Any, int]:
+            asked.extend(partitions)
+            return {partitions[0]: 3}  # the log's head was deleted by retention
+
+    consumer._thread, consumer._first_offsets, consumer._unread = Thread(), {}, {RAW}
+    await consumer._commit_tps([RAW], False)  # nothing acked yet: nothing asked, nothing to commit
+    assert asked == []
+    consumer._acked[RAW] = [9, 10]
+    await consumer._commit_tps([RAW], False)
+
+    assert asked == [("raw", 0)] and consumer.seeks == [(("raw", 0), 3)] and consumer.commits[-1] == []
