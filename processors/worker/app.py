@@ -34,7 +34,6 @@ from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
 from processors.worker.book_cache import BookCache
-from processors.worker.commit_gap import watch_commit_gaps
 from processors.worker.consumer import guarded_transport
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
@@ -161,7 +160,6 @@ def create_app(
     install_prometheus_sensor(app, metrics)
     lagging = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
     watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in lagging})
-    watch_commit_gaps(app, {settings.topic_name(spec) for spec in lagging})
 
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
     def recent_keys(name: str, partitions: int) -> WindowedKeys:
