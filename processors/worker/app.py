@@ -21,13 +21,11 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import faust
-from mode.utils.times import want_seconds
 from pydantic import ValidationError
 
-from polycopy.infra.kafka import TopicLayout
 from polycopy.infra.kafka.consume import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
 from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
@@ -362,54 +360,3 @@ def create_app(
             log.exception("publishing due wallet snapshots failed")
 
     return app
-
-
-def changelog_topics(app: faust.App) -> list[TopicLayout]:
-    """The changelog topic of every table, laid out as Faust declares it (partitions, cleanup, retention).
-
-    Created before the app starts (`create_named_topics(..., wait=True)`), so Faust finds them served: created
-    by Faust itself, a changelog can be missing from the metadata it reads next, and a table whose changelog
-    has "0 partitions" fails every write it makes from then on.
-    """
-    layouts = []
-    for table in app.tables.values():
-        topic = table.changelog_topic
-        policy = [flag for flag, on in (("compact", topic.compacting), ("delete", topic.deleting)) if on]
-        config = {"cleanup.policy": ",".join(policy)} if policy else {}
-        if topic.retention:
-            config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
-        layouts.append(TopicLayout(topic.get_topic_name(), table.partitions or topic.partitions, config))
-    return layouts
-
-
-def use_uvloop() -> bool:
-    """Run this process's event loops on uvloop (call before the app is built): the worker spends a tenth of
-    its time in asyncio's own scheduling (the profile in the README), which uvloop does in C."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - a dependency; asyncio's loop still works
-        return False
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return True
-
-
-def run_app(
-    app: faust.App,
-    log_level: str,
-    on_stop: Callable[[], None] | None = None,
-    logging_config: dict[str, Any] | None = None,
-) -> None:
-    """Run the app as a Faust worker in this process until SIGTERM/SIGINT. Faust sets logging up again as
-    it starts: `logging_config` (a dictConfig, `polycopy.infra.logs.build_logging_config`) keeps ours."""
-    worker = faust.Worker(
-        app,
-        loglevel=log_level.lower().replace("warning", "warn"),
-        quiet=True,
-        redirect_stdouts=False,
-        logging_config=logging_config,
-    )
-    try:
-        worker.execute_from_commandline()
-    finally:
-        if on_stop is not None:
-            on_stop()

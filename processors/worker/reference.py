@@ -29,8 +29,17 @@ class LiveReferenceData:
         self._traders = CompactedTopicReader(settings, TRADERS, TraderReference.model_validate_json)
 
     def start(self) -> LiveReferenceData:
+        """Follow the three topics, loading them at once; return once each is loaded."""
+        return self.begin().wait_caught_up()
+
+    def begin(self) -> LiveReferenceData:
         for reader in (self._wallets, self._markets, self._traders):
-            reader.start()
+            reader.begin()
+        return self
+
+    def wait_caught_up(self, wait_secs: float = 30.0) -> LiveReferenceData:
+        for reader in (self._wallets, self._markets, self._traders):
+            reader.wait_caught_up(wait_secs)
         return self
 
     def stop(self) -> None:

@@ -19,7 +19,7 @@ from polycopy.infra.postgres import BatchWriter, ExecutionJournal, LiveExecution
 from polycopy.infra.settings import PolycopySettings
 from polycopy.polymarket.rtds import RtdsFeed
 from polycopy.wiring import common, live, pipeline, producers
-from processors.worker.app import changelog_topics
+from processors.worker.runtime import changelog_topics
 from producers.poller import SafetyNetPoller
 from producers.reference import SyncSummary
 from schemas.base import Message

@@ -11,7 +11,7 @@ import uvloop
 from faust.utils import json as faust_json
 
 from processors.core.wallet_state import WalletState
-from processors.worker.app import use_uvloop
+from processors.worker.runtime import use_uvloop
 
 
 def test_use_uvloop_makes_new_event_loops_uvloop_ones() -> None:

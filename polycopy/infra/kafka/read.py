@@ -141,7 +141,15 @@ class TopicFollower:
 
     def start(self, wait_secs: float = 30.0) -> TopicFollower:
         """Start following; wait until the records already on the topic have been handed on."""
+        return self.begin().wait_caught_up(wait_secs)
+
+    def begin(self) -> TopicFollower:
+        """Start following without waiting (several followers catch up at once; `wait_caught_up` then)."""
         self._thread.start()
+        return self
+
+    def wait_caught_up(self, wait_secs: float = 30.0) -> TopicFollower:
+        """Wait until the records that were on the topic when following began have been handed on."""
         if not self._caught_up.wait(wait_secs):
             raise KafkaSetupError(f"could not read {self._name} up to its end within {wait_secs} s")
         if self._error is not None:
@@ -206,6 +214,16 @@ class CompactedTopicReader:
     def start(self, wait_secs: float = 30.0) -> CompactedTopicReader:
         """Start following; wait until the topic's current content is loaded."""
         self._follower.start(wait_secs)
+        return self
+
+    def begin(self) -> CompactedTopicReader:
+        """Start following without waiting (`wait_caught_up` then)."""
+        self._follower.begin()
+        return self
+
+    def wait_caught_up(self, wait_secs: float = 30.0) -> CompactedTopicReader:
+        """Wait until the topic's content when following began is loaded."""
+        self._follower.wait_caught_up(wait_secs)
         return self
 
     def stop(self) -> None:
