@@ -51,8 +51,8 @@ test: install up tools ## lint (ruff, mypy, import contracts), then unit, integr
 fuzz: install ## the long fuzz run: 10,000 hypothesis examples per parser (make test runs a modest number)
 	@FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
 
-chaos: install ## the long chaos run: >= 50 seeded faults on its own Kafka and PostgreSQL; prints the invariants
-	@$(BIN)/polycopy chaos --faults 50
+chaos: install ## the long chaos run: >= 50 seeded faults on its own Kafka and PostgreSQL (LIVE_FAKE=1: a live wallet on the fake CLOB)
+	@$(BIN)/polycopy chaos --faults 50 $(if $(LIVE_FAKE),--live-fake)
 
 bench: install up ## benchmark latency, the rate sweep and its knee, sink and whatif throughput (BENCH_ARGS=...)
 	@$(BIN)/polycopy bench $(BENCH_ARGS)

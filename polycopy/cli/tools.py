@@ -134,6 +134,7 @@ def cmd_chaos(args: argparse.Namespace, settings: PolycopySettings) -> int:
         trades_per_sec=args.trades_per_sec,
         postgres_outage_secs=args.postgres_outage_secs,
         data_dir=settings.data_dir / "chaos",
+        live_fake=args.live_fake,
     )
     return 0 if run_chaos(options).passed else 1
 
@@ -238,4 +239,10 @@ def register(commands: CommandGroup) -> None:
     chaos.add_argument("--trades-per-sec", type=float, default=5, help="simulated feed rate")
     chaos.add_argument(
         "--postgres-outage-secs", type=float, default=30, help="how long PostgreSQL stays down"
+    )
+    chaos.add_argument(
+        "--live-fake",
+        action="store_true",
+        help="add a live wallet: the executor runs live with a throwaway key against the simulator's fake "
+        "CLOB, and POST /order faults join the schedule",
     )

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from polycopy.simulator.catalog import SimulatedMarket
+from polycopy.simulator.clob_faults import ClobFaults, fault_response
 from polycopy.simulator.market import MarketSimulator, format_decimal
 from polycopy.simulator.rest import json_error
 from polycopy.simulator.stats import SimulatorStats
@@ -27,16 +28,22 @@ class ClobService:
     """Answers the CLOB's public market-data routes from the simulator's books and markets."""
 
     def __init__(
-        self, simulator: MarketSimulator, stats: SimulatorStats, clock_ms: Callable[[], int]
+        self,
+        simulator: MarketSimulator,
+        stats: SimulatorStats,
+        clock_ms: Callable[[], int],
+        faults: ClobFaults | None = None,
     ) -> None:
         self._simulator = simulator
         self._stats = stats
         self._clock_ms = clock_ms
+        # Scripted faults of the `book` group (5xx, slow answers), shared with the order API's faults.
+        self._faults = faults if faults is not None else ClobFaults(clock_ms)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register the book, price, market-parameter and server-info routes."""
-        router.add_get("/book", self._handle_book)
-        router.add_post("/books", self._handle_books)
+        router.add_get("/book", self._faulty(self._handle_book))
+        router.add_post("/books", self._faulty(self._handle_books))
         router.add_get("/tick-size", self._token_route(lambda m: {"minimum_tick_size": float(m.tick_size)}))
         router.add_get("/neg-risk", self._token_route(lambda m: {"neg_risk": m.neg_risk}))
         router.add_get("/fee-rate", self._token_route(lambda m: {"base_fee": 0}))
@@ -46,6 +53,13 @@ class ClobService:
         router.add_get("/ok", self._handle_ok)
         router.add_get("/markets-by-token/{token_id}", self._handle_market_by_token)
         router.add_get("/clob-markets/{condition_id}", self._handle_clob_market)
+
+    def _faulty(self, handle: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            rule = self._faults.take("book")
+            return await fault_response(rule) if rule is not None else await handle(request)
+
+        return guarded
 
     async def _handle_version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": 2})

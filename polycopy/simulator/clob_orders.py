@@ -1,17 +1,16 @@
 """The fake CLOB's authenticated order API: API keys (L1), `POST /order`, `GET /data/order/{id}`,
 `GET /data/orders`, `GET /data/trades`, `DELETE /order(s)` and `/cancel-all` (L2), served from the simulated
-exchange; plus scripted faults (5xx storms, 425 windows, 503 cancel-only, time-outs, 429 with Retry-After)
-that tests drive in-process (`faults`, `exchange.script`) or over HTTP under `/_sim/clob/`.
+exchange; plus scripted faults (`clob_faults`: 5xx storms, 425 windows, 503 cancel-only, time-outs, 429 with
+Retry-After) that tests drive in-process (`faults`, `exchange.script`) or over HTTP under `/_sim/clob/`.
 
 The authenticated user channel (`/ws/user`) is not simulated: reconciliation polls.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -26,88 +25,12 @@ from polycopy.simulator.clob_auth import (
     verify_l2,
     verify_order,
 )
+from polycopy.simulator.clob_faults import ClobFaults, FaultRule, fault_response
 from polycopy.simulator.exchange import NOT_FOUND_TEXT, SimulatedExchange, SubmittedOrder
 from polycopy.simulator.market import MarketSimulator
 from polycopy.simulator.rest import json_error
 
-GROUPS = ("post", "read", "cancel")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class FaultRule:
-    """One scripted fault: an HTTP status (None: stall without answering in time) on some endpoint groups,
-    for the next `count` requests or until `until_ms`. `process_first`: handle the request, then misbehave
-    (the order is placed, the answer is lost)."""
-
-    groups: tuple[str, ...]
-    status: int | None = 500
-    count: int | None = 1
-    until_ms: int | None = None
-    retry_after_secs: float | None = None
-    stall_secs: float = 0.0
-    process_first: bool = False
-    message: str = ""
-
-
-class ClobFaults:
-    """The scripted faults, consumed in the order they were added."""
-
-    def __init__(self, clock_ms: Callable[[], int]) -> None:
-        self._clock_ms = clock_ms
-        self.rules: list[FaultRule] = []
-        self.injected = 0
-
-    def add(self, rule: FaultRule) -> None:
-        self.rules.append(rule)
-
-    def fail_next(self, count: int, status: int = 500, groups: tuple[str, ...] = ("post",)) -> None:
-        """The next `count` requests of `groups` answer `status` (a 5xx storm)."""
-        self.add(FaultRule(groups, status, count))
-
-    def stall_next(
-        self,
-        count: int,
-        stall_secs: float,
-        groups: tuple[str, ...] = ("post",),
-        *,
-        process_first: bool = True,
-    ) -> None:
-        """The next `count` requests answer only after `stall_secs` (past the client's time-out)."""
-        self.add(FaultRule(groups, None, count, stall_secs=stall_secs, process_first=process_first))
-
-    def restart_window(self, secs: float) -> None:
-        """A matching-engine restart: every order endpoint answers 425 for `secs`."""
-        until = self._clock_ms() + int(secs * 1000)
-        self.add(FaultRule(GROUPS, 425, None, until, message="the matching engine is restarting"))
-
-    def cancel_only(self, secs: float) -> None:
-        """Trading disabled for `secs`: `POST /order` answers 503; cancels and reads work."""
-        until = self._clock_ms() + int(secs * 1000)
-        self.add(FaultRule(("post",), 503, None, until, message="trading is disabled"))
-
-    def throttle_next(self, count: int, retry_after_secs: float, groups: tuple[str, ...] = ("post",)) -> None:
-        """The next `count` requests answer 429 with a Retry-After header."""
-        self.add(FaultRule(groups, 429, count, retry_after_secs=retry_after_secs))
-
-    def clear(self) -> None:
-        self.rules.clear()
-
-    def take(self, group: str) -> FaultRule | None:
-        """The fault that applies to the next request of `group` (consuming one use of it), or None."""
-        now = self._clock_ms()
-        self.rules = [
-            r
-            for r in self.rules
-            if (r.count is None or r.count > 0) and (r.until_ms is None or now < r.until_ms)
-        ]
-        for rule in self.rules:
-            if group in rule.groups:
-                if rule.count is not None:
-                    rule.count -= 1
-                self.injected += 1
-                return rule
-        return None
 
 
 class ClobOrderService:
@@ -133,6 +56,7 @@ class ClobOrderService:
         router.add_post("/_sim/clob/faults", self._handle_control_faults)
         router.add_post("/_sim/clob/script", self._handle_control_script)
         router.add_post("/_sim/clob/fill", self._handle_control_fill)
+        router.add_get("/_sim/clob/orders", self._handle_control_orders)
 
     # --- keys (L1) -----------------------------------------------------------------------------------------
     async def _handle_create_key(self, request: web.Request) -> web.Response:
@@ -167,23 +91,15 @@ class ClobOrderService:
             body = await request.text()
             rule = self.faults.take(group)
             if rule is not None and not rule.process_first:
-                return await self._misbehave(rule)
+                return await fault_response(rule)
             try:
                 key = verify_l2(request.headers, self.keys, request.method, request.path, body)
             except AuthError as error:
                 return json_error(error.status, str(error))
             response = await handle(request, body, key)
-            return await self._misbehave(rule) if rule is not None else response
+            return await fault_response(rule) if rule is not None else response
 
         return guarded
-
-    async def _misbehave(self, rule: FaultRule) -> web.Response:
-        if rule.status is None:
-            await asyncio.sleep(rule.stall_secs)
-            return json_error(504, "gateway time-out")
-        headers = {"Retry-After": f"{rule.retry_after_secs:g}"} if rule.retry_after_secs is not None else None
-        text = rule.message or {500: "Internal Server Error", 502: "Bad Gateway"}.get(rule.status, "error")
-        return web.json_response({"error": text}, status=rule.status, headers=headers)
 
     # --- orders (L2) ---------------------------------------------------------------------------------------
     async def _handle_post_order(self, request: web.Request, body: str, key: ApiKey) -> web.Response:
@@ -275,6 +191,20 @@ class ClobOrderService:
                 return json_error(400, f"unknown script field {name}")
             setattr(self.exchange.script, name, value)
         return web.json_response({"ok": True})
+
+    async def _handle_control_orders(self, request: web.Request) -> web.Response:
+        """Every order the venue accepted (id, type, status, matched size) and how many POSTs it received:
+        what a chaos run checks its records against."""
+        orders = [
+            {
+                "id": order.order_id,
+                "order_type": order.order_type,
+                "status": order.status,
+                "size_matched": str(order.size_matched),
+            }
+            for order in self.exchange.orders.values()
+        ]
+        return web.json_response({"orders": orders, "posts_received": self.exchange.posts_received})
 
     async def _handle_control_fill(self, request: web.Request) -> web.Response:
         spec = await request.json()

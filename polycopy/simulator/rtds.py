@@ -44,6 +44,11 @@ class RtdsService:
         one subscription per type: counting a half-subscribed one lets a test publish too early)."""
         return sum(1 for c in self._clients if c.feed_types >= _FEED_TYPES and not c.socket.closed)
 
+    @property
+    def connected_clients(self) -> int:
+        """Open sockets, subscribed or not."""
+        return sum(1 for client in self._clients if not client.socket.closed)
+
     def build_app(self) -> web.Application:
         """The RTDS application: one WebSocket route at `/`."""
         app = web.Application()
@@ -53,7 +58,7 @@ class RtdsService:
     async def broadcast(self, batch: FeedBatch) -> None:
         """Send each payload, in the venue's envelope, to every socket subscribed to one of its types."""
         subscribed = [client for client in self._clients if client.feed_types]
-        if self._is_stalled():
+        if self.is_stalled():
             lost = (client.feed_types.intersection(types) for _, types in batch for client in subscribed)
             self._stats.frames_dropped += sum(map(len, lost))
             return
@@ -67,7 +72,7 @@ class RtdsService:
 
     async def inject_frame(self, text: str) -> None:
         """Push one raw text frame (for example a malformed one) to every connected client."""
-        if self._is_stalled():
+        if self.is_stalled():
             self._stats.frames_dropped += len(self._clients)
             return
         for client in list(self._clients):
@@ -84,7 +89,7 @@ class RtdsService:
         self._clients.clear()
         self._stats.clients = 0
 
-    def _is_stalled(self) -> bool:
+    def is_stalled(self) -> bool:
         return time.monotonic() < self._stalled_until
 
     async def _send(self, client: _RtdsClient, text: str) -> None:
@@ -112,7 +117,7 @@ class RtdsService:
 
     async def _on_text(self, client: _RtdsClient, text: str) -> None:
         if text.strip().upper() == "PING":
-            if not self._is_stalled():
+            if not self.is_stalled():
                 await self._send(client, "")  # the venue answers PING with an empty text frame
             return
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -62,7 +63,7 @@ class SimulatorServer:
         # Everything the venue serves from other hosts shares the CLOB port here, one service per fake API.
         self._clob_port_services: tuple[RestService, ...] = (
             self._market_channel,
-            ClobService(simulator, self.stats, clock_ms),
+            ClobService(simulator, self.stats, clock_ms, self.clob_orders.faults),
             self.clob_orders,
             self._data_api,
             GammaService(simulator),
@@ -102,6 +103,10 @@ class SimulatorServer:
         for service in self._clob_port_services:
             service.add_routes(clob_app.router)
         clob_app.router.add_post("/_sim/rate", self._handle_rate)
+        clob_app.router.add_post("/_sim/rtds/stall", self._handle_rtds_stall)
+        clob_app.router.add_post("/_sim/rtds/drop", self._handle_rtds_drop)
+        clob_app.router.add_post("/_sim/rtds/frames", self._handle_rtds_frames)
+        clob_app.router.add_get("/_sim/stats", self._handle_stats)
         self.clob_port = await self._serve(clob_app, self.clob_port)
         self._tasks.append(asyncio.create_task(self._run_book_drift()))
         self._tasks.append(asyncio.create_task(self._run_market_pusher()))
@@ -177,6 +182,47 @@ class SimulatorServer:
             return web.json_response({"error": "trades_per_sec must be a number >= 0"}, status=400)
         self.trades_per_sec = rate
         return web.json_response({"trades_per_sec": rate, "trades_generated": self.stats.trades_generated})
+
+    async def _handle_rtds_stall(self, request: web.Request) -> web.Response:
+        """`POST /_sim/rtds/stall {"secs": s}`: the feed goes silent with its sockets open (chaos runs)."""
+        body = await request.json()
+        try:
+            secs = float(body.get("secs", -1)) if isinstance(body, dict) else -1.0
+        except (TypeError, ValueError):
+            secs = -1.0
+        if not secs >= 0:
+            return web.json_response({"error": "secs must be a number >= 0"}, status=400)
+        self.stall(secs)
+        return web.json_response({"stalled_secs": secs})
+
+    async def _handle_rtds_drop(self, request: web.Request) -> web.Response:
+        """`POST /_sim/rtds/drop`: close every RTDS socket from the server side (a venue disconnect)."""
+        dropped = self._rtds.connected_clients
+        await self.drop_connections()
+        return web.json_response({"dropped": dropped})
+
+    async def _handle_rtds_frames(self, request: web.Request) -> web.Response:
+        """`POST /_sim/rtds/frames {"frames": [text, ...]}`: push raw (e.g. malformed) text frames to every
+        connected RTDS client; answers how many clients each went to (0 while stalled or disconnected)."""
+        body = await request.json()
+        frames = body.get("frames") if isinstance(body, dict) else None
+        if not isinstance(frames, list) or not all(isinstance(frame, str) for frame in frames):
+            return web.json_response({"error": "frames must be a list of strings"}, status=400)
+        reached = self._rtds.connected_clients if not self._rtds.is_stalled() else 0
+        for frame in frames:
+            await self.inject_frame(frame)
+        return web.json_response({"clients": reached})
+
+    async def _handle_stats(self, request: web.Request) -> web.Response:
+        """`GET /_sim/stats`: the simulator's counters and the fake CLOB's order intake."""
+        exchange = self.clob_orders.exchange
+        return web.json_response(
+            dataclasses.asdict(self.stats)
+            | {
+                "posts_received": exchange.posts_received,
+                "clob_faults_injected": self.clob_orders.faults.injected,
+            }
+        )
 
     async def _run_trade_stream(self) -> None:
         loop = asyncio.get_running_loop()

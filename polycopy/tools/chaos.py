@@ -1,13 +1,17 @@
 """`polycopy chaos` / `make chaos`: the whole pipeline (simulator, RTDS producer, books producer, Faust
 worker, executor, PostgreSQL sink) on a Kafka and a PostgreSQL of its own, under faults from a seeded
-schedule: kill -9 and SIGTERM of each process, broker restarts, PostgreSQL stopped. Then the invariants
-(`chaos_check`) over everything that happened, and a table. It restarts its servers: never the shared ones."""
+schedule: kill -9 and SIGTERM of each process, broker restarts, PostgreSQL stopped, and venue faults
+(`chaos_venue`: RTDS silence and disconnects, malformed frames, CLOB book 5xx and slow answers; with
+`--live-fake`, a live wallet whose signed orders go to the fake CLOB, and POST /order faults). After the
+faults the safety-net poller runs once (what the RTDS outages lost), the pipeline drains, and the invariants
+(`chaos_check`) are checked over everything that happened, then printed as a table. It restarts its
+servers: never the shared ones."""
 
 from __future__ import annotations
 
 import os
 import random
-import socket
+import secrets
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,13 +33,23 @@ from polycopy.infra.postgres import migrate, query
 from polycopy.infra.settings import PolycopySettings
 from polycopy.simulator.market import MarketSimulator
 from polycopy.tools import chaos_check as check
-from polycopy.tools.demo import Processes, build_demo_wallets
+from polycopy.tools.chaos_servers import REPO, ChaosServers, free_port
+from polycopy.tools.chaos_venue import (
+    LIVE_VENUE_FAULTS,
+    MALFORMED_STAGE,
+    VENUE_FAULTS,
+    VENUE_OUTPUT,
+    VenueFaults,
+)
+from polycopy.tools.demo import Processes, build_demo_wallets, build_live_wallet, wait_for_http
 from schemas.base import Message
+from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionReport, OrderEvent, OrderIntent
 from schemas.topics import (
     ALL_TOPICS,
     BOOKS,
+    DEAD_LETTERS,
     DECISIONS,
     EXECUTION_REPORTS,
     ORDER_EVENTS,
@@ -49,15 +63,23 @@ from schemas.trades import RawTrade
 from schemas.wallets import WalletConfigFile
 from sinks import MIGRATIONS
 
-REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = ("books", "worker", "executor", "sink")  # started with `polycopy <name>`; then the producer
 # What each process kind's recovery is measured by: the topic its output goes to grows again.
-OUTPUT_OF = {"worker": DECISIONS, "executor": EXECUTION_REPORTS, "books": BOOKS, "producer": RAW_TRADES}
+OUTPUT_OF = {
+    "worker": DECISIONS,
+    "executor": EXECUTION_REPORTS,
+    "books": BOOKS,
+    "producer": RAW_TRADES,
+    **VENUE_OUTPUT,
+}
 PROCESS_FAULTS = [
     f"{how} {kind}" for how in ("kill -9", "SIGTERM") for kind in ("worker", "executor", "sink", "producer")
 ] + ["kill -9 books"]
 SERVER_FAULTS = ["broker restart", "postgres stopped"]
 RECOVERY_LIMIT_SECS = 120.0
+# Short enough that an RTDS silence (chaos_venue) outlasts it: the producer must reconnect on its own.
+RTDS_WATCHDOG_SECS = 5.0
+LOST_WATCH_SECS = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,49 +91,9 @@ class ChaosOptions:
     trades_per_sec: float = 5.0
     postgres_outage_secs: float = 30.0
     data_dir: Path = REPO / ".data" / "chaos"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ChaosServers:
-    """A Kafka and a PostgreSQL of the run's own (infra/local.sh on free ports and its own data dir)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.ports = {name: free_port() for name in ("kafka", "controller", "postgres")}
-        env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
-        self._env = env | {
-            "POLYCOPY_DATA_DIR": str(data_dir),
-            "POLYCOPY_KAFKA_PORT": str(self.ports["kafka"]),
-            "POLYCOPY_KAFKA_CONTROLLER_PORT": str(self.ports["controller"]),
-            "POLYCOPY_PG_PORT": str(self.ports["postgres"]),
-            # A broker restarted on a busy shared machine can take minutes to serve again: wait, do not die.
-            "POLYCOPY_KAFKA_READY_TIMEOUT": "600",
-        }
-        self._log = data_dir / "servers.log"
-        data_dir.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.ports['kafka']}"
-
-    @property
-    def database_url(self) -> str:
-        return f"postgresql://polycopy@127.0.0.1:{self.ports['postgres']}/polycopy"
-
-    def run(self, command: str) -> None:
-        with self._log.open("ab") as log:
-            subprocess.run(
-                ["bash", str(REPO / "infra" / "local.sh"), command],
-                env=self._env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=True,
-                timeout=600,
-            )
+    live_fake: bool = (
+        False  # a live wallet too: the executor signs its orders and sends them to the fake CLOB
+    )
 
 
 class Chaos:
@@ -135,20 +117,32 @@ class Chaos:
             clob_market_ws_url=f"ws://127.0.0.1:{venue}/ws/market",
             data_api_url=f"http://127.0.0.1:{venue}",
             gamma_url=f"http://127.0.0.1:{venue}",
+            rtds_watchdog_secs=RTDS_WATCHDOG_SECS,
+            # A LOST live order is watched for late fills this long, open until then: the drain waits for it.
+            live_lost_watch_secs=LOST_WATCH_SECS,
         )
+        self.venue = VenueFaults(self.settings.clob_url)
+        # The live executor's key: made for this run, handed to the executor alone, never printed or stored.
+        self._key = "0x" + secrets.token_hex(32)
         self.processes = Processes(self.settings.data_dir / "logs")
         self.sim_ports = (rtds, venue)
+        self.started_at = time.monotonic()
+        self.initial_venue: dict[str, object] = {}
 
     # --- set-up ---------------------------------------------------------------------------------------------
     def start(self) -> list[WalletConfigFile]:
         self.out(
             f"chaos: own Kafka {self.servers.bootstrap}, own PostgreSQL port {self.servers.ports['postgres']}"
         )
+        self.started_at = time.monotonic()
         self.servers.run("up")
         wait_for_broker(self.settings)
         create_topics(self.settings, ALL_TOPICS)
         migrate(self.settings.database_url, MIGRATIONS)
-        document = build_demo_wallets(MarketSimulator(self.options.seed).top_wallets(10))
+        targets = MarketSimulator(self.options.seed).top_wallets(10)
+        document = build_demo_wallets(targets)
+        if self.options.live_fake:
+            document["wallets"].append(build_live_wallet(targets))  # type: ignore[attr-defined]
         for wallet in document["wallets"]:  # type: ignore[union-attr]
             wallet["order_type"] = "FAK"  # every order ends at once: a reservation left at the end is leaked
         config = WalletConfigFile.model_validate(document)
@@ -165,6 +159,8 @@ class Chaos:
             *("--rtds-port", str(rtds), "--clob-port", str(venue)),
             env=self.env(),
         )
+        wait_for_http(self.settings.clob_url + "/time")  # a live executor derives its API key from it
+        self.initial_venue = self.venue.stats()
         for name in (*COMPONENTS, "producer"):
             self.launch(name)
         return [config]
@@ -180,7 +176,12 @@ class Chaos:
 
     def launch(self, name: str) -> None:
         command = "rtds" if name == "producer" else name
-        self.processes.start(name, "-m", "polycopy.cli", command, env=self.env(name))
+        if name == "executor" and self.options.live_fake:
+            live = self.env(name) | {"POLYCOPY_EXECUTION_MODE": "live"}
+            secret = {"POLYCOPY_PRIVATE_KEY": self._key}
+            self.processes.start(name, "-m", "polycopy.cli", command, env=live, secret_env=secret)
+        else:
+            self.processes.start(name, "-m", "polycopy.cli", command, env=self.env(name))
 
     def wait_for_groups(self, limit_secs: float = 600.0) -> None:
         """Until the worker, executor and sink groups have their partitions (a busy broker may time a
@@ -208,6 +209,8 @@ class Chaos:
             time.sleep(self.options.postgres_outage_secs)
             self.servers.run("postgres-up")
             return "postgres", time.monotonic()
+        if fault in VENUE_FAULTS or fault in LIVE_VENUE_FAULTS:
+            return fault, self.venue.inject(fault)
         name = fault.split()[-1]
         process = self.processes.running.pop(name)
         if fault.startswith("kill -9"):
@@ -257,14 +260,16 @@ class Chaos:
         self.findings.not_recovered[kind] += 1
 
     def schedule(self) -> list[str]:
-        """The seeded fault list: the kinds that matter most first (a short run has them all), then every
-        other kind once, then random kinds."""
+        """The seeded fault list: the kinds that matter most first, then every other process kind once (a
+        short run of 10 has all of these), then every venue kind once, then random kinds."""
         first = ["kill -9 worker", "kill -9 executor", "SIGTERM worker", *SERVER_FAULTS]
         others = [kind for kind in PROCESS_FAULTS if kind not in first]
-        self.random.shuffle(first)
-        self.random.shuffle(others)
-        rest = [self.random.choice(PROCESS_FAULTS * 3 + SERVER_FAULTS) for _ in range(self.options.faults)]
-        return (first + others + rest)[: self.options.faults]
+        venue = VENUE_FAULTS + (LIVE_VENUE_FAULTS if self.options.live_fake else [])
+        for part in (first, others, venue):
+            self.random.shuffle(part)
+        pool = PROCESS_FAULTS * 3 + SERVER_FAULTS + venue
+        rest = [self.random.choice(pool) for _ in range(self.options.faults)]
+        return (first + others + venue + rest)[: self.options.faults]
 
     # --- the run --------------------------------------------------------------------------------------------
     def run(self) -> check.ChaosFindings:
@@ -280,6 +285,7 @@ class Chaos:
                 self.measure_recovery(kind, restarted)
             self.out("  faults done; stopping the feed and draining ...")
             self.processes.stop("producer")
+            self.poll_once()
             self.drain()
             self.check(config)
         finally:
@@ -289,6 +295,19 @@ class Chaos:
             except subprocess.SubprocessError as error:
                 self.out(f"  could not stop the chaos servers: {error}")
         return self.findings
+
+    def poll_once(self) -> None:
+        """One run of the safety-net poller, as production runs it every few minutes: the followed traders'
+        fills the RTDS outages lost reach the raw topic late (and are decided, mostly as stale signals)."""
+        # Its first run looks back one interval: make that the whole run, so every lost fill is in reach.
+        lookback = {"POLYCOPY_POLL_INTERVAL_SECS": str(int(time.monotonic() - self.started_at) + 60)}
+        poller = self.processes.start("poller", "-m", "polycopy.cli", "poll", env=self.env() | lookback)
+        try:
+            poller.wait(300)
+        except subprocess.TimeoutExpired:
+            poller.kill()
+        self.processes.running.pop("poller", None)
+        self.findings.poller_exit = poller.returncode
 
     def drain(self, limit_secs: float = 900.0) -> None:
         """Wait until the worker, the executor and the sink have committed everything there is to read, twice
@@ -310,8 +329,18 @@ class Chaos:
                 )
             except Exception:  # noqa: BLE001 - the broker still busy: ask again
                 backlog = -1
-            quiet = quiet + 1 if backlog == 0 else 0
+            quiet = quiet + 1 if backlog == 0 and self.open_live_orders() == 0 else 0
         self.findings.drain_secs = time.monotonic() - started
+        self.findings.drained = quiet >= 2
+
+    def open_live_orders(self) -> int:
+        """Live orders the executor still reconciles (0 in a paper run): a drained live run has none."""
+        if not self.options.live_fake:
+            return 0
+        try:
+            return int(query(self.settings.database_url, "SELECT count(*) FROM live_orders WHERE open")[0][0])
+        except Exception:  # noqa: BLE001 - PostgreSQL still starting: not drained yet
+            return -1
 
     def read(self, spec: TopicSpec, model: type[Message]) -> list:  # type: ignore[type-arg]
         return [
@@ -334,6 +363,12 @@ class Chaos:
         check.check_orders(self.findings, decisions, intents, reports, rows)
         check.check_events(self.findings, events, stored)
         check.check_reservations(self.findings, self.read_ledgers())
+        letters = self.read(DEAD_LETTERS, DeadLetter)
+        check.check_malformed(self.findings, self.venue.malformed_sent, letters, MALFORMED_STAGE)
+        check.count_venue(self.findings, trades, self.initial_venue, self.venue.stats())
+        if self.options.live_fake:
+            journal = query(url, "SELECT intent_id, order_id FROM live_orders")
+            check.check_venue_orders(self.findings, self.venue.venue_orders(), reports, journal)
 
     def read_ledgers(self) -> dict[str, dict[str, object]]:
         app_id = self.settings.consumer_group("processor")

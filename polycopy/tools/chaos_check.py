@@ -10,8 +10,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from processors.core.targeting import select_followers
+from schemas.deadletter import DeadLetter
 from schemas.decisions import Decision
 from schemas.orders import ExecutionReport, OrderEvent, OrderIntent
 from schemas.trades import RawTrade
@@ -35,6 +37,21 @@ class ChaosFindings:
     not_recovered: Counter[str] = field(default_factory=Counter)
     supervisor_restarts: Counter[str] = field(default_factory=Counter)  # processes that exited on their own
     drain_secs: float = 0.0  # from the end of the feed until every group had committed everything
+    drained: bool = True  # False: the drain's limit passed with input still uncommitted
+    # Venue side: malformed frames that reached the producer and are not dead letters (must be 0); what the
+    # RTDS outages cost and what the poller brought back; the producer's reconnections.
+    malformed_sent: int = 0
+    malformed_not_dead_lettered: int = 0
+    frames_dropped_by_venue: int = 0
+    trades_from_poller: int = 0
+    rtds_connections: int = 0
+    book_faults_answered: int = 0
+    poller_exit: int | None = None
+    # Live-fake runs: what the fake CLOB received against our records.
+    live: bool = False
+    venue_orders: int = 0
+    venue_orders_unrecorded: int = 0  # accepted by the venue, in no report and no journal row
+    intents_with_two_venue_orders: int = 0
     # (wallet, fill, received at) of a few missing pairs: where in the run to look (the process logs)
     missing_examples: list[str] = field(default_factory=list)
 
@@ -47,6 +64,11 @@ class ChaosFindings:
             or self.orders_doubled
             or self.reservations_leaked
             or self.events_missing_in_postgres
+            or self.malformed_not_dead_lettered
+            or self.venue_orders_unrecorded
+            or self.intents_with_two_venue_orders
+            or self.poller_exit not in (None, 0)
+            or not self.drained
             or sum(self.not_recovered.values())
         )
 
@@ -62,17 +84,32 @@ class ChaosFindings:
             f"  orders doubled         {self.orders_doubled}",
             f"  reservations leaked    {self.reservations_leaked}",
             f"  events missing in PostgreSQL {self.events_missing_in_postgres}",
-            "  recovery after restart (s)   kind          n    p50    max",
+            f"  malformed frames       {self.malformed_sent} reached the feed   "
+            f"{self.malformed_not_dead_lettered} not dead-lettered",
+            f"  RTDS outages           {self.frames_dropped_by_venue} frames dropped by the venue   "
+            f"{self.trades_from_poller} trades brought by the poller (exit {self.poller_exit})   "
+            f"{self.rtds_connections} producer connections",
+            f"  CLOB faults answered   {self.book_faults_answered}",
+        ]
+        if self.live:
+            lines += [
+                f"  venue orders (fake CLOB) {self.venue_orders}   "
+                f"unrecorded {self.venue_orders_unrecorded}   "
+                f"intents with two {self.intents_with_two_venue_orders}",
+            ]
+        lines += [
+            "  recovery after restart (s)   kind                n    p50    max",
         ]
         for kind, times in sorted(self.recovery_secs.items()):
             lost = f"   ({self.not_recovered[kind]} not recovered)" if self.not_recovered[kind] else ""
             lines.append(
-                f"                               {kind:<12} {len(times):>3} {statistics.median(times):6.1f} "
+                f"                               {kind:<18} {len(times):>3} {statistics.median(times):6.1f} "
                 f"{max(times):6.1f}{lost}"
             )
         restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.supervisor_restarts.items()))
         lines.append(f"  exited on their own, restarted by the supervisor: {restarts or 'none'}")
-        lines.append(f"  drained in             {self.drain_secs:.0f} s after the feed stopped")
+        drained = "" if self.drained else " (NOT drained: input left uncommitted at the limit)"
+        lines.append(f"  drained in             {self.drain_secs:.0f} s after the feed stopped{drained}")
         lines.append(f"  result                 {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 
@@ -127,6 +164,62 @@ def check_orders(
     findings.orders_doubled = sum(len(ids) > 1 for ids in orders.values()) + sum(
         count > 1 for count in order_rows_per_intent.values()
     )
+
+
+def check_malformed(
+    findings: ChaosFindings, markers: Iterable[str], letters: Iterable[DeadLetter], stage: str
+) -> None:
+    """Every malformed frame that reached the producer is a dead letter of the feed's parse stage (found by
+    the marker it carries): it neither stopped the producer nor vanished."""
+    markers = list(markers)
+    texts = [letter.payload for letter in letters if letter.stage == stage]
+    findings.malformed_sent = len(markers)
+    findings.malformed_not_dead_lettered = sum(not any(m in text for text in texts) for m in markers)
+
+
+def count_venue(
+    findings: ChaosFindings,
+    trades: Iterable[RawTrade],
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> None:
+    """What the venue side cost: frames the simulator dropped while silent, trades only the poller brought
+    (no RTDS copy of the same fill), producer connections, CLOB faults answered."""
+    sources: dict[str, set[str]] = defaultdict(set)
+    for trade in trades:
+        sources[trade.dedup_key].add(trade.source.value)
+    findings.trades_from_poller = sum(found == {"poll"} for found in sources.values())
+
+    def grew(name: str) -> int:
+        return int(after.get(name, 0)) - int(before.get(name, 0))
+
+    findings.frames_dropped_by_venue = grew("frames_dropped")
+    findings.rtds_connections = grew("connections_total")
+    findings.book_faults_answered = grew("clob_faults_injected")
+
+
+def check_venue_orders(
+    findings: ChaosFindings,
+    venue: Mapping[str, Any],
+    reports: Iterable[ExecutionReport],
+    journal_rows: Iterable[tuple[str, str]],
+) -> None:
+    """Live-fake: every order the fake CLOB accepted is ours on record (a report or a journal row names it),
+    and no intent is behind two of them (an order placed again under a new id after an ambiguous answer)."""
+    accepted = {str(order["id"]) for order in venue.get("orders", [])}
+    intents_of: dict[str, set[str]] = defaultdict(set)
+    for report in reports:
+        intents_of[report.order_id].add(report.intent_id)
+    for intent_id, order_id in journal_rows:
+        intents_of[order_id].add(intent_id)
+    orders_of: dict[str, set[str]] = defaultdict(set)
+    for order_id in accepted & set(intents_of):
+        for intent_id in intents_of[order_id]:
+            orders_of[intent_id].add(order_id)
+    findings.live = True
+    findings.venue_orders = len(accepted)
+    findings.venue_orders_unrecorded = len(accepted - set(intents_of))
+    findings.intents_with_two_venue_orders = sum(len(ids) > 1 for ids in orders_of.values())
 
 
 def check_reservations(findings: ChaosFindings, ledgers: Mapping[str, Mapping[str, object]]) -> None:

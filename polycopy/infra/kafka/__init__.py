@@ -7,6 +7,7 @@ from polycopy.infra.kafka.admin import (
     create_named_topics,
     create_topics,
     delete_topics,
+    group_assignment,
     wait_for_broker,
     wait_for_consumer_group,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "create_topics",
     "delete_topics",
     "end_offsets",
+    "group_assignment",
     "group_backlog",
     "measure_lag",
     "partition_lag",

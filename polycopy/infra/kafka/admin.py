@@ -1,4 +1,5 @@
-"""Topic administration: creating topics, waiting for the broker and for a consumer group to be ready."""
+"""Topic administration: creating topics, waiting for the broker and for a consumer group to be ready, and
+who in a group holds which partitions."""
 
 from __future__ import annotations
 
@@ -141,3 +142,22 @@ def wait_for_consumer_group(settings: PolycopySettings, group: str, timeout_secs
             pass
         time.sleep(0.5)
     return False
+
+
+def group_assignment(settings: PolycopySettings, group: str) -> dict[str, set[tuple[str, int]]] | None:
+    """The partitions each member of a stable group holds, by its static instance id (its member id when it
+    has none); None while the group rebalances or the broker does not answer."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(timeout=5)
+    except KafkaException:
+        return None
+    if not description.members or not str(description.state).upper().endswith("STABLE"):
+        return None
+    return {
+        member.group_instance_id or member.member_id: {
+            (tp.topic, tp.partition)
+            for tp in (member.assignment.topic_partitions if member.assignment else [])
+        }
+        for member in description.members
+    }
