@@ -153,9 +153,14 @@ def apply_report(state: WalletState, report: ExecutionReport, now_ms: int) -> li
     publish; a fill in a market that already resolved settles at once (`settlement.sweep`).
 
     A report about an order that already reached a final state is late (a re-delivery, a stray status poll)
-    and changes nothing.
+    and changes nothing, except that it releases a reservation its intent holds: one made when the trade was
+    decided again from a state saved before the order ended (a worker killed between its sends and its state
+    write), which nothing else would ever release.
     """
     if state.is_closed(report.order_id):
+        if report.intent_id in state.ledger.reservations:
+            state.ledger.release(report.intent_id)
+            state.portfolio.refresh(state.ledger)
         return []
     ledger, book = state.ledger, state.portfolio
     book.roll_day(ledger, day_of(report.reported_at_ms))

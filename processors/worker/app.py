@@ -323,7 +323,7 @@ def create_app(
             change = publisher.after(report.wallet_id, state, before)
             events = [(ORDER_EVENTS, report.wallet_id, event.to_bytes()) for event in new_events]
             await deliver([*events, *change_outputs(change)])
-            store.save(report.wallet_id, state)
+            store.save_for_report(report.wallet_id, state, report)
         for order_event in new_events:
             log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
             metrics.order_events.labels(order_event.event_type.value).inc()

@@ -139,6 +139,14 @@ class WalletStateStore:
             self._load_followed(wallet_id, state, reservation.leader, reservation.asset)
         return state
 
+    def save_for_report(self, wallet_id: str, state: WalletState, report: ExecutionReport) -> None:
+        """`save`, marking the report's (wallet, trade) pair decided: a report means its intent, and the
+        decision sent with it, are in the log. A worker killed after sending them but before its state write
+        would otherwise decide the trade again from the older state and reserve the intent a second time,
+        a reservation that nothing releases (the executor does not execute or report an intent twice)."""
+        self._decided.add(report.intent_id)
+        self.save(wallet_id, state)
+
     def save_for_trade(self, wallet_id: str, state: WalletState, trade: RawTrade) -> None:
         """Write the leader position and the decided mark to their tables, then the rest (`save`)."""
         ledger = state.ledger

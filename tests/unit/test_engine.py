@@ -147,6 +147,34 @@ def test_a_late_report_about_a_closed_order_changes_nothing() -> None:
     assert state.dump() == before and state.is_closed(order_id)
 
 
+def test_an_intent_decided_again_after_its_order_ended_has_its_reservation_released_by_the_late_reports() -> (
+    None
+):
+    """A worker killed after sending an intent, before saving the state, decides the trade again from the
+    older state and reserves the same intent once more (the worker now marks the pair decided when the reports
+    come, `save_for_report`; a window boundary can still miss it). When the ended order's reports come again
+    (the executor re-publishes those it had not confirmed delivered), they are late, and must release that
+    reservation, or it is held forever (the chaos run's leaked reservations)."""
+    wallet = build_wallet()
+    state = WalletState.new(wallet.capital_usdc)
+    saved = state.dump()  # the state a crash after the sends leaves behind
+    result = engine.evaluate(build_trade(), wallet, state, reference(wallet), BOOK, NOW_MS)
+    assert result.intent is not None
+    reports = execute_on_paper(
+        result.intent, build_paper_order_id(result.intent.intent_id), sent_at_ms=NOW_MS, reported_at_ms=NOW_MS
+    )
+    for report in reports:  # the lifecycle books the order with no reservation (re-created from the report)
+        engine.apply_report(again := WalletState.load(saved, wallet.capital_usdc), report, NOW_MS)
+        saved = again.dump()
+    state = WalletState.load(saved, wallet.capital_usdc)
+    engine.evaluate(build_trade(), wallet, state, reference(wallet), BOOK, NOW_MS)  # the trade read again
+    assert result.intent.intent_id in state.ledger.reservations
+    position = state.ledger.positions[ASSET].shares
+
+    assert all(engine.apply_report(state, report, NOW_MS) == [] for report in reports)  # re-published: late
+    assert state.ledger.reservations == {} and state.ledger.positions[ASSET].shares == position
+
+
 # --- the worker's tables and a replay's memory give the same decisions --------------------------------------
 class SetKeys(set[str]):
     """RecentKeys as a plain set (the worker uses a windowed table)."""
@@ -219,7 +247,7 @@ def test_the_workers_table_backed_state_decides_exactly_as_a_replays_memory(trad
                 wallet = ref.wallets()[report.wallet_id]
                 state = store.load_for_report(report.wallet_id, wallet.capital_usdc, report)
                 engine.apply_report(state, report, NOW_MS)
-                store.save(report.wallet_id, state)
+                store.save_for_report(report.wallet_id, state, report)
         replayed = replay.decide(trade, book, NOW_MS)
         replay.settle(replayed, NOW_MS)
 

@@ -88,3 +88,23 @@ def test_a_followed_position_sold_down_to_nothing_is_deleted_from_its_table() ->
 
     assert tables["followed"] == {}
     assert ASSET not in tables["state"][WALLET_ID]["ledger"]["positions"]
+
+
+def test_a_trade_decided_again_after_a_crash_finds_its_pair_decided_by_the_reports_of_its_intent() -> None:
+    """The worker sent the decision and the intent, then died before its state write; the executor filled
+    the intent and the lifecycle booked the reports. Read again, the trade must not be decided (and its
+    intent reserved) a second time: the executor never reports an intent twice, so that reservation would
+    be held forever."""
+    tables: dict[str, Any] = {}
+    store = build_store(tables)
+    trade = build_trade(side=Side.BUY)
+    state = store.load_for_trade(WALLET_ID, WALLET.capital_usdc, trade)
+    result = engine.evaluate(trade, WALLET, state, engine.StaticReference.build([WALLET]), BOOK, NOW_MS)
+    assert result.intent is not None  # sent; the state write never happened
+    order_id = build_paper_order_id(result.intent.intent_id)
+    for report in execute_on_paper(result.intent, order_id, sent_at_ms=NOW_MS, reported_at_ms=NOW_MS):
+        state = store.load_for_report(WALLET_ID, WALLET.capital_usdc, report)
+        engine.apply_report(state, report, NOW_MS)
+        store.save_for_report(WALLET_ID, state, report)
+
+    assert store.is_decided(WALLET_ID, trade)
