@@ -72,14 +72,14 @@ async def test_a_partition_whose_head_was_skipped_is_read_again_and_not_committe
     assert consumer.commits[-1] == [RAW] and not consumer._rewound
 
 
-async def test_a_partition_read_from_its_beginning_commits_and_is_then_left_to_faust(consumer) -> None:  # type: ignore[no-untyped-def]
+async def test_after_a_commit_reading_must_go_on_exactly_from_it(consumer) -> None:  # type: ignore[no-untyped-def]
+    """Faust commits when the acked run starts within one of the last commit: a single skipped record."""
     consumer._acked[RAW] = [0, 1, 2]
     await consumer._commit_tps([RAW], False)
-    consumer._committed_offset[RAW] = 3
+    consumer._committed_offset[RAW], consumer._acked[RAW] = 3, [4, 5]  # offset 3 never reached the agent
     await consumer._commit_tps([RAW], False)
 
-    assert consumer.commits == [[RAW], [RAW]] and consumer.seeks == []
-    assert RAW not in consumer._first_offsets
+    assert consumer.commits == [[RAW], []] and consumer.seeks == [(("raw", 0), 3)]
 
 
 async def test_a_committed_partition_whose_next_records_were_skipped_is_read_again_from_its_offset(
@@ -96,7 +96,7 @@ async def test_a_committed_partition_whose_next_records_were_skipped_is_read_aga
     await consumer._commit_tps([RAW], False)
     consumer._committed_offset[RAW] = 47
     await consumer._commit_tps([RAW], False)
-    assert consumer.commits[1:] == [[RAW], [RAW]] and RAW not in consumer._first_offsets
+    assert consumer.commits[1:] == [[RAW], [RAW]]
 
 
 async def test_a_never_committed_partition_asks_where_it_begins_once_something_was_acked(
