@@ -17,11 +17,16 @@ from typing import Any
 
 from polycopy.infra.metrics import PipelineMetrics
 from processors.core import engine
-from processors.core.snapshots import build_position_changes, build_position_views, build_snapshot
+from processors.core.snapshots import (
+    PositionsBefore,
+    build_position_changes,
+    build_snapshot,
+    capture_positions,
+)
 from processors.core.wallet_state import WalletState
 from processors.worker.state import WalletStateStore
 from schemas.base import Message
-from schemas.portfolio import MarketResolution, PositionView, WalletResolution, WalletSnapshot
+from schemas.portfolio import MarketResolution, WalletResolution, WalletSnapshot
 from schemas.topics import ORDER_EVENTS, POSITIONS, WALLET_RESOLUTIONS, WALLET_SNAPSHOTS, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -54,14 +59,14 @@ class WalletPublisher:
         self._last_published: dict[str, float] = {}
         self.due: set[str] = set()
 
-    def before(self, wallet_id: str, state: WalletState) -> dict[str, PositionView]:
-        return build_position_views(wallet_id, state, self._clock_ms())
+    def before(self, wallet_id: str, state: WalletState) -> PositionsBefore:
+        return capture_positions(wallet_id, state, self._clock_ms())
 
-    def after(self, wallet_id: str, state: WalletState, before: dict[str, PositionView]) -> WalletChange:
+    def after(self, wallet_id: str, state: WalletState, before: PositionsBefore) -> WalletChange:
         now_ms = self._clock_ms()
         state.portfolio.version += 1
         change = WalletChange(wallet_id)
-        for view in build_position_changes(before, wallet_id, state, now_ms):
+        for view in build_position_changes(before, state, now_ms):
             change.messages.append((POSITIONS, view))
         self.observe(wallet_id, state)  # gauges follow every change; snapshots are rate-limited
         last = self._last_published.get(wallet_id)

@@ -148,18 +148,19 @@ def test_snapshots_go_out_at_most_once_per_interval_and_a_held_back_wallet_is_du
         PipelineMetrics(), lambda _: "paper", interval_secs=5.0, clock_ms=lambda: NOW_MS, monotonic=clock
     )
     state = WalletState.new(D("100"))
+    before = publisher.before(WALLET_ID, state)  # nothing held: no position changes
 
-    first = publisher.after(WALLET_ID, state, {})
-    second = publisher.after(WALLET_ID, state, {})
+    first = publisher.after(WALLET_ID, state, before)
+    second = publisher.after(WALLET_ID, state, before)
     clock.now += 5.0
-    third = publisher.after(WALLET_ID, state, {})
+    third = publisher.after(WALLET_ID, state, before)
 
     def snapshots(change) -> list[int]:  # type: ignore[no-untyped-def]
         return [message.version for spec, message in change.messages if spec is WALLET_SNAPSHOTS]
 
     assert (snapshots(first), snapshots(second), snapshots(third)) == ([1], [], [3])
     assert publisher.due == set()  # the third carried the latest state
-    publisher.after(WALLET_ID, state, {})
+    publisher.after(WALLET_ID, state, before)
     assert publisher.due == {WALLET_ID}
     assert publisher.snapshot(WALLET_ID, state, NOW_MS).version == 4
     assert publisher.due == set()
