@@ -42,6 +42,10 @@ class WindowedKeys:
         return bool(window.current() or window.delta(RECENT_WINDOW))
 
     def add(self, key: str) -> None:
+        # Marked in this window already (each report of an order marks its intent decided again, a late report
+        # its order closed again): writing it again would change nothing but send one more changelog record.
+        if self._table[key].current():
+            return
         self._table[key] = 1
 
 
@@ -101,8 +105,11 @@ class WalletStateStore:
 
     def load_saved(self, wallet_id: str) -> WalletState | None:
         """The wallet's saved state, or None when this worker holds none (a wallet with no event yet, or one
-        whose partition another worker owns)."""
+        whose partition another worker owns). To read only: it may be the state kept for the next event."""
         value = self._wallets.get(wallet_id)
+        saved = self._saved.get(wallet_id)
+        if saved is not None and value is not None and saved[0] is value:
+            return saved[1]  # what decoding `value` gives (see `load`)
         return WalletState.load(value, Decimal(0)) if value else None
 
     def save(self, wallet_id: str, state: WalletState) -> None:

@@ -176,3 +176,16 @@ async def test_the_timer_publishes_the_snapshots_the_rate_limit_held_back(worker
     count = len(worker.outbox.messages(WALLET_SNAPSHOTS))
     await run_snapshot_timer(worker)  # nothing due any more
     assert len(worker.outbox.messages(WALLET_SNAPSHOTS)) == count
+
+
+def test_a_wallet_forgotten_then_configured_again_has_its_gauges_back() -> None:
+    metrics = PipelineMetrics()
+    publisher = WalletPublisher(metrics, lambda _: "paper", interval_secs=5.0, clock_ms=lambda: NOW_MS)
+    capital = {"wallet": WALLET_ID}
+    publisher.observe(WALLET_ID, WalletState.new(D("100")))
+    assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) == 100.0
+
+    publisher.forget(WALLET_ID)
+    assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) is None
+    publisher.observe(WALLET_ID, WalletState.new(D("200")))  # the gauges it looked up before were removed
+    assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) == 200.0

@@ -206,9 +206,12 @@ def test_a_kept_state_is_used_only_for_the_value_its_save_wrote(monkeypatch) -> 
     again = store.load(WALLET_ID, WALLET.capital_usdc)
     assert again is not state and again.ledger.capital_usdc == WALLET.capital_usdc and len(decodes) == 2
     store.save(WALLET_ID, again)
+    assert store.load_saved(WALLET_ID) is again and len(decodes) == 2  # the snapshot timer reads it as kept
 
     # The value replaced underneath (the changelog's recovery after a rebalance, another worker's write).
     tables["state"][WALLET_ID] = json.loads(json.dumps(tables["state"][WALLET_ID]))
     tables["state"][WALLET_ID]["ledger"]["capital_usdc"] = "7"
+    saved = store.load_saved(WALLET_ID)
+    assert saved is not None and saved.ledger.capital_usdc == Decimal(7)
     assert store.load(WALLET_ID, WALLET.capital_usdc).ledger.capital_usdc == Decimal(7)
-    assert len(decodes) == 3
+    assert len(decodes) == 4
