@@ -31,6 +31,7 @@ from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
+from processors.core.book_log import PINNED_KEEP_MS
 from processors.worker.book_cache import BookCache
 from processors.worker.consumer import guarded_transport
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
@@ -284,10 +285,16 @@ def create_app(
             metrics.redelivered.labels("evaluate").inc()
             return
         if item.book_id is not None:
-            book = await books.pinned(trade.asset, item.book_id, pin_wait_secs)
+            # A trade older than the books kept for pinning finds its book at once or never: waiting for it
+            # would only slow a backlog down until it spiralled (each such event waited the whole wait).
+            age_ms = clock_ms() - trade.received_at_ms
+            wait_secs = pin_wait_secs if age_ms <= PINNED_KEEP_MS else 0.0
+            book = await books.pinned(trade.asset, item.book_id, wait_secs)
             metrics.pinned_book_waits.labels("found" if book is not None else "missing").inc()
-            if book is None:
+            if book is None and wait_secs:
                 missing = f"pinned book {item.book_id} not received within {pin_wait_secs:g} s"
+            elif book is None:
+                missing = f"pinned book {item.book_id} no longer kept: trade received {age_ms // 1000} s ago"
         key = wallet.id
         async with wallet_locks[key]:
             if store.is_decided(key, trade):  # decided while this one waited for its book or the lock
