@@ -41,12 +41,14 @@ class WorkerParts:
     books: TopicFollower
 
 
-def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> WorkerParts:
+def build_worker(
+    settings: PolycopySettings, metrics: PipelineMetrics, *, begin_loading: bool = False
+) -> WorkerParts:
     """The Faust app with live reference data, books from the books topic (kept current by `polycopy books`)
-    and a REST book fallback whose books it publishes there too; nothing started."""
+    and a REST book fallback whose books it publishes there too; nothing started, unless `begin_loading`:
+    then the reference data and the recent books start loading before Faust is even imported."""
     from polycopy.polymarket.clob import ClobGateway
     from processors.core.book_log import PINNED_KEEP_MS
-    from processors.worker.app import create_app
     from processors.worker.book_cache import BookCache, SharedBooks
     from processors.worker.reference import LiveReferenceData
 
@@ -66,6 +68,11 @@ def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> Worker
         lambda record: shared.apply_record(record.key, record.value),
         since_ms=now_ms() - lookback_ms,
     )
+    if begin_loading:  # a restarted worker is back sooner: they load while Faust is imported (issue 8)
+        reference.begin()
+        reader.begin()
+    from processors.worker.app import create_app
+
     books = BookCache(
         ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
         settings.book_max_age_ms,
@@ -82,12 +89,9 @@ def run_worker(settings: PolycopySettings) -> None:
     from processors.worker.runtime import changelog_topics, run_app, use_uvloop
 
     use_uvloop()
-    worker = build_worker(settings, build_metrics(settings, "worker"))
-    create_named_topics(settings, changelog_topics(worker.app), wait=True)
-    # The reference topics and the recent books load at once: a restarted worker is back sooner (issue 8).
     started = time.monotonic()
-    worker.reference.begin()
-    worker.books.begin()
+    worker = build_worker(settings, build_metrics(settings, "worker"), begin_loading=True)
+    create_named_topics(settings, changelog_topics(worker.app), wait=True)
     worker.reference.wait_caught_up()
     worker.books.wait_caught_up(wait_secs=120)
     log.info("reference data and recent books loaded in %.1f s", time.monotonic() - started)

@@ -1,16 +1,19 @@
 """Running the worker's Faust app: its tables' changelog topics laid out before it starts, uvloop, and the
-Faust worker that runs it until SIGTERM."""
+Faust worker that runs it until SIGTERM. Faust is imported only to run the app: a starting worker loads its
+reference data meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faust
 from mode.utils.times import want_seconds
 
 from polycopy.infra.kafka import TopicLayout
+
+if TYPE_CHECKING:
+    import faust
 
 
 def changelog_topics(app: faust.App) -> list[TopicLayout]:
@@ -50,6 +53,8 @@ def run_app(
 ) -> None:
     """Run the app as a Faust worker in this process until SIGTERM/SIGINT. Faust sets logging up again as
     it starts: `logging_config` (a dictConfig, `polycopy.infra.logs.build_logging_config`) keeps ours."""
+    import faust
+
     worker = faust.Worker(
         app,
         loglevel=log_level.lower().replace("warning", "warn"),
