@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polycopy.infra.kafka import (
     MessagePublisher,
@@ -15,14 +15,15 @@ from polycopy.infra.kafka import (
 )
 from polycopy.infra.logs import build_logging_config
 from polycopy.infra.metrics import PipelineMetrics
-from polycopy.infra.postgres import BatchWriter, LiveExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.wiring.common import build_consume_loop, build_metrics, build_publisher, stop_on_signals
 from schemas.orders import ExecutionMode
 from schemas.topics import BOOKS, CONTROL
 from sinks.base import LoopPolicy
-from sinks.executor import Executor
-from sinks.postgres_sink import PostgresSink
+
+if TYPE_CHECKING:  # imported where built: the worker needs neither psycopg nor the sinks
+    from sinks.executor import Executor
+    from sinks.postgres_sink import PostgresSink
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,9 @@ def build_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> Exec
     deployment) the live order gateway -> reports; resting paper orders fill from the books topic, live
     orders are reconciled with the venue (the followers of the books and control topics are started by
     `run_executor`)."""
+    from polycopy.infra.postgres import LiveExecutionJournal
+    from sinks.executor import Executor
+
     publisher = build_publisher(settings, "polycopy-executor")
     loop = build_consume_loop(settings, "executor", publisher, metrics, EXECUTOR_POLICY)
     journal = LiveExecutionJournal(settings.database_url, should_stop=loop.is_stopping)
@@ -167,6 +171,9 @@ def run_executor(settings: PolycopySettings) -> None:
 
 def build_postgres_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> PostgresSink:
     """The PostgreSQL sink, batching `POLYCOPY_SINK_BATCH_SIZE` rows or `POLYCOPY_SINK_FLUSH_SECS`."""
+    from polycopy.infra.postgres import BatchWriter
+    from sinks.postgres_sink import PostgresSink
+
     policy = LoopPolicy(batch_size=settings.sink_batch_size, flush_secs=settings.sink_flush_secs)
     publisher = build_publisher(settings, "polycopy-postgres-sink")
     loop = build_consume_loop(settings, "postgres-sink", publisher, metrics, policy)
