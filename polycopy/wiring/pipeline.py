@@ -92,7 +92,8 @@ def run_worker(settings: PolycopySettings) -> None:
     use_uvloop()
     started = time.monotonic()
     worker = build_worker(settings, build_metrics(settings, "worker"), begin_loading=True)
-    create_named_topics(settings, changelog_topics(worker.app), wait=True)
+    # Existing changelogs get the layout too (compaction settings added since they were created).
+    create_named_topics(settings, changelog_topics(worker.app), wait=True, update_config=True)
     worker.reference.wait_caught_up()
     worker.books.wait_caught_up(wait_secs=120)
     log.info("reference data and recent books loaded in %.1f s", time.monotonic() - started)
