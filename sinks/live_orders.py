@@ -302,6 +302,7 @@ class LiveOrders:
         self._apply_switches()
         if self._tracked or self._deferred:
             log.info("%d live orders to reconcile, %d deferred", len(self._tracked), len(self._deferred))
+        self._observe()
 
     def step(self) -> None:
         """Kill switches, due deferred placements, pending cancels, and (every `reconcile_secs`) one
@@ -315,6 +316,15 @@ class LiveOrders:
         if self._tracked and now >= self._next_pass_ms:
             self._next_pass_ms = now + int(self._policy.reconcile_secs * 1000)
             self.reconcile()
+        self._observe()
+
+    def _observe(self) -> None:
+        """The live-order gauges: what is open at the venue, watched as lost, or waiting to be sent."""
+        lost = sum(1 for tracked in self._tracked.values() if tracked.lost)
+        gauge = self._metrics.live_orders
+        gauge.labels("open").set(len(self._tracked) - lost)
+        gauge.labels("lost").set(lost)
+        gauge.labels("deferred").set(len(self._deferred))
 
     def reconcile(self) -> None:
         """One pass over every open order: reports for what changed, stored then published."""

@@ -244,7 +244,15 @@ ORDERS = Dashboard(
                     "Intents the executor had already handled (re-deliveries), never sent twice.",
                     (_q(f"sum(rate(polycopy_duplicate_intents_total[{RATE}]))", "duplicates"),),
                     "reqps",
-                    width=12,
+                    width=6,
+                ),
+                Panel(
+                    "Live orders watched",
+                    "Open at the venue, lost (still watched for a late fill), deferred (not sent yet: a "
+                    "breaker or the venue holds placement).",
+                    (_q("sum by (state) (polycopy_live_orders)", "{{state}}"),),
+                    "short",
+                    width=6,
                 ),
             ),
         ),

@@ -97,6 +97,8 @@ def _rates(text: str) -> tuple[float, ...]:
 def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
     from polycopy.tools.bench import BenchOptions, run_bench
 
+    if args.profile and Path(args.profile).exists() and not Path(args.profile).is_dir():
+        raise UsageError(f"--profile {args.profile}: a file is there; give a directory")
     options = BenchOptions(
         rate=args.rate,
         duration_secs=args.duration_secs,

@@ -75,6 +75,7 @@ PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel", "books")
 RECONNECT_REASONS = ("closed", "error", "watchdog")
 # The live gateway's venue endpoint groups (sinks.gateway.ENDPOINT_GROUPS), each with its own breaker.
 BREAKER_ENDPOINTS = ("orders.place", "orders.read", "orders.cancel")
+LIVE_ORDER_STATES = ("open", "lost", "deferred")
 
 Readiness = Callable[[], bool]
 
@@ -286,6 +287,13 @@ class PipelineMetrics:
             ["endpoint", "state"],
             registry=r,
         )
+        self.live_orders = Gauge(
+            "polycopy_live_orders",
+            "Live orders the executor watches: open (at the venue, not final), lost (marked LOST, still "
+            "watched for a late fill), deferred (not sent yet: a breaker or the venue holds placement)",
+            ["state"],
+            registry=r,
+        )
         self.alerts = Counter(
             "polycopy_alerts_total",
             "Alerts by kind and outcome (sent, duplicate, failed)",
@@ -368,6 +376,8 @@ def _export_known_label_values(metrics: PipelineMetrics) -> None:
     for endpoint in BREAKER_ENDPOINTS:
         metrics.circuit_breaker_open.labels(endpoint).set(0)
         metrics.venue_paused.labels(endpoint).set(0)
+    for state in LIVE_ORDER_STATES:
+        metrics.live_orders.labels(state).set(0)
     for stage in LATENCY_STAGES:
         metrics.stage_latency.labels(stage)
     for stage in SINK_STAGES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polycopy.infra.kafka import (
     MessagePublisher,
@@ -15,14 +15,15 @@ from polycopy.infra.kafka import (
 )
 from polycopy.infra.logs import build_logging_config
 from polycopy.infra.metrics import PipelineMetrics
-from polycopy.infra.postgres import BatchWriter, LiveExecutionJournal
 from polycopy.infra.settings import PolycopySettings
 from polycopy.wiring.common import build_consume_loop, build_metrics, build_publisher, stop_on_signals
 from schemas.orders import ExecutionMode
 from schemas.topics import BOOKS, CONTROL
 from sinks.base import LoopPolicy
-from sinks.executor import Executor
-from sinks.postgres_sink import PostgresSink
+
+if TYPE_CHECKING:  # imported where built: the worker needs neither psycopg nor the sinks
+    from sinks.executor import Executor
+    from sinks.postgres_sink import PostgresSink
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,14 @@ class WorkerParts:
     books: TopicFollower
 
 
-def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> WorkerParts:
+def build_worker(
+    settings: PolycopySettings, metrics: PipelineMetrics, *, begin_loading: bool = False
+) -> WorkerParts:
     """The Faust app with live reference data, books from the books topic (kept current by `polycopy books`)
-    and a REST book fallback whose books it publishes there too; nothing started."""
+    and a REST book fallback whose books it publishes there too; nothing started, unless `begin_loading`:
+    then the reference data and the recent books start loading before Faust is even imported."""
     from polycopy.polymarket.clob import ClobGateway
     from processors.core.book_log import PINNED_KEEP_MS
-    from processors.worker.app import create_app
     from processors.worker.book_cache import BookCache, SharedBooks
     from processors.worker.reference import LiveReferenceData
 
@@ -66,6 +69,11 @@ def build_worker(settings: PolycopySettings, metrics: PipelineMetrics) -> Worker
         lambda record: shared.apply_record(record.key, record.value),
         since_ms=now_ms() - lookback_ms,
     )
+    if begin_loading:  # a restarted worker is back sooner: they load while Faust is imported (issue 8)
+        reference.begin()
+        reader.begin()
+    from processors.worker.app import create_app
+
     books = BookCache(
         ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
         settings.book_max_age_ms,
@@ -82,12 +90,10 @@ def run_worker(settings: PolycopySettings) -> None:
     from processors.worker.runtime import changelog_topics, run_app, use_uvloop
 
     use_uvloop()
-    worker = build_worker(settings, build_metrics(settings, "worker"))
-    create_named_topics(settings, changelog_topics(worker.app), wait=True)
-    # The reference topics and the recent books load at once: a restarted worker is back sooner (issue 8).
     started = time.monotonic()
-    worker.reference.begin()
-    worker.books.begin()
+    worker = build_worker(settings, build_metrics(settings, "worker"), begin_loading=True)
+    # Existing changelogs get the layout too (compaction settings added since they were created).
+    create_named_topics(settings, changelog_topics(worker.app), wait=True, update_config=True)
     worker.reference.wait_caught_up()
     worker.books.wait_caught_up(wait_secs=120)
     log.info("reference data and recent books loaded in %.1f s", time.monotonic() - started)
@@ -114,6 +120,9 @@ def build_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> Exec
     deployment) the live order gateway -> reports; resting paper orders fill from the books topic, live
     orders are reconciled with the venue (the followers of the books and control topics are started by
     `run_executor`)."""
+    from polycopy.infra.postgres import LiveExecutionJournal
+    from sinks.executor import Executor
+
     publisher = build_publisher(settings, "polycopy-executor")
     loop = build_consume_loop(settings, "executor", publisher, metrics, EXECUTOR_POLICY)
     journal = LiveExecutionJournal(settings.database_url, should_stop=loop.is_stopping)
@@ -163,6 +172,9 @@ def run_executor(settings: PolycopySettings) -> None:
 
 def build_postgres_sink(settings: PolycopySettings, metrics: PipelineMetrics) -> PostgresSink:
     """The PostgreSQL sink, batching `POLYCOPY_SINK_BATCH_SIZE` rows or `POLYCOPY_SINK_FLUSH_SECS`."""
+    from polycopy.infra.postgres import BatchWriter
+    from sinks.postgres_sink import PostgresSink
+
     policy = LoopPolicy(batch_size=settings.sink_batch_size, flush_secs=settings.sink_flush_secs)
     publisher = build_publisher(settings, "polycopy-postgres-sink")
     loop = build_consume_loop(settings, "postgres-sink", publisher, metrics, policy)

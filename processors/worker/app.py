@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 import faust
+from faust.tables import TableManager
 from pydantic import ValidationError
 
 from polycopy.infra.kafka.consume import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
@@ -31,6 +32,7 @@ from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
+from processors.core.book_log import PINNED_KEEP_MS
 from processors.worker.book_cache import BookCache
 from processors.worker.consumer import guarded_transport
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
@@ -77,6 +79,16 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class PromptTableManager(TableManager):  # type: ignore[misc] - faust is untyped here
+    """Faust's table manager without the second it sleeps before starting, which waits for tables defined
+    late; the worker defines all of its tables when the app is built. A second of every restart (issue 8)."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 def create_app(
     settings: PolycopySettings,
     *,
@@ -106,6 +118,10 @@ def create_app(
         producer_linger_ms=0,
         stream_wait_empty=False,
         broker_commit_livelock_soft_timeout=60,
+        # The changelogs are created before the app starts (runtime.changelog_topics); Faust asking the broker
+        # to create each again, twice, one table after another, cost a restarted worker 1-3 s (issue 8).
+        topic_allow_declare=False,
+        TableManager=PromptTableManager,
         # Back in seconds (issue 8): a dead member's partitions move after the sinks' 10 s session, not
         # Faust's 60 s; with POLYCOPY_INSTANCE_ID the worker is a static member (aiokafka's
         # group_instance_id), and a restarted worker rejoins as itself with no rebalance at all.
@@ -285,10 +301,16 @@ def create_app(
             metrics.redelivered.labels("evaluate").inc()
             return
         if item.book_id is not None:
-            book = await books.pinned(trade.asset, item.book_id, pin_wait_secs)
+            # A trade older than the books kept for pinning finds its book at once or never: waiting for it
+            # would only slow a backlog down until it spiralled (each such event waited the whole wait).
+            age_ms = clock_ms() - trade.received_at_ms
+            wait_secs = pin_wait_secs if age_ms <= PINNED_KEEP_MS else 0.0
+            book = await books.pinned(trade.asset, item.book_id, wait_secs)
             metrics.pinned_book_waits.labels("found" if book is not None else "missing").inc()
-            if book is None:
+            if book is None and wait_secs:
                 missing = f"pinned book {item.book_id} not received within {pin_wait_secs:g} s"
+            elif book is None:
+                missing = f"pinned book {item.book_id} no longer kept: trade received {age_ms // 1000} s ago"
         key = wallet.id
         async with wallet_locks[key]:
             if store.is_decided(key, trade):  # decided while this one waited for its book or the lock

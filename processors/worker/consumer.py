@@ -66,10 +66,10 @@ def guarded_transport(sources: Collection[str]) -> type[faust_aiokafka.Transport
             committed = self._committed_offset
             self._first_offsets = {tp: offset for tp in assigned if (offset := committed.get(tp))}
             self._unread = set(never_committed(assigned, committed, sources))
-            if self._unread:
-                await self._thread.seek_to_beginning(
-                    *(TopicPartition(t.topic, t.partition) for t in self._unread)
-                )
+            # Offset 0, not the beginning asked of the broker (1.5 s for a restarted worker): where retention
+            # deleted it, the fetch is out of range and the consumer resets to the earliest kept offset.
+            for tp in sorted(self._unread):
+                await self.seek(TopicPartition(tp.topic, tp.partition), 0)
 
         async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
             safe = []

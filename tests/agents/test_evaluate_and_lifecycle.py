@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from faust.tables.base import Collection
 
+from processors.core.book_log import PINNED_KEEP_MS
 from processors.core.books import stamp_book
 from processors.core.engine import StaticReference
 from processors.core.ids import build_paper_order_id
@@ -82,6 +83,26 @@ async def test_with_market_reference_data_a_missing_pinned_book_is_book_unavaila
         "book_unavailable",
         "pinned book gone not received within 0.05 s",
     )
+
+
+async def test_a_trade_older_than_the_books_kept_for_pinning_does_not_wait_for_its_book(
+    worker_factory,
+) -> None:  # type: ignore[no-untyped-def]
+    """A backlog spiralled: every event whose book was forgotten waited the whole pin wait (here 600 s)."""
+    market = MarketReference(
+        condition_id=CONDITION_ID, token_ids=(ASSET,), tick_size=Decimal("0.01"), updated_at_ms=1
+    )
+    worker = worker_factory(StaticReference.build([WALLET], markets=[market]), pin_wait_secs=600)
+    old = pinned("gone", received_at_ms=NOW_MS - PINNED_KEEP_MS - 1_000)
+
+    await worker.put("evaluate", old, until=lambda: bool(decisions(worker)))
+
+    [decision] = decisions(worker)
+    assert (decision.reason, decision.detail) == (
+        "book_unavailable",
+        f"pinned book gone no longer kept: trade received {PINNED_KEEP_MS // 1000 + 1} s ago",
+    )
+    assert worker.metrics.pinned_book_waits.labels("missing")._value.get() == 1
 
 
 async def test_a_redelivered_trade_is_decided_once_and_the_redelivery_sends_nothing(worker_factory) -> None:  # type: ignore[no-untyped-def]

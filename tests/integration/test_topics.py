@@ -56,3 +56,23 @@ def test_named_topics_are_served_with_their_partitions_and_config_when_creation_
         "compact,delete",
     ]
     assert create_named_topics(settings, layouts, wait=True) == []  # already there: nothing to create
+
+
+def test_an_existing_changelog_gets_the_compaction_settings_added_since_it_was_created(
+    settings: PolycopySettings,
+) -> None:
+    """A worker upgraded in place: its changelogs were created with the broker's defaults (a segment closes
+    after 7 days, so nothing is compacted and a restart replays every write)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    name = f"{settings.consumer_group_prefix}-processor-old-changelog"
+    create_named_topics(settings, [TopicLayout(name, 2, {"cleanup.policy": "compact"})], wait=True)
+    tuned = TopicLayout(name, 2, {"cleanup.policy": "compact", "segment.ms": "60000"})
+
+    assert create_named_topics(settings, [tuned], wait=True) == []  # left alone without update_config
+    create_named_topics(settings, [tuned], wait=True, update_config=True)
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    [config] = [f.result() for f in admin.describe_configs([resource]).values()]
+    assert (config["segment.ms"].value, config["cleanup.policy"].value) == ("60000", "compact")

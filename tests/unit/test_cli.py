@@ -126,3 +126,16 @@ def test_a_missing_capture_file_is_refused_before_anything_is_built(
 
     assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_bench_profile_path_that_is_a_file_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import polycopy.tools.bench
+
+    monkeypatch.setattr(polycopy.tools.bench, "run_bench", lambda *a, **k: pytest.fail("nothing to bench"))
+    taken = tmp_path / "profile.txt"
+    taken.write_text("")
+
+    assert main(["bench", "--profile", str(taken)]) == 2
+    assert capsys.readouterr().err == f"error: --profile {taken}: a file is there; give a directory\n"

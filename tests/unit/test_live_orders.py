@@ -205,6 +205,26 @@ def test_a_deferred_placement_is_sent_again_as_the_same_order_when_the_venue_sai
     assert journal.rows[intent.intent_id]["state"]["phase"] == "tracked" and not orders.deferred
 
 
+def test_the_live_order_gauges_follow_an_intent_from_deferred_to_open_at_the_venue() -> None:
+    gateway = FakeGateway(
+        Placement(ORDER_ID, PlacementKind.DEFERRED, detail="breaker orders.place: open", retry_after_secs=5),
+        accepted(),
+    )
+    metrics, clock = PipelineMetrics(), Clock()
+    policy = LivePolicy(max_intent_age_secs=60, reconcile_secs=1)
+    orders = LiveOrders(gateway, FakeLiveJournal(), Reports(), metrics, policy=policy, clock_ms=clock)
+
+    def gauges() -> dict[str, float]:
+        return {s: metrics.live_orders.labels(s)._value.get() for s in ("open", "lost", "deferred")}
+
+    orders.place(live_intent(), ORDER_ID, clock.now)
+    orders.step()
+    assert gauges() == {"open": 0, "lost": 0, "deferred": 1}
+    clock.now += 5000
+    orders.step()
+    assert gauges() == {"open": 1, "lost": 0, "deferred": 0}
+
+
 def test_a_placement_deferred_past_the_intents_maximum_age_is_skipped_with_the_reason() -> None:
     gateway = FakeGateway(
         Placement(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import polycopy.infra.postgres
 import polycopy.polymarket.clob
 from polycopy import wiring
 from polycopy.infra.kafka import MessagePublisher, RecordConsumer, now_ms
@@ -70,8 +71,10 @@ class Clients:
 
 
 def patch_client(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> None:
-    """Replace a client class wherever the composition root's modules use it."""
-    modules = [module for module in (common, pipeline, producers, live) if hasattr(module, name)]
+    """Replace a client class wherever the composition root's modules use it (the PostgreSQL clients are
+    imported where built, from their home module)."""
+    homes = (common, pipeline, producers, live, polycopy.infra.postgres)
+    modules = [module for module in homes if hasattr(module, name)]
     assert modules, f"no wiring module uses {name}"
     for module in modules:
         monkeypatch.setattr(module, name, value)
@@ -313,6 +316,8 @@ def test_the_worker_is_built_in_its_group_and_namespace_without_starting_anythin
         ("grp-processor-followed-positions-changelog", TARGETED_TRADES.partitions, "compact"),
         ("grp-processor-recent-closed-orders-changelog", TARGETED_TRADES.partitions, "compact,delete"),
     }
+    # ... compacted within minutes, not after the broker's default 7 days: a restart replays them whole.
+    assert all(t.config["segment.ms"] == "60000" for t in changelog_topics(worker.app))
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from polycopy.infra.settings import PolycopySettings
 from schemas.topics import TopicSpec
@@ -36,9 +36,15 @@ def create_topics(settings: PolycopySettings, specs: Iterable[TopicSpec], timeou
 
 
 def create_named_topics(
-    settings: PolycopySettings, layouts: Iterable[TopicLayout], timeout: float = 30.0, *, wait: bool = False
+    settings: PolycopySettings,
+    layouts: Iterable[TopicLayout],
+    timeout: float = 30.0,
+    *,
+    wait: bool = False,
+    update_config: bool = False,
 ) -> list[str]:
-    """Create missing topics by full name; existing ones are left alone. Returns the names created.
+    """Create missing topics by full name; existing ones are left alone, unless `update_config`: then their
+    configuration is set to the layout's (only the keys it names). Returns the names created.
 
     With `wait`, return only once the broker's metadata lists every one of them with all its partitions: a
     topic is created on the controller before the broker serves it, and a client that asks at once (Faust,
@@ -72,9 +78,31 @@ def create_named_topics(
             except KafkaException as error:
                 if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise KafkaSetupError(f"cannot create topic {name}: {error}") from error
+    present = [layout for layout in wanted if layout.name in existing and layout.config]
+    if update_config and present:
+        _set_configs(admin, present, timeout)
     if wait:
         _wait_until_served(admin, wanted, timeout)
     return created
+
+
+def _set_configs(admin: AdminClient, layouts: Sequence[TopicLayout], timeout: float) -> None:
+    resources = [
+        ConfigResource(
+            ConfigResource.Type.TOPIC,
+            layout.name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in layout.config.items()
+            ],
+        )
+        for layout in layouts
+    ]
+    for resource, future in admin.incremental_alter_configs(resources, request_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as error:
+            raise KafkaSetupError(f"cannot configure topic {resource.name}: {error}") from error
 
 
 def _wait_until_served(admin: AdminClient, layouts: list[TopicLayout], timeout: float) -> None:
