@@ -146,6 +146,7 @@ class LiveOrders:
         self._lock = threading.Lock()
         self._to_cancel: set[str] = set()  # order ids a kill switch asked to cancel, until the venue did
         self._unsignable: dict[str, str] = {}  # intent id -> why its order cannot be signed
+        self._hinted: set[str] = set()  # order ids the user channel named since the last step (its thread)
         self._next_pass_ms = 0
 
     @property
@@ -282,6 +283,12 @@ class LiveOrders:
         )
 
     # --- between polls -------------------------------------------------------------------------------------
+    def hint(self, order_ids: Iterable[str]) -> None:
+        """Order ids the user channel named (its thread): ours are looked up at the next step. Only a hint:
+        the look-ups and the pure rules decide, so an event lost, repeated or early changes only the delay."""
+        with self._lock:
+            self._hinted.update(order_ids)
+
     def load(self) -> None:
         """Take up the open orders and deferred intents the journal holds; publish what an earlier run stored
         but did not deliver. The first reconciliation pass runs at the first step."""
@@ -306,16 +313,20 @@ class LiveOrders:
 
     def step(self) -> None:
         """Kill switches, due deferred placements, pending cancels, and (every `reconcile_secs`) one
-        reconciliation pass over the open orders."""
+        reconciliation pass over the open orders; between passes, one over those the user channel named."""
         self._apply_switches()
         now = self._clock_ms()
         self._retry_deferred(now)
         if self._to_cancel:
             self._cancel_pending()
             self._next_pass_ms = 0  # report the cancels at once
+        with self._lock:
+            hinted, self._hinted = self._hinted, set()
         if self._tracked and now >= self._next_pass_ms:
             self._next_pass_ms = now + int(self._policy.reconcile_secs * 1000)
             self.reconcile()
+        elif named := [t for t in self._tracked.values() if t.order_id in hinted]:
+            self.reconcile(named, named=True)
         self._observe()
 
     def _observe(self) -> None:
@@ -326,10 +337,11 @@ class LiveOrders:
         gauge.labels("lost").set(lost)
         gauge.labels("deferred").set(len(self._deferred))
 
-    def reconcile(self) -> None:
-        """One pass over every open order: reports for what changed, stored then published."""
-        orders = list(self._tracked.values())
-        reports = self._reconciler.reconcile(orders)
+    def reconcile(self, orders: Sequence[TrackedOrder] | None = None, *, named: bool = False) -> None:
+        """One pass over every open order (or over `orders`, `named` by the user channel): reports for what
+        changed, stored then published."""
+        orders = list(self._tracked.values()) if orders is None else list(orders)
+        reports = self._reconciler.reconcile(orders, named=named)
         by_intent: dict[str, list[ExecutionReport]] = {}
         for report in reports:
             by_intent.setdefault(report.intent_id, []).append(report)

@@ -1,8 +1,8 @@
 """Reconciliation passes over the live orders that are not settled yet: each order looked up, the account's
 trades read once per pass, the lost-order rule applied, and what changed turned into execution reports.
 
-Polling only: the venue's authenticated user channel would shorten the delay, and can feed the same pure
-rules (`processors.core.reconcile`) later.
+The venue's authenticated user channel only shortens the delay: the orders its events name get a pass of
+their own at once (`named`), through the same look-ups and pure rules (`processors.core.reconcile`).
 """
 
 from __future__ import annotations
@@ -91,10 +91,11 @@ class OrderReconciler:
         kills = tracked.intent.order_type in (OrderType.FAK, OrderType.FOK)
         return self._emit(tracked, observe_placement(placement, tracked.intent.size, kills))
 
-    def reconcile(self, orders: Sequence[TrackedOrder]) -> list[ExecutionReport]:
+    def reconcile(self, orders: Sequence[TrackedOrder], *, named: bool = False) -> list[ExecutionReport]:
         """One pass: the account's trades and its resting orders once, then a look-up of each order that is
         not resting (one request per changed order, not per open order: the executor's loop waits for the
-        pass), and the lost-order rule."""
+        pass), and the lost-order rule. `named`: the user channel has just named these orders, so the venue
+        knows them and a not-found now is its index lagging, never counted towards LOST."""
         if not orders:
             return []
         since = min(tracked.intent.created_at_ms for tracked in orders) - RESOLVE_LOOKBACK_MS
@@ -112,10 +113,10 @@ class OrderReconciler:
             if lookup.kind is LookupKind.FOUND or mine:
                 tracked.not_found_count = 0
                 observations = reconcile_order(tracked.known, lookup.order, mine)
-            elif verdict is LookupVerdict.COUNTED:
+            elif verdict is LookupVerdict.COUNTED and not named:
                 tracked.not_found_count = count
                 observations = [self._not_found(tracked, count)]
-            elif verdict is LookupVerdict.CHECK_TRADES and not tracked.lost:
+            elif verdict is LookupVerdict.CHECK_TRADES and not tracked.lost and not named:
                 tracked.not_found_count = count
                 decision = decide_lost(tracked.order_id, fills)
                 if decision is LostVerdict.LOST:
