@@ -8,7 +8,8 @@ their own at once (`named`), through the same look-ups and pure rules (`processo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from polycopy.infra.kafka import now_ms
@@ -48,6 +49,33 @@ class TrackedOrder:
     @classmethod
     def start(cls, intent: OrderIntent, order_id: str, sent_at_ms: int) -> TrackedOrder:
         return cls(intent, order_id, KnownOrder(order_id, intent.size), sent_at_ms)
+
+
+class OrderHints:
+    """Order ids the user channel named (added from its thread), taken by the executor's loop for a pass of
+    their own at most once per `spacing_ms`: authenticated GETs are throttled early (about 10/s), and each
+    pass reads the account's trades and open orders. Ids not taken yet are kept for the next pass."""
+
+    def __init__(self, spacing_ms: int) -> None:
+        self._spacing_ms, self._next_ms = spacing_ms, 0
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, order_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._ids.update(order_ids)
+
+    def take(self, now_ms: int) -> set[str]:
+        """Every id named since the last take, or none (all kept) before the next pass is due."""
+        if now_ms < self._next_ms:
+            return set()
+        with self._lock:
+            taken, self._ids = self._ids, set()
+        return taken
+
+    def space_from(self, now_ms: int) -> None:
+        """A named pass ran at `now_ms`: the next one waits `spacing_ms`."""
+        self._next_ms = now_ms + self._spacing_ms
 
 
 def build_live_report(

@@ -339,6 +339,17 @@ def test_an_order_the_user_channel_names_is_looked_up_at_the_next_step_not_at_th
     assert gateway.lookups == [named]  # the named order only (the other one rests, not even looked up)
     assert [(r.order_id, r.kind) for r in reports.published] == [(named, ReportKind.CANCELLED)]
     assert list(orders.tracked) == [intents[1].intent_id]
+    # Named passes are spaced (authenticated GETs are throttled early): a hint soon after waits, kept.
+    gateway.orders[other] = VenueOrder(
+        other, VenueOrderStatus.CANCELED, intents[1].side, "a", D(20), D(0), D(1)
+    )
+    orders.hint([other])
+    clock.now += 10
+    orders.step()
+    assert len(reports.published) == 1
+    clock.now += 250
+    orders.step()
+    assert [(r.order_id, r.kind) for r in reports.published][1:] == [(other, ReportKind.CANCELLED)]
 
 
 def test_a_named_order_the_venue_cannot_find_yet_is_not_counted_towards_lost() -> None:
