@@ -302,3 +302,42 @@ async def test_the_follower_warns_once_per_outage_and_shows_it_on_the_gauge(
     ]
     assert len(warnings) == 2  # one per follower's outage, however many attempts failed
     assert metrics.user_channel_connected._value.get() == 0
+
+
+# --- the wiring ---------------------------------------------------------------------------------------------
+def test_the_wiring_starts_no_follower_when_the_channel_is_off_and_refuses_nothing_without_credentials() -> (
+    None
+):
+    from polycopy.infra.settings import PolycopySettings
+    from polycopy.wiring.live import start_user_channel
+
+    off = PolycopySettings(live_user_channel=False)
+    no_url = PolycopySettings(clob_user_ws_url="")
+    no_key = PolycopySettings(
+        clob_url="http://127.0.0.1:9"
+    )  # paper settings: nothing to derive credentials from
+
+    for settings in (off, no_url, no_key):
+        assert start_user_channel(settings, PipelineMetrics(), lambda ids: None) is None
+
+
+def test_the_wiring_follows_the_configured_url_with_the_configured_credentials() -> None:
+    from polycopy.infra.settings import PolycopySettings
+    from polycopy.wiring.live import start_user_channel
+
+    settings = PolycopySettings(
+        clob_user_ws_url=free_port_url() + "ws/user",
+        clob_api_key="k",
+        clob_api_secret="c2VjcmV0",
+        clob_api_passphrase="p",
+    )
+    follower = start_user_channel(settings, PipelineMetrics(), lambda ids: None)
+    try:
+        assert follower is not None and follower.url == settings.clob_user_ws_url
+        assert json.loads(follower._subscription_frames()[0])["auth"] == {
+            "apiKey": "k",
+            "secret": "c2VjcmV0",
+            "passphrase": "p",
+        }
+    finally:
+        follower.stop()
