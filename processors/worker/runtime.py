@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 # A restarted worker replays its changelogs from their start, so they must stay near one value per key. The
 # broker only compacts closed segments, and by default closes one after 1 GB or 7 days: every write since the
 # topic began stayed, and a 10-minute chaos run's worker took 20 s to restore 14,000 records (issue 8).
-# Segments close after a minute and are cleaned once a tenth of them is stale.
-COMPACTION = {"segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}
+# Segments close after 15 s (the cleaner's default pause) and are cleaned once a tenth of them is stale.
+COMPACTION = {"segment.ms": "15000", "min.cleanable.dirty.ratio": "0.1"}
 
 
 def changelog_topics(app: faust.App) -> list[TopicLayout]:
