@@ -119,6 +119,7 @@ class SimulatorServer:
         self.clob_port = await self._serve(clob_app, self.clob_port)
         self._tasks.append(asyncio.create_task(self._run_book_drift()))
         self._tasks.append(asyncio.create_task(self._run_market_pusher()))
+        self._tasks.append(asyncio.create_task(self._run_user_pusher()))
         if self.auto_trades:
             self._tasks.append(asyncio.create_task(self._run_trade_stream()))
 
@@ -266,4 +267,9 @@ class SimulatorServer:
         while True:
             await asyncio.sleep(_MARKET_PUSH_SECS)
             await self.push_book_changes()
+
+    async def _run_user_pusher(self) -> None:
+        """The user channel's events, on a task of their own: a fault there never stops the market channel."""
+        while True:
+            await asyncio.sleep(_MARKET_PUSH_SECS)
             await self.user_channel.push_changes()
