@@ -47,7 +47,6 @@ class UserChannelFollower:
         self._ready = threading.Event()
         self._outage = False  # warned that the channel is down, and no sign since that it is back
         self._opened_at: float | None = None
-        self.events = 0  # events naming at least one order, handed on
 
     @property
     def connected(self) -> bool:
@@ -105,7 +104,6 @@ class UserChannelFollower:
             log.info("CLOB user channel back: live orders are looked up as their events arrive")
         order_ids = message.order_ids
         if order_ids:
-            self.events += len(message.events)
             try:
                 self._on_orders(order_ids)
             except Exception:  # a hint that cannot be taken must not end the channel
