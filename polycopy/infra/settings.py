@@ -195,6 +195,11 @@ class PolycopySettings(BaseSettings):
         "so a second pipeline on the same host (a demo, a test) gets ports of its own",
     )
     metrics_enabled: bool = Field(default=True, description="serve /metrics from each component")
+    faust_metrics: bool = Field(
+        default=False,
+        description="worker: also record Faust's own Prometheus sensor (faust_*: events, sends, commits, "
+        "table operations) on every event; off, it costs nothing (no dashboard or alert reads it)",
+    )
     data_dir: Path = Field(
         default=PROJECT_ROOT / ".data", description="local state (Faust tables, infra data)"
     )

@@ -17,6 +17,7 @@ ZERO = Decimal(0)
 USDC_STEP = Decimal("0.000001")  # the collateral token has 6 decimals
 RECENT_INTENTS_KEPT = 2000
 POSITION_CHANGES_KEPT = 10_000  # then the log starts again under a new epoch (its readers resynchronise)
+DAYS_KEPT = 7  # days of daily PnL a saved ledger keeps (the daily loss reads the latest day only)
 
 
 class LedgerError(ValueError):
@@ -360,10 +361,14 @@ class WalletLedger:
             },
             "leader_positions": {k: str(v) for k, v in self.leader_positions.items()},
             "followed_positions": {k: str(v) for k, v in self.followed_positions.items()},
-            "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-7:]},
-            "daily_unrealised": {k: str(v) for k, v in sorted(self.daily_unrealised.items())[-7:]},
+            "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-DAYS_KEPT:]},
+            "daily_unrealised": {k: str(v) for k, v in sorted(self.daily_unrealised.items())[-DAYS_KEPT:]},
             "recent_intents": list(self.recent_intents),
         }
+
+    def state_is_whole(self) -> bool:
+        """Whether `from_state(to_state())` gives this ledger back (the state keeps DAYS_KEPT days of PnL)."""
+        return len(self.daily_realised) <= DAYS_KEPT and len(self.daily_unrealised) <= DAYS_KEPT
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> WalletLedger:

@@ -56,6 +56,17 @@ class WalletState:
             "portfolio": self.portfolio.to_state(),
         }
 
+    def dumps_whole(self) -> bool:
+        """Whether `load(dump())` gives this state back, but for its running sums (which give what summing
+        afresh gives): the PnL book and the orders always do; the ledger unless it holds more days of PnL
+        than its state keeps."""
+        return self.ledger.state_is_whole()
+
+    def forget_closed(self) -> None:
+        """Forget the closed ids and their index (saved, the worker keeps them in a table of their own)."""
+        self.closed.clear()
+        self.__dict__.pop("_closed_index_counts", None)
+
     def is_closed(self, order_id: str) -> bool:
         """True when the order reached a final state (a report about it now is late and changes nothing)."""
         return order_id in self._closed_index()

@@ -171,7 +171,8 @@ def create_app(
         """What a wallet event changed (positions, a snapshot), sent with the event's own outputs."""
         return [(spec, change.wallet_id, message.to_bytes()) for spec, message in change.messages]
 
-    install_prometheus_sensor(app, metrics)
+    if settings.faust_metrics:  # Faust's sensor runs on every event, send and table write: off unless asked
+        install_prometheus_sensor(app, metrics)
     lagging = (RAW_TRADES, TARGETED_TRADES, EXECUTION_REPORTS)
     watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in lagging})
 

@@ -17,11 +17,16 @@ from typing import Any
 
 from polycopy.infra.metrics import PipelineMetrics
 from processors.core import engine
-from processors.core.snapshots import build_position_changes, build_position_views, build_snapshot
+from processors.core.snapshots import (
+    PositionsBefore,
+    build_position_changes,
+    build_snapshot,
+    capture_positions,
+)
 from processors.core.wallet_state import WalletState
 from processors.worker.state import WalletStateStore
 from schemas.base import Message
-from schemas.portfolio import MarketResolution, PositionView, WalletResolution, WalletSnapshot
+from schemas.portfolio import MarketResolution, WalletResolution, WalletSnapshot
 from schemas.topics import ORDER_EVENTS, POSITIONS, WALLET_RESOLUTIONS, WALLET_SNAPSHOTS, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -53,15 +58,17 @@ class WalletPublisher:
         self._interval, self._clock_ms, self._monotonic = interval_secs, clock_ms, monotonic
         self._last_published: dict[str, float] = {}
         self.due: set[str] = set()
+        # Each wallet's gauges, looked up by label once (`labels()` per gauge per event: 1 % of the worker).
+        self._gauges: dict[str, tuple[Any, ...]] = {}
 
-    def before(self, wallet_id: str, state: WalletState) -> dict[str, PositionView]:
-        return build_position_views(wallet_id, state, self._clock_ms())
+    def before(self, wallet_id: str, state: WalletState) -> PositionsBefore:
+        return capture_positions(wallet_id, state, self._clock_ms())
 
-    def after(self, wallet_id: str, state: WalletState, before: dict[str, PositionView]) -> WalletChange:
+    def after(self, wallet_id: str, state: WalletState, before: PositionsBefore) -> WalletChange:
         now_ms = self._clock_ms()
         state.portfolio.version += 1
         change = WalletChange(wallet_id)
-        for view in build_position_changes(before, wallet_id, state, now_ms):
+        for view in build_position_changes(before, state, now_ms):
             change.messages.append((POSITIONS, view))
         self.observe(wallet_id, state)  # gauges follow every change; snapshots are rate-limited
         last = self._last_published.get(wallet_id)
@@ -80,17 +87,30 @@ class WalletPublisher:
 
     def observe(self, wallet: str, state: WalletState) -> None:
         """Set the wallet's gauges (floats for Prometheus; the topics and tables keep the exact decimals)."""
-        m, ledger = self._metrics, state.ledger
-        m.wallet_capital.labels(wallet).set(float(ledger.capital_usdc))
-        m.wallet_available.labels(wallet).set(float(ledger.available))
-        m.wallet_reserved.labels(wallet).set(float(ledger.reserved))
-        m.wallet_deployed.labels(wallet).set(float(ledger.deployed))
-        m.wallet_pnl.labels(wallet, "realised").set(float(ledger.realised_pnl))
-        m.wallet_pnl.labels(wallet, "unrealised").set(float(state.portfolio.unrealised(ledger)))
+        gauges = self._gauges.get(wallet)
+        if gauges is None:
+            m = self._metrics
+            gauges = self._gauges[wallet] = (
+                m.wallet_capital.labels(wallet),
+                m.wallet_available.labels(wallet),
+                m.wallet_reserved.labels(wallet),
+                m.wallet_deployed.labels(wallet),
+                m.wallet_pnl.labels(wallet, "realised"),
+                m.wallet_pnl.labels(wallet, "unrealised"),
+            )
+        capital, available, reserved, deployed, realised, unrealised = gauges
+        ledger = state.ledger
+        capital.set(float(ledger.capital_usdc))
+        available.set(float(ledger.available))
+        reserved.set(float(ledger.reserved))
+        deployed.set(float(ledger.deployed))
+        realised.set(float(ledger.realised_pnl))
+        unrealised.set(float(state.portfolio.unrealised(ledger)))
 
     def forget(self, wallet_id: str) -> None:
         """A wallet no longer configured: drop its gauges (their label values stay bounded)."""
         self._last_published.pop(wallet_id, None)
+        self._gauges.pop(wallet_id, None)  # removed below: a wallet configured again gets new ones
         self.due.discard(wallet_id)
         m = self._metrics
         for gauge in (m.wallet_capital, m.wallet_available, m.wallet_reserved, m.wallet_deployed):

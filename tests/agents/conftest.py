@@ -121,9 +121,10 @@ async def worker_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Worker]]
         *,
         fetcher: CountingFetcher | None = None,
         clock_ms: Callable[[], int] = lambda: NOW_MS,
+        with_settings: dict[str, Any] | None = None,
         **options: Any,
     ) -> Worker:
-        settings = PolycopySettings(data_dir=tmp_path, metrics_enabled=False)
+        settings = PolycopySettings(data_dir=tmp_path, metrics_enabled=False, **(with_settings or {}))
         outbox, metrics = RecordingOutbox(), PipelineMetrics()
         fetcher = fetcher or CountingFetcher(build_book_payload())
         books = BookCache(fetcher, 500, channel_max_age_ms=30_000, metrics=metrics, clock_ms=clock_ms)

@@ -1,7 +1,7 @@
 """What the worker's agents tell while they work: one trade followed through the target filter, the
 evaluation and the lifecycle by its dedup key in their log lines (with the intent and order ids once known),
 the decision stage's latency, a failure logged with the ids of the event that failed, and Faust's own sensor
-recording into the worker's registry."""
+recording into the worker's registry when asked (it is off by default)."""
 
 from __future__ import annotations
 
@@ -97,8 +97,17 @@ async def test_a_failing_event_is_logged_with_its_ids(worker_factory) -> None:  
     )
 
 
-async def test_fausts_own_sensor_records_into_the_workers_registry(worker_factory) -> None:  # type: ignore[no-untyped-def]
+async def test_fausts_own_sensor_is_off_unless_asked(worker_factory) -> None:  # type: ignore[no-untyped-def]
+    """It runs on every event, send and table write (a tenth of the worker's CPU in the bench's profile), and
+    no dashboard or alert rule reads it."""
     worker = worker_factory(REFERENCE)
+    assert not isinstance(worker.app.monitor, PrometheusMonitor)
+    names = {family.name for family in worker.metrics.registry.collect()}
+    assert not any(name.startswith("faust_") for name in names) and "polycopy_decisions" in names
+
+
+async def test_fausts_own_sensor_records_into_the_workers_registry(worker_factory) -> None:  # type: ignore[no-untyped-def]
+    worker = worker_factory(REFERENCE, with_settings={"faust_metrics": True})
     assert isinstance(worker.app.monitor, PrometheusMonitor)
     names = {family.name for family in worker.metrics.registry.collect()}
     assert {"faust_messages_received", "faust_events_runtime_ms", "faust_consumer_commit_latency"} <= names

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from faust.tables.base import Collection
+
 from processors.core.book_log import PINNED_KEEP_MS
 from processors.core.books import stamp_book
 from processors.core.engine import StaticReference
@@ -161,3 +163,30 @@ async def test_reports_become_events_on_the_shared_wallet_state_and_a_late_repor
     worker.books.books.apply(ASSET, THIN)
     await worker.put("evaluate", sell)
     assert decisions(worker)[-1].size == Decimal("8")  # the whole position: the leader sold all it had
+
+
+async def test_a_key_marked_in_this_window_is_not_written_again(worker_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every report of an order marks its intent decided (`save_for_report`), and a late report marks its
+    order closed again: the mark is in the window already, and writing it again only sends one more changelog
+    record (a table write costs about as much as a send)."""
+    writes: list[str] = []
+    send_changelog = Collection.send_changelog
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        writes.append(self.name)
+        return send_changelog(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "send_changelog", counted)
+    worker = worker_factory(REFERENCE)
+    worker.books.books.apply(ASSET, THIN)
+    await worker.put("evaluate", pinned(THIN.book_id))
+    [(_, intent)] = worker.outbox.messages(ORDER_INTENTS)
+    reports = execute_on_paper(
+        intent, build_paper_order_id(intent.intent_id), sent_at_ms=NOW_MS, reported_at_ms=NOW_MS
+    )
+    assert len(reports) >= 2
+    await worker.put("order-lifecycle", *reports, reports[-1])  # the last again: late
+
+    assert writes.count("recent-decisions") == 1  # the decision's; its reports find it marked
+    assert writes.count("recent-closed-orders") == 1  # the order's end; the late report finds it marked
+    assert writes.count("wallet-state") == 2 + len(reports)  # every event still saves the wallet's state

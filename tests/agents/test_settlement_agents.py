@@ -148,18 +148,19 @@ def test_snapshots_go_out_at_most_once_per_interval_and_a_held_back_wallet_is_du
         PipelineMetrics(), lambda _: "paper", interval_secs=5.0, clock_ms=lambda: NOW_MS, monotonic=clock
     )
     state = WalletState.new(D("100"))
+    before = publisher.before(WALLET_ID, state)  # nothing held: no position changes
 
-    first = publisher.after(WALLET_ID, state, {})
-    second = publisher.after(WALLET_ID, state, {})
+    first = publisher.after(WALLET_ID, state, before)
+    second = publisher.after(WALLET_ID, state, before)
     clock.now += 5.0
-    third = publisher.after(WALLET_ID, state, {})
+    third = publisher.after(WALLET_ID, state, before)
 
     def snapshots(change) -> list[int]:  # type: ignore[no-untyped-def]
         return [message.version for spec, message in change.messages if spec is WALLET_SNAPSHOTS]
 
     assert (snapshots(first), snapshots(second), snapshots(third)) == ([1], [], [3])
     assert publisher.due == set()  # the third carried the latest state
-    publisher.after(WALLET_ID, state, {})
+    publisher.after(WALLET_ID, state, before)
     assert publisher.due == {WALLET_ID}
     assert publisher.snapshot(WALLET_ID, state, NOW_MS).version == 4
     assert publisher.due == set()
@@ -175,3 +176,16 @@ async def test_the_timer_publishes_the_snapshots_the_rate_limit_held_back(worker
     count = len(worker.outbox.messages(WALLET_SNAPSHOTS))
     await run_snapshot_timer(worker)  # nothing due any more
     assert len(worker.outbox.messages(WALLET_SNAPSHOTS)) == count
+
+
+def test_a_wallet_forgotten_then_configured_again_has_its_gauges_back() -> None:
+    metrics = PipelineMetrics()
+    publisher = WalletPublisher(metrics, lambda _: "paper", interval_secs=5.0, clock_ms=lambda: NOW_MS)
+    capital = {"wallet": WALLET_ID}
+    publisher.observe(WALLET_ID, WalletState.new(D("100")))
+    assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) == 100.0
+
+    publisher.forget(WALLET_ID)
+    assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) is None
+    publisher.observe(WALLET_ID, WalletState.new(D("200")))  # the gauges it looked up before were removed
+    assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) == 200.0

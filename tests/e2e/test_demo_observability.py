@@ -148,6 +148,7 @@ def observed_demo(
         clob_url=f"http://127.0.0.1:{clob_port}",
         clob_market_ws_url=f"ws://127.0.0.1:{clob_port}/ws/market",
         metrics_enabled=True,
+        faust_metrics=True,  # off by default; its series are checked on the worker's page below
         metrics_base_port=free_port_block(len(DEFAULT_PORTS)),
         sink_flush_secs=0.2,
         log_format=LogFormat.JSON,

@@ -37,3 +37,15 @@ def test_an_open_order_is_not_closed() -> None:
     state.record_order(OrderRecord("order-1", OrderStatus.PLACED))
 
     assert not state.is_closed("order-1") and "order-1" in state.orders
+
+
+def test_forgotten_closed_ids_are_forgotten_by_the_index_too() -> None:
+    """The worker's store forgets the closed ids once their table has them and may keep the state for the next
+    event, which adds back the one id its report needs: the index must answer from that list, not the old."""
+    state = WalletState.new(Decimal(100))
+    state.record_order(OrderRecord("order-1", OrderStatus.FILLED))
+    assert state.is_closed("order-1")  # the index is built
+
+    state.forget_closed()
+    state.closed.append("order-2")  # as `load_for_report` adds an id the closed-orders table holds
+    assert state.is_closed("order-2") and not state.is_closed("order-1")
