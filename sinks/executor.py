@@ -113,6 +113,10 @@ class Executor:
         self.republished = 0
 
     @property
+    def metrics(self) -> PipelineMetrics:
+        return self._metrics
+
+    @property
     def books(self) -> LatestBooks:
         """Where the follower of the books topic hands book states (for resting paper orders)."""
         return self._books

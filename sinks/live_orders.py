@@ -28,7 +28,7 @@ from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKi
 from schemas.venue import Placement, PlacementKind
 from sinks.gateway import OrderGateway
 from sinks.paper_orders import ReportSink
-from sinks.reconciler import OrderReconciler, TrackedOrder
+from sinks.reconciler import OrderHints, OrderReconciler, TrackedOrder
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,9 @@ class LivePolicy:
     max_intent_age_secs: float = 60.0
     reconcile_secs: float = 2.0
     lost_watch_secs: float = 3600.0  # a LOST order stays fillable: its fills are looked for this long
+    # Passes over the orders the user channel named, at most this often: authenticated GETs are throttled
+    # early (about 10/s), and each pass reads the account's trades and open orders.
+    named_pass_secs: float = 0.25
 
 
 def tracked_state(tracked: TrackedOrder) -> dict[str, Any]:
@@ -146,6 +149,7 @@ class LiveOrders:
         self._lock = threading.Lock()
         self._to_cancel: set[str] = set()  # order ids a kill switch asked to cancel, until the venue did
         self._unsignable: dict[str, str] = {}  # intent id -> why its order cannot be signed
+        self._hints = OrderHints(int(policy.named_pass_secs * 1000))
         self._next_pass_ms = 0
 
     @property
@@ -282,6 +286,11 @@ class LiveOrders:
         )
 
     # --- between polls -------------------------------------------------------------------------------------
+    def hint(self, order_ids: Iterable[str]) -> None:
+        """Order ids the user channel named (its thread): ours are looked up at the next step. Only a hint:
+        the look-ups and the pure rules decide, so an event lost, repeated or early changes only the delay."""
+        self._hints.add(order_ids)
+
     def load(self) -> None:
         """Take up the open orders and deferred intents the journal holds; publish what an earlier run stored
         but did not deliver. The first reconciliation pass runs at the first step."""
@@ -306,16 +315,20 @@ class LiveOrders:
 
     def step(self) -> None:
         """Kill switches, due deferred placements, pending cancels, and (every `reconcile_secs`) one
-        reconciliation pass over the open orders."""
+        reconciliation pass over the open orders; between passes, one over those the user channel named."""
         self._apply_switches()
         now = self._clock_ms()
         self._retry_deferred(now)
         if self._to_cancel:
             self._cancel_pending()
             self._next_pass_ms = 0  # report the cancels at once
+        hinted = self._hints.take(now)
         if self._tracked and now >= self._next_pass_ms:
             self._next_pass_ms = now + int(self._policy.reconcile_secs * 1000)
             self.reconcile()
+        elif named := [t for t in self._tracked.values() if t.order_id in hinted]:
+            self._hints.space_from(now)
+            self.reconcile(named, named=True)
         self._observe()
 
     def _observe(self) -> None:
@@ -326,10 +339,11 @@ class LiveOrders:
         gauge.labels("lost").set(lost)
         gauge.labels("deferred").set(len(self._deferred))
 
-    def reconcile(self) -> None:
-        """One pass over every open order: reports for what changed, stored then published."""
-        orders = list(self._tracked.values())
-        reports = self._reconciler.reconcile(orders)
+    def reconcile(self, orders: Sequence[TrackedOrder] | None = None, *, named: bool = False) -> None:
+        """One pass over every open order (or over `orders`, `named` by the user channel): reports for what
+        changed, stored then published."""
+        orders = list(self._tracked.values()) if orders is None else list(orders)
+        reports = self._reconciler.reconcile(orders, named=named)
         by_intent: dict[str, list[ExecutionReport]] = {}
         for report in reports:
             by_intent.setdefault(report.intent_id, []).append(report)

@@ -1,14 +1,15 @@
 """Reconciliation passes over the live orders that are not settled yet: each order looked up, the account's
 trades read once per pass, the lost-order rule applied, and what changed turned into execution reports.
 
-Polling only: the venue's authenticated user channel would shorten the delay, and can feed the same pure
-rules (`processors.core.reconcile`) later.
+The venue's authenticated user channel only shortens the delay: the orders its events name get a pass of
+their own at once (`named`), through the same look-ups and pure rules (`processors.core.reconcile`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from polycopy.infra.kafka import now_ms
@@ -48,6 +49,33 @@ class TrackedOrder:
     @classmethod
     def start(cls, intent: OrderIntent, order_id: str, sent_at_ms: int) -> TrackedOrder:
         return cls(intent, order_id, KnownOrder(order_id, intent.size), sent_at_ms)
+
+
+class OrderHints:
+    """Order ids the user channel named (added from its thread), taken by the executor's loop for a pass of
+    their own at most once per `spacing_ms`: authenticated GETs are throttled early (about 10/s), and each
+    pass reads the account's trades and open orders. Ids not taken yet are kept for the next pass."""
+
+    def __init__(self, spacing_ms: int) -> None:
+        self._spacing_ms, self._next_ms = spacing_ms, 0
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, order_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._ids.update(order_ids)
+
+    def take(self, now_ms: int) -> set[str]:
+        """Every id named since the last take, or none (all kept) before the next pass is due."""
+        if now_ms < self._next_ms:
+            return set()
+        with self._lock:
+            taken, self._ids = self._ids, set()
+        return taken
+
+    def space_from(self, now_ms: int) -> None:
+        """A named pass ran at `now_ms`: the next one waits `spacing_ms`."""
+        self._next_ms = now_ms + self._spacing_ms
 
 
 def build_live_report(
@@ -91,10 +119,11 @@ class OrderReconciler:
         kills = tracked.intent.order_type in (OrderType.FAK, OrderType.FOK)
         return self._emit(tracked, observe_placement(placement, tracked.intent.size, kills))
 
-    def reconcile(self, orders: Sequence[TrackedOrder]) -> list[ExecutionReport]:
+    def reconcile(self, orders: Sequence[TrackedOrder], *, named: bool = False) -> list[ExecutionReport]:
         """One pass: the account's trades and its resting orders once, then a look-up of each order that is
         not resting (one request per changed order, not per open order: the executor's loop waits for the
-        pass), and the lost-order rule."""
+        pass), and the lost-order rule. `named`: the user channel has just named these orders, so the venue
+        knows them and a not-found now is its index lagging, never counted towards LOST."""
         if not orders:
             return []
         since = min(tracked.intent.created_at_ms for tracked in orders) - RESOLVE_LOOKBACK_MS
@@ -112,10 +141,10 @@ class OrderReconciler:
             if lookup.kind is LookupKind.FOUND or mine:
                 tracked.not_found_count = 0
                 observations = reconcile_order(tracked.known, lookup.order, mine)
-            elif verdict is LookupVerdict.COUNTED:
+            elif verdict is LookupVerdict.COUNTED and not named:
                 tracked.not_found_count = count
                 observations = [self._not_found(tracked, count)]
-            elif verdict is LookupVerdict.CHECK_TRADES and not tracked.lost:
+            elif verdict is LookupVerdict.CHECK_TRADES and not tracked.lost and not named:
                 tracked.not_found_count = count
                 decision = decide_lost(tracked.order_id, fills)
                 if decision is LostVerdict.LOST:

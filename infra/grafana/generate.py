@@ -254,6 +254,14 @@ ORDERS = Dashboard(
                     "short",
                     width=6,
                 ),
+                Panel(
+                    "User channel connected",
+                    "1 while the live executor follows the venue's user channel (its events hurry "
+                    "reconciliation along); 0 = live orders reconciled by polling alone.",
+                    (_q("max(polycopy_user_channel_connected)", "connected"),),
+                    "short",
+                    width=6,
+                ),
             ),
         ),
         (

@@ -71,7 +71,7 @@ DEAD_LETTER_STAGES = (
 )
 # A bad market-channel frame is counted, not lettered; so is a raw trade the books producer cannot read (the
 # target filter letters it).
-PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel", "books")
+PARSE_STAGES = (*DEAD_LETTER_STAGES, "market-channel", "books", "user-channel")
 RECONNECT_REASONS = ("closed", "error", "watchdog")
 # The live gateway's venue endpoint groups (sinks.gateway.ENDPOINT_GROUPS), each with its own breaker.
 BREAKER_ENDPOINTS = ("orders.place", "orders.read", "orders.cancel")
@@ -292,6 +292,12 @@ class PipelineMetrics:
             "Live orders the executor watches: open (at the venue, not final), lost (marked LOST, still "
             "watched for a late fill), deferred (not sent yet: a breaker or the venue holds placement)",
             ["state"],
+            registry=r,
+        )
+        self.user_channel_connected = Gauge(
+            "polycopy_user_channel_connected",
+            "1 while the executor's authenticated user channel is connected (its events hurry reconciliation "
+            "along), 0 while live orders are reconciled by polling alone",
             registry=r,
         )
         self.alerts = Counter(

@@ -110,6 +110,18 @@ class PolycopySettings(BaseSettings):
         description="CLOB market-channel WebSocket for streamed books "
         "(wss://ws-subscriptions-clob.polymarket.com/ws/market live); empty = REST books only",
     )
+    clob_user_ws_url: str = Field(
+        default="ws://127.0.0.1:18080/ws/user",
+        pattern=r"^(wss?://\S+)?$",
+        description="CLOB user-channel WebSocket a live executor follows to look its orders up as soon as "
+        "the venue reports a change (wss://ws-subscriptions-clob.polymarket.com/ws/user live); "
+        "empty = polling only",
+    )
+    live_user_channel: bool = Field(
+        default=True,
+        description="live executor: follow the user channel (POLYCOPY_CLOB_USER_WS_URL); "
+        "false = polling only",
+    )
     market_book_max_age_ms: int = Field(
         default=30_000,
         ge=0,

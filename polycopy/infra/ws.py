@@ -57,7 +57,9 @@ class WebSocketSession:
     every subscription. `send()` adds a frame to the live socket (a dynamic subscription). `on_open()` runs
     once connected and subscribed; `on_close(reason)` after every attempt, with CLOSED, ERROR, WATCHDOG or
     STOPPED. With `watchdog_counts_keepalive` a PING reply also proves the socket alive (a quiet channel);
-    otherwise only data frames do (a feed that answers PINGs while its data has stalled).
+    otherwise only data frames do (a feed that answers PINGs while its data has stalled). With
+    `quiet_retries` failed attempts log at debug level: the owner of an optional channel reports an outage
+    once itself (`on_close`), where a warning per backoff would flood the log.
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class WebSocketSession:
         open_timeout_secs: float = 10.0,
         max_frame_bytes: int = 2**22,
         random_fn: Callable[[], float] = random.random,
+        quiet_retries: bool = False,
     ) -> None:
         self.url, self.name = url, name
+        self._quiet_retries = quiet_retries
         self._on_frame, self._subscribe_frames = on_frame, subscribe_frames
         self._on_open, self._on_close = on_open, on_close
         self._ping_secs, self._watchdog_secs = ping_secs, watchdog_secs
@@ -115,10 +119,10 @@ class WebSocketSession:
                 reason = await self._session()
             except websockets.ConnectionClosed as error:
                 reason = CLOSED
-                log.warning("%s connection closed: %s", self.name, error)
+                log.log(self._failure_level, "%s connection closed: %s", self.name, error)
             except (OSError, websockets.WebSocketException, TimeoutError) as error:
                 reason = ERROR
-                log.warning("%s connection failed: %s", self.name, error)
+                log.log(self._failure_level, "%s connection failed: %s", self.name, error)
             finally:
                 self._outbox = None
                 self._on_close(reason)
@@ -129,6 +133,10 @@ class WebSocketSession:
             delay = self._backoff.delay(attempt, self._random_fn)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    @property
+    def _failure_level(self) -> int:
+        return logging.DEBUG if self._quiet_retries else logging.WARNING
 
     async def _session(self) -> str:
         async with websockets.connect(

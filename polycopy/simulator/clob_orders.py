@@ -3,7 +3,7 @@
 exchange; plus scripted faults (`clob_faults`: 5xx storms, 425 windows, 503 cancel-only, time-outs, 429 with
 Retry-After) that tests drive in-process (`faults`, `exchange.script`) or over HTTP under `/_sim/clob/`.
 
-The authenticated user channel (`/ws/user`) is not simulated: reconciliation polls.
+The authenticated user channel (`/ws/user`) pushing these orders' events is `user_channel`, beside this one.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The simulated venue on two ports: the RTDS activity socket on one, and on the other the CLOB (REST and
-market channel), Data API and Gamma routes, each fake service in its own module; plus the trade stream and
+"""The simulated venue on two ports: the RTDS activity socket on one, and on the other the CLOB (REST, market
+and user channels), Data API and Gamma routes, each fake service in its own module; plus the trade stream and
 book drift that make it move."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from polycopy.simulator.market_channel import MarketChannelService
 from polycopy.simulator.rest import RestService
 from polycopy.simulator.rtds import RtdsService
 from polycopy.simulator.stats import SimulatorStats
+from polycopy.simulator.user_channel import UserChannelService
 
 __all__ = ["SimulatorServer", "SimulatorStats"]
 
@@ -60,9 +61,12 @@ class SimulatorServer:
         # The authenticated order API (keys, orders, trades, cancels, scripted faults): tests reach its
         # exchange and faults through this attribute.
         self.clob_orders = ClobOrderService(simulator, clock_ms)
+        # The account's order and trade events, for the keys the order API issued.
+        self.user_channel = UserChannelService(self.clob_orders.exchange, self.clob_orders.keys, clock_ms)
         # Everything the venue serves from other hosts shares the CLOB port here, one service per fake API.
         self._clob_port_services: tuple[RestService, ...] = (
             self._market_channel,
+            self.user_channel,
             ClobService(simulator, self.stats, clock_ms, self.clob_orders.faults),
             self.clob_orders,
             self._data_api,
@@ -96,6 +100,11 @@ class SimulatorServer:
         """WebSocket URL of the fake CLOB market channel (on the CLOB port, as `/ws/market`)."""
         return f"ws://{self.host}:{self.clob_port}/ws/market"
 
+    @property
+    def clob_user_ws_url(self) -> str:
+        """WebSocket URL of the fake CLOB user channel (on the CLOB port, as `/ws/user`)."""
+        return f"ws://{self.host}:{self.clob_port}/ws/user"
+
     async def start(self) -> None:
         """Bind both ports (0 picks a free one) and start the trade stream and book drift."""
         self.rtds_port = await self._serve(self._rtds.build_app(), self.rtds_port)
@@ -110,6 +119,7 @@ class SimulatorServer:
         self.clob_port = await self._serve(clob_app, self.clob_port)
         self._tasks.append(asyncio.create_task(self._run_book_drift()))
         self._tasks.append(asyncio.create_task(self._run_market_pusher()))
+        self._tasks.append(asyncio.create_task(self._run_user_pusher()))
         if self.auto_trades:
             self._tasks.append(asyncio.create_task(self._run_trade_stream()))
 
@@ -123,6 +133,7 @@ class SimulatorServer:
         self._tasks.clear()
         await self.drop_connections()
         await self.drop_market_connections()
+        await self.user_channel.drop_connections()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
@@ -256,3 +267,9 @@ class SimulatorServer:
         while True:
             await asyncio.sleep(_MARKET_PUSH_SECS)
             await self.push_book_changes()
+
+    async def _run_user_pusher(self) -> None:
+        """The user channel's events, on a task of their own: a fault there never stops the market channel."""
+        while True:
+            await asyncio.sleep(_MARKET_PUSH_SECS)
+            await self.user_channel.push_changes()

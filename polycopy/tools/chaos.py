@@ -115,6 +115,7 @@ class Chaos:
             rtds_url=f"ws://127.0.0.1:{rtds}",
             clob_url=f"http://127.0.0.1:{venue}",
             clob_market_ws_url=f"ws://127.0.0.1:{venue}/ws/market",
+            clob_user_ws_url=f"ws://127.0.0.1:{venue}/ws/user",
             data_api_url=f"http://127.0.0.1:{venue}",
             gamma_url=f"http://127.0.0.1:{venue}",
             rtds_watchdog_secs=RTDS_WATCHDOG_SECS,

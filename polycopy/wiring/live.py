@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from polycopy.infra.kafka import MessagePublisher, now_ms
@@ -43,12 +44,46 @@ def run_alerts(settings: PolycopySettings) -> None:
     sink.run()
 
 
+def live_api_credentials(settings: PolycopySettings) -> Any:
+    """The deployment's L2 API credentials: from settings, or derived from the signer (an L1 request)."""
+    from polycopy.polymarket.clob import ApiCredentials, derive_api_credentials
+
+    if settings.clob_api_key and settings.clob_api_secret and settings.clob_api_passphrase:
+        return ApiCredentials(
+            settings.clob_api_key.get_secret_value(),
+            settings.clob_api_secret.get_secret_value(),
+            settings.clob_api_passphrase.get_secret_value(),
+        )
+    if settings.private_key is None:
+        raise ValueError("live execution needs POLYCOPY_PRIVATE_KEY")
+    key = settings.private_key.get_secret_value()
+    return derive_api_credentials(settings.clob_url, settings.chain_id, key)
+
+
+def start_user_channel(
+    settings: PolycopySettings, metrics: PipelineMetrics, on_orders: Callable[[Iterable[str]], None]
+) -> Any:
+    """The user-channel follower of a live executor, started (its events name orders to look up at once);
+    None when disabled, or when its credentials cannot be had now: polling alone then, nothing refused."""
+    from polycopy.polymarket.user_feed import UserChannelFollower
+
+    if not settings.live_user_channel or not settings.clob_user_ws_url:
+        log.info("CLOB user channel off: live orders are reconciled by polling alone")
+        return None
+    try:
+        # Derived a second time when not in settings (the gateway did once): one more L1 request at start-up.
+        credentials = live_api_credentials(settings)
+    except Exception as error:  # noqa: BLE001 - the channel is optional: any failure means polling alone
+        log.warning("CLOB user channel off (no API credentials: %s): polling alone", error)
+        return None
+    return UserChannelFollower(settings.clob_user_ws_url, credentials, metrics, on_orders).start()
+
+
 def build_live_gateway(
     settings: PolycopySettings, metrics: PipelineMetrics, publisher: MessagePublisher | None = None
 ) -> Any:
     """The live order gateway for the executor (refuses without a key): API credentials from settings or
     derived from the signer, signature type and funder from settings, breaker changes as metric and alert."""
-    from polycopy.polymarket.clob import ApiCredentials, derive_api_credentials
     from polycopy.polymarket.live import LiveClobClient
     from processors.core.alerts import alert_for_breaker
     from processors.core.breaker import BreakerBoard, BreakerChange, BreakerPolicy, BreakerState
@@ -58,14 +93,7 @@ def build_live_gateway(
     if settings.private_key is None:
         raise ValueError("live execution needs POLYCOPY_PRIVATE_KEY")
     key = settings.private_key.get_secret_value()
-    if settings.clob_api_key and settings.clob_api_secret and settings.clob_api_passphrase:
-        credentials = ApiCredentials(
-            settings.clob_api_key.get_secret_value(),
-            settings.clob_api_secret.get_secret_value(),
-            settings.clob_api_passphrase.get_secret_value(),
-        )
-    else:
-        credentials = derive_api_credentials(settings.clob_url, settings.chain_id, key)
+    credentials = live_api_credentials(settings)
     client = LiveClobClient.connect(
         settings.clob_url,
         settings.chain_id,

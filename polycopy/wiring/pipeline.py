@@ -145,15 +145,23 @@ def build_executor(settings: PolycopySettings, metrics: PipelineMetrics) -> Exec
     return Executor(settings, loop=loop, publisher=publisher, journal=journal, metrics=metrics, live=live)
 
 
-def start_executor_followers(settings: PolycopySettings, executor: Executor) -> list[TopicFollower]:
+def start_executor_followers(settings: PolycopySettings, executor: Executor) -> list[Any]:
     """Start what the executor follows beside its intents: the books topic from now on (resting paper
     orders fill on the states published from now), and in a live deployment every kill switch on the
-    control topic from the beginning (it is compacted), read up to its end before the first intent."""
-    followers = [TopicFollower(settings, BOOKS, executor.books.on_record, since_ms=now_ms())]
+    control topic from the beginning (it is compacted), read up to its end before the first intent, and the
+    venue's user channel (its events hurry the reconciliation of the orders they name). Each has `stop()`."""
+    topics = [TopicFollower(settings, BOOKS, executor.books.on_record, since_ms=now_ms())]
     if executor.live is not None:
-        followers.append(TopicFollower(settings, CONTROL, executor.live.on_control))
-    for follower in followers:
+        topics.append(TopicFollower(settings, CONTROL, executor.live.on_control))
+    for follower in topics:
         follower.start(wait_secs=120)
+    followers: list[Any] = list(topics)
+    if executor.live is not None:
+        from polycopy.wiring.live import start_user_channel
+
+        channel = start_user_channel(settings, executor.metrics, executor.live.hint)
+        if channel is not None:
+            followers.append(channel)
     return followers
 
 

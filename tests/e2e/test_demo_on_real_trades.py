@@ -40,6 +40,7 @@ def simulator_urls() -> dict[str, str]:
         "rtds_url": f"ws://127.0.0.1:{free_port()}",
         "clob_url": f"http://127.0.0.1:{clob_port}",
         "clob_market_ws_url": f"ws://127.0.0.1:{clob_port}/ws/market",
+        "clob_user_ws_url": f"ws://127.0.0.1:{clob_port}/ws/user",
     }
 
 

@@ -146,6 +146,7 @@ def live(
     script.mine_ms, script.confirm_ms, script.delay_ms = 100, 400, 500
     settings = settings_factory(
         clob_url=sim.server.clob_url,
+        clob_user_ws_url=sim.server.clob_user_ws_url,
         execution_mode="live",
         private_key=PRIVATE_KEY,
         clob_timeout_secs=2.0,
@@ -356,6 +357,7 @@ def test_killing_the_executor_between_post_and_acknowledgement_leaves_exactly_on
     sim = simulator_factory(seed=13, auto_trades=False, drift_interval_secs=3600.0)
     settings = settings_factory(
         clob_url=sim.server.clob_url,
+        clob_user_ws_url=sim.server.clob_user_ws_url,
         execution_mode="live",
         clob_timeout_secs=60.0,  # the executor is still waiting for the answer when it is killed
         live_reconcile_secs=0.2,

@@ -292,6 +292,7 @@ def test_values_yaml_lists_every_setting_not_owned_by_the_chart_with_the_applica
         "rtds_url",
         "clob_url",
         "clob_market_ws_url",
+        "clob_user_ws_url",
         "data_api_url",
         "gamma_url",
         "kafka_bootstrap_servers",

@@ -316,6 +316,62 @@ def test_a_reconciliation_pass_reads_resting_orders_in_one_request_and_looks_up_
     assert list(orders.tracked) == [i.intent_id for i in intents[1:]]
 
 
+# --- the user channel's hints -------------------------------------------------------------------------------
+def test_an_order_the_user_channel_names_is_looked_up_at_the_next_step_not_at_the_next_pass() -> None:
+    intents = [live_intent(dedup_key=f"h{n}") for n in range(2)]
+    named, other = ("0x" + intent.intent_id for intent in intents)
+    gateway = FakeGateway(accepted(named), accepted(other))
+    orders, reports, clock = build(gateway)
+    for intent in intents:
+        orders.place(intent, "0x" + intent.intent_id, NOW_MS + 100)
+    gateway.orders = {order_id: resting(order_id) for order_id in (named, other)}
+    orders.step()  # the first pass; the next is `reconcile_secs` (1 s) away
+    gateway.orders[named] = VenueOrder(
+        named, VenueOrderStatus.CANCELED, intents[0].side, "a", D(20), D(0), D(1)
+    )
+    clock.now += 10
+
+    orders.step()  # nothing named: no pass yet, the cancel is not seen
+    assert reports.published == []
+    orders.hint([named, "0x" + "ee" * 32])  # an order of another deployment is ignored
+    orders.step()
+
+    assert gateway.lookups == [named]  # the named order only (the other one rests, not even looked up)
+    assert [(r.order_id, r.kind) for r in reports.published] == [(named, ReportKind.CANCELLED)]
+    assert list(orders.tracked) == [intents[1].intent_id]
+    # Named passes are spaced (authenticated GETs are throttled early): a hint soon after waits, kept.
+    gateway.orders[other] = VenueOrder(
+        other, VenueOrderStatus.CANCELED, intents[1].side, "a", D(20), D(0), D(1)
+    )
+    orders.hint([other])
+    clock.now += 10
+    orders.step()
+    assert len(reports.published) == 1
+    clock.now += 250
+    orders.step()
+    assert [(r.order_id, r.kind) for r in reports.published][1:] == [(other, ReportKind.CANCELLED)]
+
+
+def test_a_named_order_the_venue_cannot_find_yet_is_not_counted_towards_lost() -> None:
+    # The channel just said the venue knows the order: a not-found now is its index lagging.
+    gateway = FakeGateway(accepted())
+    gateway.look_up = lambda order_id: OrderLookup(LookupKind.NOT_FOUND)  # type: ignore[method-assign]
+    orders, reports, clock = build(gateway)
+    intent = live_intent()
+    orders.place(intent, ORDER_ID, NOW_MS + 100)
+    orders.step()  # the first pass counts one not-found
+    for _ in range(3):
+        clock.now += 10
+        orders.hint([ORDER_ID])
+        orders.step()
+
+    assert [r.kind for r in reports.published] == [ReportKind.NOT_FOUND]
+    assert orders.tracked[intent.intent_id].not_found_count == 1
+    clock.now += 1000
+    orders.step()  # the next regular pass counts again
+    assert orders.tracked[intent.intent_id].not_found_count == 2
+
+
 # --- restarts -----------------------------------------------------------------------------------------------
 def test_a_restart_takes_open_orders_up_again_and_publishes_what_was_not_delivered() -> None:
     gateway = FakeGateway(accepted())
