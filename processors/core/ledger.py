@@ -74,6 +74,9 @@ class WalletLedger:
     # "YYYY-MM-DD" -> change of the open positions' marked value that day (processors.core.portfolio keeps it)
     daily_unrealised: dict[str, Decimal] = field(default_factory=dict)
     recent_intents: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # intent id -> shares a SELL matched that the wallet no longer held (a live BUY of them failed on chain
+    # meanwhile): the venue cannot settle them, so they moved no money and their failure moves none back.
+    unbacked_sells: dict[str, Decimal] = field(default_factory=dict)
     # Tokens whose position changed, in order, for the PnL book to follow (`Portfolio` keeps its unrealised
     # PnL by token); restarted under a new epoch when long. Not state: a loaded ledger starts a new log.
     position_changes: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
@@ -204,26 +207,34 @@ class WalletLedger:
             position.shares += new_shares
             position.cost_usdc += min(new_value, new_shares * reservation.limit_price)
         else:
-            position = self.positions[reservation.asset]
-            # Cost basis moves in whole micro-USDC so every sum stays exact (an average price is a repeating
-            # decimal); the sale that empties the position takes whatever cost is left.
-            cost = (
-                position.cost_usdc
-                if new_shares >= position.shares
-                else (position.cost_usdc * new_shares / position.shares).quantize(
-                    USDC_STEP, rounding=ROUND_DOWN
-                )
-            )
-            pnl = new_value - cost
-            position.shares -= new_shares
-            position.cost_usdc -= cost
-            self.realised_pnl += pnl
-            self.daily_realised[day] = self.daily_realised.get(day, ZERO) + pnl
-            if position.shares <= 0:
-                del self.positions[reservation.asset]
+            self._book_sale(intent_id, reservation.asset, new_shares, new_value, day)
         if reservation.open_size <= 0:
             del self.reservations[intent_id]
         self._sync_position(reservation.asset)
+
+    def _book_sale(self, intent_id: str, asset: str, shares: Decimal, value: Decimal, day: str) -> None:
+        """Sell `shares` for `value`: only what is held, at its cost basis; the rest is unbacked."""
+        position = self.positions.get(asset)
+        sold = min(shares, position.shares) if position is not None else ZERO
+        if sold < shares:
+            self.unbacked_sells[intent_id] = self.unbacked_sells.get(intent_id, ZERO) + shares - sold
+            value = (value * sold / shares).quantize(USDC_STEP, rounding=ROUND_DOWN)
+        if position is None or sold <= 0:
+            return
+        # Cost basis moves in whole micro-USDC so every sum stays exact (an average price is a repeating
+        # decimal); the sale that empties the position takes whatever cost is left.
+        cost = (
+            position.cost_usdc
+            if sold >= position.shares
+            else (position.cost_usdc * sold / position.shares).quantize(USDC_STEP, rounding=ROUND_DOWN)
+        )
+        pnl = value - cost
+        position.shares -= sold
+        position.cost_usdc -= cost
+        self.realised_pnl += pnl
+        self.daily_realised[day] = self.daily_realised.get(day, ZERO) + pnl
+        if position.shares <= 0:
+            del self.positions[asset]
 
     def rebook(
         self,
@@ -268,6 +279,14 @@ class WalletLedger:
                 del self.positions[asset]
             self._sync_position(asset)
             return
+        unbacked = min(self.unbacked_sells.get(intent_id, ZERO), shares)
+        if unbacked > 0:  # never sold from what was held: nothing to give back for them
+            left = self.unbacked_sells.pop(intent_id) - unbacked
+            if left > 0:
+                self.unbacked_sells[intent_id] = left
+            shares -= unbacked
+            if shares <= 0:
+                return
         existing = self.positions.get(asset)
         condition_id = (
             reservation.condition_id if reservation else (existing.condition_id if existing else "")
@@ -364,6 +383,7 @@ class WalletLedger:
             "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-DAYS_KEPT:]},
             "daily_unrealised": {k: str(v) for k, v in sorted(self.daily_unrealised.items())[-DAYS_KEPT:]},
             "recent_intents": list(self.recent_intents),
+            "unbacked_sells": {k: str(v) for k, v in self.unbacked_sells.items()},
         }
 
     def state_is_whole(self) -> bool:
@@ -383,6 +403,7 @@ class WalletLedger:
             daily_realised={k: Decimal(v) for k, v in state["daily_realised"].items()},
             daily_unrealised={k: Decimal(v) for k, v in state.get("daily_unrealised", {}).items()},
             recent_intents=OrderedDict.fromkeys(state["recent_intents"]),
+            unbacked_sells={k: Decimal(v) for k, v in state.get("unbacked_sells", {}).items()},
         )
 
 

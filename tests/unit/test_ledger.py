@@ -422,3 +422,52 @@ def test_a_sale_filled_in_steps_realises_what_each_step_received() -> None:
     ledger.apply_fill("s", Decimal("20"), Decimal("0.65"), "2026-11-24")  # second 10 at 0.70
     assert ledger.realised_pnl == Decimal("10") * Decimal("0.10") + Decimal("10") * Decimal("0.20")
     assert "t" not in ledger.positions
+
+
+def test_a_sale_of_shares_a_failed_buy_took_back_credits_nothing_and_its_failure_gives_back_nothing() -> None:
+    """A live BUY whose fill failed on chain while a SELL of those shares was open: the SELL's fill found no
+    position (KeyError, the report dead-lettered). The venue cannot settle shares we never had: no proceeds,
+    and when that sale fails on chain in turn, no shares come back."""
+    ledger = WalletLedger(D("100"))
+    ledger.reserve(
+        "b", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("10"), limit_price=D("0.5")
+    )
+    ledger.apply_fill("b", D("10"), D("0.5"), DAY)
+    ledger.reserve(
+        "s", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("10"), limit_price=D("0.6")
+    )
+    ledger.reverse_fill("b", ASSET, Side.BUY, D("6"), D("0.5"), DAY)  # 4 shares left
+
+    ledger.apply_fill("s", D("10"), D("0.6"), DAY)
+
+    assert ASSET not in ledger.positions and "s" not in ledger.reservations
+    assert ledger.realised_pnl == D("0.4")  # 4 shares sold at 0.6 that cost 0.5; the other 6 credit nothing
+    assert ledger.unbacked_sells == {"s": D("6")}
+    assert round_trip(ledger) == ledger
+    assert_invariant(ledger)
+
+    ledger.reverse_fill("s", ASSET, Side.SELL, D("10"), D("0.6"), DAY)  # the whole sale failed on chain
+
+    # the 4 shares sold from what was held come back (at the sale price: nothing was left); no more
+    assert ledger.positions[ASSET].shares == D("4") and ledger.positions[ASSET].cost_usdc == D("2.4")
+    assert ledger.realised_pnl == D("0.4") and ledger.unbacked_sells == {}
+    assert_invariant(ledger)
+
+
+def test_a_sale_whose_whole_position_a_failed_buy_took_back_is_booked_without_error() -> None:
+    ledger = WalletLedger(D("100"))
+    ledger.reserve(
+        "b", asset=ASSET, condition_id=CONDITION_ID, side=Side.BUY, size=D("10"), limit_price=D("0.5")
+    )
+    ledger.apply_fill("b", D("10"), D("0.5"), DAY)
+    ledger.reserve(
+        "s", asset=ASSET, condition_id=CONDITION_ID, side=Side.SELL, size=D("10"), limit_price=D("0.6")
+    )
+    ledger.reverse_fill("b", ASSET, Side.BUY, D("10"), D("0.5"), DAY)
+
+    ledger.apply_fill("s", D("3"), D("0.6"), DAY)  # raised KeyError: no position
+
+    assert (
+        ledger.realised_pnl == 0 and ledger.available == D("100") and ledger.unbacked_sells == {"s": D("3")}
+    )
+    assert_invariant(ledger)

@@ -129,14 +129,6 @@ class Run:
     def order(self, k: int) -> tuple[OrderIntent, str] | None:
         return self.orders[k % len(self.orders)] if self.orders else None
 
-    def sell_open(self, intent: OrderIntent) -> bool:
-        """Whether a BUY's shares are offered by an open SELL: the engine does not take back the shares of a
-        BUY fill that failed on chain from under a SELL order (the SELL's fill would find no position), so
-        the sequences leave that case out."""
-        return intent.side is Side.BUY and any(
-            r.asset == intent.asset and r.side is Side.SELL for r in self.state.ledger.reservations.values()
-        )
-
     def report(self, intent: OrderIntent, order_id: str, kind: ReportKind, **fields: Any) -> None:
         report = build_report(
             kind,
@@ -223,7 +215,7 @@ class Run:
             self.report(intent, order_id, ReportKind.CANCELLED, matched_size=matched)
         elif kind == "lost":
             self.report(intent, order_id, ReportKind.LOST, matched_size=matched, detail="lost")
-        elif kind == "reverse" and matched > 0 and not self.sell_open(intent):
+        elif kind == "reverse" and matched > 0:
             _, quarters = args
             total = max(matched - intent.size * quarters / 4, ZERO)
             self.matched[order_id] = total
