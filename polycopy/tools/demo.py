@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,9 +19,11 @@ from urllib.parse import urlsplit
 import yaml
 
 from polycopy.infra.kafka import (
+    KafkaSetupError,
     MessagePublisher,
     create_topics,
     end_offsets,
+    group_backlog,
     read_topic,
     wait_for_broker,
     wait_for_consumer_group,
@@ -38,6 +41,7 @@ from schemas.topics import ALL_TOPICS, DEAD_LETTERS, DECISIONS, ORDER_EVENTS, RA
 from schemas.trades import RawTrade
 from schemas.wallets import WalletConfigFile
 from sinks import MIGRATIONS
+from sinks.postgres_sink import ROUTES
 
 PROGRESS_SECS = 5.0
 STOP_ORDER = ("producer", "executor", "worker", "books", "sink", "simulator")  # others first
@@ -195,12 +199,27 @@ class Processes:
             process.kill()
             process.wait(5)
 
-    def stop_all(self) -> None:
+    def stop_all(self, before_sink: Callable[[], None] | None = None) -> None:
         """Stop along the flow (`STOP_ORDER`): the PostgreSQL sink after every component whose events it
-        writes, and the simulator last (a live executor would otherwise find the fake venue gone and open its
-        breakers on the way out)."""
+        writes (`before_sink` runs just before it), and the simulator last (a live executor would otherwise
+        find the fake venue gone and open its breakers on the way out)."""
         for name in sorted(self.running, key=lambda n: STOP_ORDER.index(n) if n in STOP_ORDER else -1):
+            if name == "sink" and before_sink is not None:
+                before_sink()
             self.stop(name)
+
+
+def wait_for_sink(settings: PolycopySettings, wait_secs: float = 30.0) -> None:
+    """Until the sink has committed all that the stopped components wrote: the worker's last rate-limited
+    snapshot can come after the drain, and a sink stopped before reading it left its table one behind."""
+    deadline = time.monotonic() + wait_secs
+    while time.monotonic() < deadline:
+        try:
+            if group_backlog(settings, settings.consumer_group("postgres-sink"), ROUTES) == 0:
+                return
+        except KafkaSetupError:
+            return  # the broker is gone: there is nothing more the sink could read
+        time.sleep(0.5)
 
 
 def table_counts(settings: PolycopySettings) -> dict[str, int]:
@@ -306,7 +325,7 @@ def run_demo(settings: PolycopySettings, options: DemoOptions, out=print) -> Dem
             )
         _watch(settings, processes, options, baseline, out)
     finally:
-        processes.stop_all()
+        processes.stop_all(before_sink=lambda: wait_for_sink(settings))
 
     trades = [
         RawTrade.model_validate_json(r.value)
