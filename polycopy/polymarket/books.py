@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from polycopy.polymarket.text import clean_json, decode_json
+from polycopy.polymarket.text import clean_json, parse_events
 from schemas.base import Side
 from schemas.books import Level, OrderBook
 from schemas.portfolio import MarketResolution, ResolutionSource
@@ -163,24 +163,7 @@ def parse_market_message(frame: str | bytes) -> MarketMessage:
     Unknown event types (`last_trade_price`, `best_bid_ask`, ...) are counted as skipped; a malformed event is
     reported in `errors` and does not spoil the other events of the frame.
     """
-    try:
-        decoded = decode_json(frame)
-    except ValueError as error:
-        return MarketMessage(errors=(f"invalid JSON: {error}",))
-    items = decoded if isinstance(decoded, list) else [decoded]
-    events: list[MarketEvent] = []
-    skipped, errors = 0, []
-    for item in items:
-        try:
-            event = parse_market_event(item)
-        except BookFormatError as error:
-            errors.append(str(error))
-            continue
-        if event is None:
-            skipped += 1
-        else:
-            events.append(event)
-    return MarketMessage(tuple(events), skipped, tuple(errors))
+    return MarketMessage(*parse_events(frame, parse_market_event, BookFormatError))
 
 
 def parse_market_event(item: Any) -> MarketEvent | None:

@@ -1,14 +1,17 @@
 """Venue JSON as valid Unicode. Names and titles are user input, and JavaScript cuts strings in the middle of
 a surrogate pair: JSON then carries a lone `\\ud83d`, which decodes to a Python string no UTF-8 encoder
 accepts, so nothing built from it could be serialised or stored. Every venue document is decoded here, and a
-lone surrogate becomes U+FFFD."""
+lone surrogate becomes U+FFFD. Websocket frames of events (market and user channels) are split here too."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E")
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -42,3 +45,28 @@ def decode_json(data: str | bytes | bytearray) -> Any:
     else:
         suspect = _ESCAPE_BYTES.search(bytes(data)) is not None
     return clean_json(document) if suspect else document
+
+
+def parse_events(
+    frame: str | bytes, parse_event: Callable[[Any], E | None], malformed: type[Exception]
+) -> tuple[tuple[E, ...], int, tuple[str, ...]]:
+    """The events of one websocket frame (an event or a JSON array of events): those parsed, how many were
+    of a type `parse_event` skips (None), and why each malformed one (`malformed` raised) was left out; one
+    bad event does not spoil the others."""
+    try:
+        decoded = decode_json(frame)
+    except ValueError as error:
+        return (), 0, (f"invalid JSON: {error}",)
+    events: list[E] = []
+    skipped, errors = 0, []
+    for item in decoded if isinstance(decoded, list) else [decoded]:
+        try:
+            event = parse_event(item)
+        except malformed as error:
+            errors.append(str(error))
+            continue
+        if event is None:
+            skipped += 1
+        else:
+            events.append(event)
+    return tuple(events), skipped, tuple(errors)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from polycopy.polymarket.text import decode_json
+from polycopy.polymarket.text import parse_events
 
 ORDER_EVENT, TRADE_EVENT = "order", "trade"
 
@@ -81,24 +81,7 @@ class UserMessage:
 def parse_user_message(frame: str | bytes) -> UserMessage:
     """Parse one user-channel frame (an event or a JSON array of events). Unknown event types are skipped; a
     malformed event is reported in `errors` and does not spoil the other events of the frame."""
-    try:
-        decoded = decode_json(frame)
-    except ValueError as error:
-        return UserMessage(errors=(f"invalid JSON: {error}",))
-    items = decoded if isinstance(decoded, list) else [decoded]
-    events: list[UserEvent] = []
-    skipped, errors = 0, []
-    for item in items:
-        try:
-            event = parse_user_event(item)
-        except UserChannelFormatError as error:
-            errors.append(str(error))
-            continue
-        if event is None:
-            skipped += 1
-        else:
-            events.append(event)
-    return UserMessage(tuple(events), skipped, tuple(errors))
+    return UserMessage(*parse_events(frame, parse_user_event, UserChannelFormatError))
 
 
 def parse_user_event(item: Any) -> UserEvent | None:
