@@ -11,6 +11,13 @@ order record). A crash in between makes the re-read event compute and send the s
 are deterministic; downstream dedups by id), so a saved state always means its outputs are in the log. The
 evaluation and lifecycle agents share a wallet's state and now await between reading and writing it: each
 wallet's read-modify-write holds that wallet's lock.
+
+Lanes (`processors.worker.lanes`): the evaluation and the lifecycle handle each wallet's events in order
+(their message key), and different wallets' events side by side, so one event's wait for its acknowledgement
+no longer holds up the next wallet's; the target filter does the same per trader (a fill and its safety-net
+copy share the trader's key, so the second still finds the first marked seen). An event stays unacked until
+its lane has handled it. Trades of different traders may reach a wallet in another order than they were
+read when one waits for a REST book: they had no order of their own (they come from different partitions).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 
 import faust
 from faust.tables import TableManager
@@ -35,6 +43,7 @@ from processors.core import engine
 from processors.core.book_log import PINNED_KEEP_MS
 from processors.worker.book_cache import BookCache
 from processors.worker.consumer import guarded_transport
+from processors.worker.lanes import KeyedLanes
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
 from processors.worker.outbox import deliver as deliver_outputs
@@ -72,6 +81,7 @@ from schemas.trades import RawTrade, TargetedTrade, TradeSource
 log = logging.getLogger(__name__)
 
 PIN_WAIT_SECS = 5.0  # how long an evaluation waits for the book its trade was pinned to
+LANES_STOP_SECS = 5.0  # at a stop or a rebalance, how long events in flight may finish before being cancelled
 M = TypeVar("M", bound=Message)
 
 
@@ -219,21 +229,52 @@ def create_app(
         )
         await deliver([(DEAD_LETTERS, stage, letter.to_bytes())])
 
+    # The wallet-keyed agents' lanes (module docstring); a rebalance lets their events in flight finish first,
+    # so a partition's new owner never races this worker's late writes to the same wallet's state.
+    target_lanes = KeyedLanes("target-filter")
+    evaluate_lanes, lifecycle_lanes = KeyedLanes("evaluate"), KeyedLanes("order-lifecycle")
+    app.lanes = (target_lanes, evaluate_lanes, lifecycle_lanes)  # tests wait for them to be idle
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc] - faust is untyped here
+    async def finish_lanes(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        for lanes in (target_lanes, evaluate_lanes, lifecycle_lanes):
+            await lanes.stop(LANES_STOP_SECS)
+
     async def consume_each(
-        stream: faust.StreamT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
+        stream: faust.StreamT,
+        model: type[M],
+        stage: str,
+        handle: Callable[[M], Awaitable[None]],
+        lanes: KeyedLanes | None = None,
     ) -> None:
         """Decode each event (bad input: counted and dead-lettered) and handle it; a failure while handling
-        is logged and dead-lettered too, and the stream goes on."""
-        async for event in stream.events():
-            if event.value is None:
-                continue  # a tombstone on a compacted topic: nothing to handle
-            # A stop (SIGTERM, a rebalance) closes the stream while an agent is mid-event, and Faust acks the
-            # event as its stream closes (a `finally`): the next commit would skip an event whose outputs may
-            # never have been sent. Holding a reference while it is handled keeps such an event unacked, so
-            # the next owner reads it again; a finished one is released and acked as usual.
-            event.message.incref()
-            await consume_one(event, model, stage, handle)
-            event.message.decref()
+        is logged and dead-lettered too, and the stream goes on. With `lanes`, events are handled in the lane
+        of their message key, and this loop reads on."""
+        try:
+            async for event in stream.events():
+                if event.value is None:
+                    continue  # a tombstone on a compacted topic: nothing to handle
+                # A stop (SIGTERM, a rebalance) closes the stream while an agent is mid-event, and Faust acks
+                # the event as its stream closes (a `finally`): the next commit would skip an event whose
+                # outputs may never have been sent. Holding a reference while it is handled keeps such an
+                # event unacked, so the next owner reads it again; a finished one is released and acked.
+                event.message.incref()
+                if lanes is None:
+                    await consume_one(event, model, stage, handle)
+                    event.message.decref()
+                else:
+                    work = partial(consume_in_lane, event, model, stage, handle)
+                    await lanes.submit(event.key or b"", work)
+        finally:
+            if lanes is not None:
+                await lanes.stop(LANES_STOP_SECS)
+
+    async def consume_in_lane(
+        event: faust.EventT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
+    ) -> None:
+        await consume_one(event, model, stage, handle)
+        # Released here, long after the stream moved on: the last reference to go acks the offset.
+        event.message.ack(app.consumer)
 
     async def consume_one(
         event: faust.EventT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
@@ -357,15 +398,15 @@ def create_app(
 
     @app.agent(topics[RAW_TRADES.name], name="target-filter")
     async def filter_targets(stream: faust.StreamT) -> None:
-        await consume_each(stream, RawTrade, "target-filter", target_one)
+        await consume_each(stream, RawTrade, "target-filter", target_one, target_lanes)
 
     @app.agent(topics[TARGETED_TRADES.name], name="evaluate")
     async def evaluate(stream: faust.StreamT) -> None:
-        await consume_each(stream, TargetedTrade, "evaluate", evaluate_one)
+        await consume_each(stream, TargetedTrade, "evaluate", evaluate_one, evaluate_lanes)
 
     @app.agent(topics[EXECUTION_REPORTS.name], name="order-lifecycle")
     async def track_orders(stream: faust.StreamT) -> None:
-        await consume_each(stream, ExecutionReport, "order-lifecycle", track_one)
+        await consume_each(stream, ExecutionReport, "order-lifecycle", track_one, lifecycle_lanes)
 
     @app.agent(topics[RESOLUTIONS.name], name="resolution-fanout")
     async def fan_out_resolutions(stream: faust.StreamT) -> None:

@@ -34,8 +34,13 @@ class TopicOutbox:
         self._topics = topics
 
     async def send(self, spec: TopicSpec, key: str, value: bytes) -> Awaitable[object]:
-        # Faust's Topic.send queues on the producer and answers with the message's delivery future.
-        return await self._topics[spec.name].send(key=key.encode(), value=value)
+        # Straight to the app's producer, which answers with the message's delivery future. Faust's Topic.send
+        # wraps each message in a future of its own, a callback and sensor calls, which these raw, explicitly
+        # keyed messages do not need: in the bench's profile the sends went from 8.5 to 3.9 % (issue 11).
+        topic = self._topics[spec.name]
+        return await topic.app.producer.send(  # type: ignore[no-any-return]
+            topic.get_topic_name(), key.encode(), value, partition=None, timestamp=None, headers=None
+        )
 
 
 def is_transient(error: BaseException) -> bool:

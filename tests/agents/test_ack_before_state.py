@@ -17,7 +17,7 @@ from processors.core.engine import StaticReference
 from processors.core.ids import build_paper_order_id
 from processors.core.paper import execute_on_paper
 from processors.core.wallet_state import WalletState
-from processors.worker.state import WalletStateStore
+from processors.worker.state import PendingKeys, WalletStateStore
 from schemas.books import BookSource
 from schemas.topics import DECISIONS, EXECUTION_REPORTS, ORDER_EVENTS, ORDER_INTENTS, TARGETED_TRADES
 from schemas.trades import TargetedTrade
@@ -43,14 +43,22 @@ def wallet_state(worker) -> WalletState:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("failure", ["refuse", "lose"])
 @pytest.mark.parametrize("topic", [DECISIONS.name, ORDER_INTENTS.name])
 async def test_an_evaluation_whose_outputs_failed_is_decided_again_with_the_same_intent_id(
-    worker_factory, failure: str, topic: str
+    worker_factory, monkeypatch, failure: str, topic: str
 ) -> None:  # type: ignore[no-untyped-def]
     worker = worker_factory(REFERENCE)
     worker.books.books.apply(ASSET, THIN)
     getattr(worker.outbox, failure).add(topic)
+    acknowledged_at_save: list[set[str]] = []
+    save = WalletStateStore.save_for_trade
 
-    await worker.put("evaluate", pinned())  # the send fails: dead-lettered, nothing saved
-    assert WALLET_ID not in worker.app.tables["wallet-state"]
+    def recording_save(self: WalletStateStore, *args: Any) -> None:
+        acknowledged_at_save.append({name for name, _, _ in worker.outbox.sent})
+        save(self, *args)
+
+    monkeypatch.setattr(WalletStateStore, "save_for_trade", recording_save)
+
+    await worker.put("evaluate", pinned())  # the send fails and is retried: the state waits for it
+    assert len(acknowledged_at_save) == 1 and topic in acknowledged_at_save[0]
     await worker.put("evaluate", pinned())  # the re-delivery after the restart
 
     [intent_id] = set(intent_ids(worker))
@@ -96,20 +104,29 @@ async def test_a_decided_pair_read_again_sends_nothing_and_is_counted(worker_fac
 
 
 @pytest.mark.parametrize("failure", ["refuse", "lose"])
-async def test_a_fill_whose_fan_out_failed_is_not_marked_seen_and_fans_out_when_read_again(
-    worker_factory, failure: str
+async def test_a_fill_whose_fan_out_failed_is_marked_seen_only_once_the_fan_out_is_in(
+    worker_factory, monkeypatch, failure: str
 ) -> None:  # type: ignore[no-untyped-def]
     worker = worker_factory(REFERENCE)
     trade = build_trade()
     getattr(worker.outbox, failure).add(TARGETED_TRADES.name)
+    acknowledged_at_mark: list[set[str]] = []
+    commit = PendingKeys.commit
 
+    def recording_commit(self: PendingKeys) -> None:
+        acknowledged_at_mark.append({name for name, _, _ in worker.outbox.sent})
+        commit(self)
+
+    monkeypatch.setattr(PendingKeys, "commit", recording_commit)
+
+    await worker.put("target-filter", trade)  # the fan-out fails and is sent again: the mark waits for it
+    assert len(acknowledged_at_mark) == 1 and TARGETED_TRADES.name in acknowledged_at_mark[0]
+    await worker.put("target-filter", trade)  # read again: a duplicate
     await worker.put("target-filter", trade)
-    await worker.put("target-filter", trade)  # the re-delivery fans out
-    await worker.put("target-filter", trade)  # and this one is a duplicate
 
     targeted = [item for _, item in worker.outbox.messages(TARGETED_TRADES)]
     assert [(item.wallet_id, item.trade.dedup_key) for item in targeted] == [(WALLET_ID, trade.dedup_key)]
-    assert worker.metrics.duplicates_dropped.labels(trade.source.value)._value.get() == 1
+    assert worker.metrics.duplicates_dropped.labels(trade.source.value)._value.get() == 2
 
 
 @pytest.mark.parametrize("failure", ["refuse", "lose"])

@@ -4,6 +4,7 @@ turned into order events against the wallet state both agents share."""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 from faust.tables.base import Collection
@@ -190,3 +191,33 @@ async def test_a_key_marked_in_this_window_is_not_written_again(worker_factory, 
     assert writes.count("recent-decisions") == 1  # the decision's; its reports find it marked
     assert writes.count("recent-closed-orders") == 1  # the order's end; the late report finds it marked
     assert writes.count("wallet-state") == 2 + len(reports)  # every event still saves the wallet's state
+
+
+async def test_a_wallet_waiting_for_its_acknowledgement_does_not_hold_up_another_wallets_decision(
+    worker_factory,
+) -> None:  # type: ignore[no-untyped-def]
+    """Lanes (issue 11): one wallet's events wait for its outputs' acknowledgement, in order; another wallet's
+    event is decided meanwhile. Handled one at a time, the second waited behind the first's round trip."""
+    other = build_wallet(id="copy-2", liquidity_min_fill_ratio=Decimal("0.1"))
+    worker = worker_factory(StaticReference.build([WALLET, other]))
+    worker.books.books.apply(ASSET, THIN)
+    worker.outbox.hold, worker.outbox.hold_keys = asyncio.Event(), {WALLET.id}
+    first = pinned(THIN.book_id)
+    second = pinned(THIN.book_id, transaction_hash="0x" + "55" * 32)
+    later = TargetedTrade(wallet_id=other.id, trade=first.trade, book_id=THIN.book_id)
+
+    async with worker.agent("evaluate").test_context() as agent:
+        for item in (first, second, later):
+            await agent.put(item.to_bytes(), key=item.wallet_id.encode())
+        for _ in range(500):
+            if decisions(worker):
+                break
+            await asyncio.sleep(0.01)
+        assert [d.wallet_id for d in decisions(worker)] == [other.id]
+        worker.outbox.hold.set()
+        for lanes in worker.app.lanes:
+            await lanes.drain()
+
+    made = [(d.wallet_id, d.dedup_key) for d in decisions(worker)]
+    assert made == [(other.id, first.trade.dedup_key), (WALLET.id, first.trade.dedup_key),
+                    (WALLET.id, second.trade.dedup_key)]  # fmt: skip
