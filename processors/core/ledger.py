@@ -357,8 +357,9 @@ class WalletLedger:
             self._deployed.set(asset, position.condition_id, position.cost_usdc)
 
     # --- state (Faust table values are plain JSON) --------------------------------------------------------
-    def to_state(self) -> dict[str, Any]:
-        """Plain-JSON state for processor tables."""
+    def to_state(self, *, positions: bool = True) -> dict[str, Any]:
+        """Plain-JSON state for processor tables (`positions=False`: without the positions, which the worker
+        keeps per token)."""
         return {
             "capital_usdc": str(self.capital_usdc),
             "realised_pnl": str(self.realised_pnl),
@@ -375,9 +376,7 @@ class WalletLedger:
                 ]
                 for key, r in self.reservations.items()
             },
-            "positions": {
-                k: [p.condition_id, str(p.shares), str(p.cost_usdc)] for k, p in self.positions.items()
-            },
+            "positions": {k: position_state(p) for k, p in self.positions.items()} if positions else {},
             "leader_positions": {k: str(v) for k, v in self.leader_positions.items()},
             "followed_positions": {k: str(v) for k, v in self.followed_positions.items()},
             "daily_realised": {k: str(v) for k, v in sorted(self.daily_realised.items())[-DAYS_KEPT:]},
@@ -405,6 +404,11 @@ class WalletLedger:
             recent_intents=OrderedDict.fromkeys(state["recent_intents"]),
             unbacked_sells={k: Decimal(v) for k, v in state.get("unbacked_sells", {}).items()},
         )
+
+
+def position_state(position: Position) -> list[str]:
+    """One position's plain-JSON state (an entry of the state's `positions`)."""
+    return [position.condition_id, str(position.shares), str(position.cost_usdc)]
 
 
 def _reservation(fields: list[str]) -> Reservation:

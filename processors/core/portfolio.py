@@ -34,6 +34,11 @@ class Mark:
     at_ms: int
 
 
+def mark_state(mark: Mark) -> list[Any]:
+    """One mark's plain-JSON state (an entry of the state's `marks`)."""
+    return [str(mark.price), mark.at_ms]
+
+
 @dataclass
 class Portfolio:
     """The PnL book of one wallet, kept in its state beside the ledger."""
@@ -205,10 +210,12 @@ class Portfolio:
         return follower
 
     # --- state (plain JSON) --------------------------------------------------------------------------------
-    def to_state(self) -> dict[str, Any]:
+    def to_state(self, *, tokens: bool = True) -> dict[str, Any]:
+        """Plain JSON (`tokens=False`: without the marks and realised PnL by token, which the worker keeps per
+        token)."""
         return {
-            "marks": {a: [str(m.price), m.at_ms] for a, m in self.marks.items()},
-            "realised_by_token": {a: str(v) for a, v in self.realised_by_token.items()},
+            "marks": {a: mark_state(m) for a, m in self.marks.items()} if tokens else {},
+            "realised_by_token": {a: str(v) for a, v in self.realised_by_token.items()} if tokens else {},
             "day": self.day,
             "unrealised_at_day_start": str(self.unrealised_at_day_start),
             "fees_usdc": str(self.fees_usdc),

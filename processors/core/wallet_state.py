@@ -47,13 +47,14 @@ class WalletState:
             Portfolio.from_state(value.get("portfolio")),
         )
 
-    def dump(self) -> dict[str, Any]:
-        """Plain JSON for processor tables."""
+    def dump(self, *, tokens: bool = True) -> dict[str, Any]:
+        """Plain JSON for processor tables (`tokens=False`: without the positions, marks and realised PnL by
+        token, which the worker keeps per token)."""
         return {
-            "ledger": self.ledger.to_state(),
+            "ledger": self.ledger.to_state(positions=tokens),
             "orders": {k: v.to_state() for k, v in self.orders.items()},
             "closed": list(self.closed),
-            "portfolio": self.portfolio.to_state(),
+            "portfolio": self.portfolio.to_state(tokens=tokens),
         }
 
     def dumps_whole(self) -> bool:

@@ -198,7 +198,9 @@ def create_app(
         recent_keys("recent-decisions", TARGETED_TRADES.partitions),
         app.Table("followed-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
         recent_keys("recent-closed-orders", TARGETED_TRADES.partitions),
+        app.Table("wallet-tokens", partitions=TARGETED_TRADES.partitions, key_type=str),
     )
+    app.wallet_store = store  # tests read the wallets' states through it
     publisher = WalletPublisher(
         metrics,
         lambda wallet_id: wallet.mode.value if (wallet := reference.wallets().get(wallet_id)) else "paper",

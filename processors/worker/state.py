@@ -8,12 +8,15 @@ mirroring may sell); `recent-decisions` marks each (wallet, trade) evaluated in 
 `recent-closed-orders` each order that ended (a late report about it changes nothing). An event loads the
 few keys it needs from the per-key tables, so the value written per event stays small: with them inside it,
 a busy wallet's value grew past 300 KB and its decode and changelog write cost ~9 ms per event (the bench's
-profile). All are written only from events keyed by that wallet, so they stay co-partitioned with the wallet's
-topics.
+profile). `wallet-tokens` holds, per (wallet, token), the position, the mark and the realised PnL with their
+order numbers: a save writes only the tokens it changed (`WalletTokens`), where the whole wallet's tokens,
+50 KB in the bench, went to the changelog with every event. All are written only from events keyed by that
+wallet, so they stay co-partitioned with the wallet's topics.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import MutableMapping
 from datetime import timedelta
 from decimal import Decimal
@@ -21,6 +24,8 @@ from typing import Any
 
 from processors.core.engine import RecentKeys
 from processors.core.ids import build_intent_id
+from processors.core.ledger import position_state
+from processors.core.portfolio import mark_state
 from processors.core.wallet_state import WalletState
 from schemas.orders import ExecutionReport
 from schemas.trades import RawTrade
@@ -68,6 +73,84 @@ class PendingKeys:
         self._added.clear()
 
 
+SPLIT = "token_seq"  # in a wallet's value: its per-token parts are in the tokens table; the next order number
+
+
+def _token_parts(state: WalletState) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The per-token parts of a state, in the order of a row: positions, marks, realised PnL by token."""
+    return state.ledger.positions, state.portfolio.marks, state.portfolio.realised_by_token
+
+
+def _contents(part: int, values: list[Any]) -> list[Any]:
+    """What a part's entries are made of, flat, compared by identity: a mark or a realised amount is replaced
+    when it changes, a position is changed in place (its shares and cost are new objects then)."""
+    return [x for p in values for x in (p.shares, p.cost_usdc)] if part == 0 else values
+
+
+def _entries(part: int, keys: list[str], contents: list[Any]) -> dict[str, tuple[Any, ...]]:
+    """Each token's share of `_contents`."""
+    if part == 0:
+        return {asset: (contents[2 * i], contents[2 * i + 1]) for i, asset in enumerate(keys)}
+    return {asset: (content,) for asset, content in zip(keys, contents, strict=True)}
+
+
+class WalletTokens:
+    """A wallet's per-token parts as the tokens table holds them: each part's tokens in order with what their
+    entries were made of (compared by identity: an object neither replaced nor changed in place is the same
+    value, digit for digit), and each token's order number per part. Reading a state back puts each part's
+    tokens in that order, so it iterates, and therefore decides and reports, exactly as the state saved."""
+
+    def __init__(
+        self,
+        parts: list[tuple[list[str], list[Any]]] | None,
+        seqs: dict[str, list[int | None]],
+        next_seq: int,
+    ) -> None:
+        self.parts, self.seqs, self.next_seq = parts, seqs, next_seq  # parts None: unknown, compare none
+
+    @classmethod
+    def of(cls, state: WalletState, seqs: dict[str, list[int | None]], next_seq: int) -> WalletTokens:
+        parts = [(list(d), _contents(i, list(d.values()))) for i, d in enumerate(_token_parts(state))]
+        return cls(parts, seqs, next_seq)
+
+    def changes(self, state: WalletState) -> tuple[set[str], WalletTokens]:
+        """The tokens whose row differs from what is written (an entry or an order number changed, or it is
+        new or gone), and this state's tokens as they will be written. Whole parts are compared first (at the
+        speed of C); a token is looked at only in a part that changed."""
+        changed: set[str] = set()
+        seqs = {asset: list(numbers) for asset, numbers in self.seqs.items()}
+        parts: list[tuple[list[str], list[Any]]] = []
+        for index, part in enumerate(_token_parts(state)):
+            keys, contents = list(part), _contents(index, list(part.values()))
+            parts.append((keys, contents))
+            old = self.parts[index] if self.parts is not None else None
+            if old is not None and keys == old[0] and all(map(operator.is_, contents, old[1])):
+                continue  # the part is as written
+            entries = _entries(index, keys, contents)
+            was = _entries(index, *old) if old is not None else {}
+            changed.update(
+                asset
+                for asset, entry in entries.items()
+                if asset not in was or not all(map(operator.is_, entry, was[asset]))
+            )
+            if old is not None and keys == old[0]:
+                continue  # same tokens in the same order: their numbers stand
+            for asset, numbers in seqs.items():
+                if numbers[index] is not None and asset not in entries:
+                    numbers[index] = None  # gone from this part
+                    changed.add(asset)
+            last = -1
+            for asset in keys:  # numbers rise along the part's order; a token out of order takes a new one
+                numbers = seqs.setdefault(asset, [None, None, None])
+                seq = numbers[index]
+                if seq is None or seq <= last:
+                    seq, self.next_seq = self.next_seq, self.next_seq + 1
+                    numbers[index] = seq
+                    changed.add(asset)
+                last = seq
+        return changed, WalletTokens(parts, seqs, self.next_seq)
+
+
 class WalletStateStore:
     """Loads the state one event needs into a WalletState and writes back what changed."""
 
@@ -78,9 +161,12 @@ class WalletStateStore:
         decided: RecentKeys,
         followed_positions: MutableMapping[str, Any],
         closed_orders: RecentKeys,
+        tokens: MutableMapping[str, Any],
     ) -> None:
         self._wallets, self._leader_positions, self._decided = wallets, leader_positions, decided
-        self._followed, self._closed = followed_positions, closed_orders
+        self._followed, self._closed, self._tokens = followed_positions, closed_orders, tokens
+        # Per wallet: its tokens as the tokens table holds them (absent: not known, every token is written).
+        self._written: dict[str, WalletTokens] = {}
         # Per wallet (an event holds its wallet's lock from load to save): the followed keys loaded, so a
         # position sold down to nothing is deleted from its table.
         self._loaded_followed: dict[str, set[str]] = {}
@@ -101,7 +187,11 @@ class WalletStateStore:
         saved = self._saved.pop(wallet_id, None)
         if saved is not None and value is not None and saved[0] is value:
             return saved[1]
-        return WalletState.load(value, capital)
+        state, written = self._decode(wallet_id, value, capital)
+        self._written.pop(wallet_id, None)
+        if written is not None:
+            self._written[wallet_id] = written
+        return state
 
     def load_saved(self, wallet_id: str) -> WalletState | None:
         """The wallet's saved state, or None when this worker holds none (a wallet with no event yet, or one
@@ -110,7 +200,58 @@ class WalletStateStore:
         saved = self._saved.get(wallet_id)
         if saved is not None and value is not None and saved[0] is value:
             return saved[1]  # what decoding `value` gives (see `load`)
-        return WalletState.load(value, Decimal(0)) if value else None
+        return self._decode(wallet_id, value, Decimal(0))[0] if value else None
+
+    def _decode(
+        self, wallet_id: str, value: dict[str, Any] | None, capital: Decimal
+    ) -> tuple[WalletState, WalletTokens | None]:
+        """The state a value (and its rows in the tokens table) gives, and those rows as written. A value
+        saved before the split holds its tokens: its rows are unknown, and its first save writes them all."""
+        if not value:
+            return WalletState.load(value, capital), WalletTokens([([], [])] * 3, {}, 0)
+        if SPLIT not in value:
+            return WalletState.load(value, capital), None
+        prefix = f"{wallet_id}|"
+        rows = [(key[len(prefix) :], row) for key, row in self._tokens.items() if key.startswith(prefix)]
+        whole = {**value, "ledger": dict(value["ledger"]), "portfolio": dict(value["portfolio"])}
+        for index, (part, name) in enumerate(
+            (("ledger", "positions"), ("portfolio", "marks"), ("portfolio", "realised_by_token"))
+        ):
+            held = sorted(
+                (row[2 * index + 1], asset, row[2 * index])
+                for asset, row in rows
+                if row[2 * index] is not None
+            )
+            whole[part][name] = {asset: entry for _, asset, entry in held}
+        state = WalletState.load(whole, capital)
+        seqs: dict[str, list[int | None]] = {asset: [row[1], row[3], row[5]] for asset, row in rows}
+        return state, WalletTokens.of(state, seqs, int(value[SPLIT]))
+
+    def _save_tokens(self, wallet_id: str, state: WalletState) -> int:
+        """Write the rows of the tokens whose parts or order changed since they were written, delete the rows
+        of tokens gone; the next order number. An event changes a token or a few, and writing the whole
+        wallet's tokens with every event was most of what the worker sent (50 KB per event in the bench)."""
+        written = self._written.pop(wallet_id, None) or WalletTokens(None, {}, 0)
+        changed, now = written.changes(state)
+        positions, marks, realised = _token_parts(state)
+        for asset in changed:
+            numbers = now.seqs[asset]
+            key = f"{wallet_id}|{asset}"
+            if numbers == [None, None, None]:
+                del now.seqs[asset]
+                self._tokens.pop(key, None)
+                continue
+            position, mark, amount = positions.get(asset), marks.get(asset), realised.get(asset)
+            self._tokens[key] = [
+                None if position is None else position_state(position),
+                numbers[0],
+                None if mark is None else mark_state(mark),
+                numbers[1],
+                None if amount is None else str(amount),
+                numbers[2],
+            ]
+        self._written[wallet_id] = now
+        return now.next_seq
 
     def save(self, wallet_id: str, state: WalletState) -> None:
         """Write the followed positions and the closed order ids to their tables, the rest to the wallet's
@@ -128,7 +269,9 @@ class WalletStateStore:
             self._closed.add(order_id)
         ledger.followed_positions.clear()
         state.forget_closed()
-        value = self._wallets[wallet_id] = state.dump()
+        value = state.dump(tokens=False)
+        value[SPLIT] = self._save_tokens(wallet_id, state)
+        self._wallets[wallet_id] = value
         if state.dumps_whole():  # the state is then what decoding its value gives
             self._saved[wallet_id] = (value, state)
 

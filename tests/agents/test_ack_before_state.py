@@ -37,7 +37,8 @@ def intent_ids(worker) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def wallet_state(worker) -> WalletState:  # type: ignore[no-untyped-def]
-    return WalletState.load(worker.app.tables["wallet-state"].get(WALLET_ID), WALLET.capital_usdc)
+    state = worker.app.wallet_store.load_saved(WALLET_ID)
+    return state if state is not None else WalletState.new(WALLET.capital_usdc)
 
 
 @pytest.mark.parametrize("failure", ["refuse", "lose"])

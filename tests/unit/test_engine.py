@@ -215,6 +215,7 @@ def test_the_workers_table_backed_state_decides_exactly_as_a_replays_memory(trad
         SetKeys(),
         tables.setdefault("followed", {}),
         SetKeys(),
+        tables.setdefault("tokens", {}),
     )
     replay = LocalPipeline(ref)
     worker_seen = SetKeys()

@@ -21,6 +21,7 @@ from schemas.trades import RawTrade, Side
 from tests.builders import (
     ASSET,
     NOW_MS,
+    OTHER_ASSET,
     TRADER,
     WALLET_ID,
     build_book,
@@ -44,6 +45,7 @@ def build_store(tables: dict[str, Any]) -> WalletStateStore:
         tables.setdefault("decided", Keys()),
         tables.setdefault("followed", {}),
         tables.setdefault("closed", Keys()),
+        tables.setdefault("tokens", {}),
     )
 
 
@@ -73,7 +75,54 @@ def test_followed_positions_and_closed_orders_are_kept_out_of_the_wallets_value(
     assert order_id in tables["closed"]
     [(key, shares)] = tables["followed"].items()
     assert key == f"{WALLET_ID}|{TRADER}|{ASSET}" and Decimal(shares) > 0
-    assert WalletState.load(value, WALLET.capital_usdc).ledger.positions[ASSET].shares == Decimal(shares)
+    assert build_store(tables).load(WALLET_ID, WALLET.capital_usdc).ledger.positions[ASSET].shares == Decimal(
+        shares
+    )
+
+
+def test_each_token_is_a_row_of_its_own_and_an_event_writes_only_the_rows_it_changed() -> None:
+    """The wallet's positions, marks and realised PnL by token left its value (a busy wallet's value was
+    50 KB, written whole with every event: most of what the worker sent in the bench, issue 11)."""
+    writes: list[str] = []
+
+    class Recording(dict[str, Any]):
+        def __setitem__(self, key: str, value: Any) -> None:
+            writes.append(key)
+            super().__setitem__(key, value)
+
+    tables: dict[str, Any] = {"tokens": Recording()}
+    store = build_store(tables)
+    other = "9" * 77
+    copy_and_fill(store)
+    copy_and_fill(store, build_trade(side=Side.BUY, asset=other, transaction_hash="0x" + "66" * 32))
+    value = tables["state"][WALLET_ID]
+    assert value["ledger"]["positions"] == value["portfolio"]["marks"] == {}
+    assert set(tables["tokens"]) == {f"{WALLET_ID}|{ASSET}", f"{WALLET_ID}|{other}"}
+    writes.clear()
+
+    copy_and_fill(store, build_trade(side=Side.BUY, asset=other, transaction_hash="0x" + "77" * 32))
+
+    assert set(writes) == {f"{WALLET_ID}|{other}"}  # the first token's row was not written again
+    again = build_store(tables).load(WALLET_ID, WALLET.capital_usdc)
+    kept = store.load_saved(WALLET_ID)
+    assert kept is not None and json.dumps(again.dump()) == json.dumps(kept.dump())
+
+
+def test_a_value_saved_with_its_tokens_inside_loads_and_moves_them_to_their_rows_on_its_next_save() -> None:
+    tables: dict[str, Any] = {}
+    copy_and_fill(build_store(tables))
+    old = build_store(tables).load(WALLET_ID, WALLET.capital_usdc)
+    tables["state"], tables["tokens"] = {WALLET_ID: old.dump()}, {}  # as saved before the split
+    store = build_store(tables)
+
+    state = store.load(WALLET_ID, WALLET.capital_usdc)
+    assert json.dumps(state.dump()) == json.dumps(old.dump())
+    store.save(WALLET_ID, state)
+
+    assert set(tables["tokens"]) == {f"{WALLET_ID}|{ASSET}"}
+    assert json.dumps(build_store(tables).load(WALLET_ID, WALLET.capital_usdc).dump()) == json.dumps(
+        old.dump()
+    )
 
 
 def test_a_value_saved_with_them_inside_moves_them_to_their_tables_on_its_next_save() -> None:
@@ -101,7 +150,7 @@ def test_a_followed_position_sold_down_to_nothing_is_deleted_from_its_table() ->
     copy_and_fill(store, build_trade(side=Side.SELL, size=bought.size, transaction_hash="0x" + "55" * 32))
 
     assert tables["followed"] == {}
-    assert ASSET not in tables["state"][WALLET_ID]["ledger"]["positions"]
+    assert ASSET not in build_store(tables).load(WALLET_ID, WALLET.capital_usdc).ledger.positions
 
 
 def test_a_trade_decided_again_after_a_crash_finds_its_pair_decided_by_the_reports_of_its_intent() -> None:
@@ -134,10 +183,13 @@ class RecoveredTable(dict[str, Any]):
         return None if value is None else json.loads(json.dumps(value))
 
 
-def run_event(store: WalletStateStore, op: tuple[str, int, int], n: int) -> list[Any]:
-    """One trade on day `day` (copied, then each of its reports as its own event) or one resolution, through
-    the store as the agents do; what the engine returned."""
-    kind, day, size = op
+THIRD_ASSET = "3" * 77  # a token of another market: a wallet holds, marks and realises several
+
+
+def run_event(store: WalletStateStore, op: tuple[str, int, int, int], n: int) -> list[Any]:
+    """One trade on day `day` in token `which` (copied, then each of its reports as its own event) or one
+    resolution, through the store as the agents do; what the engine returned."""
+    kind, day, size, which = op
     now_ms = NOW_MS + day * 86_400_000
     if kind == "resolve":
         state = store.load(WALLET_ID, WALLET.capital_usdc)
@@ -148,6 +200,8 @@ def run_event(store: WalletStateStore, op: tuple[str, int, int], n: int) -> list
         side=Side.BUY if kind == "buy" else Side.SELL,
         size=Decimal(size),
         transaction_hash="0x" + f"{n:064x}",
+        asset=(ASSET, OTHER_ASSET, THIRD_ASSET)[which],
+        **({"condition_id": "0x" + "6e" * 32} if which == 2 else {}),
         timestamp=(now_ms - 2_050) // 1000,
         received_at_ms=now_ms - 50,
     )
@@ -167,7 +221,12 @@ def run_event(store: WalletStateStore, op: tuple[str, int, int], n: int) -> list
 
 
 EVENTS = st.lists(
-    st.tuples(st.sampled_from(["buy", "buy", "sell", "resolve"]), st.integers(0, 12), st.integers(5, 300)),
+    st.tuples(
+        st.sampled_from(["buy", "buy", "sell", "resolve"]),
+        st.integers(0, 12),
+        st.integers(5, 300),
+        st.integers(0, 2),
+    ),
     min_size=1,
     max_size=30,
 ).map(lambda ops: sorted(ops, key=lambda op: op[1]))  # days go forward
@@ -187,6 +246,12 @@ def test_a_state_kept_between_events_gives_what_decoding_the_saved_value_gives(
     for n, op in enumerate(ops):
         assert run_event(kept, op, n) == run_event(decoded, op, n), op
         assert kept_tables == decoded_tables
+        # Read back from its tables (the value and its token rows), the state is the one kept, in the same
+        # order, digit for digit.
+        state = kept.load_saved(WALLET_ID)
+        assert state is not None
+        read_back = build_store(kept_tables).load(WALLET_ID, WALLET.capital_usdc)
+        assert json.dumps(read_back.dump()) == json.dumps(state.dump())
 
 
 def test_a_kept_state_is_used_only_for_the_value_its_save_wrote(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -215,3 +280,21 @@ def test_a_kept_state_is_used_only_for_the_value_its_save_wrote(monkeypatch) -> 
     assert saved is not None and saved.ledger.capital_usdc == Decimal(7)
     assert store.load(WALLET_ID, WALLET.capital_usdc).ledger.capital_usdc == Decimal(7)
     assert len(decodes) == 4
+
+
+def test_a_token_moved_to_the_end_of_a_part_reads_back_in_the_order_saved() -> None:
+    """The realised PnL by token is kept newest last (the oldest closed tokens are forgotten first): a token
+    that realises again moves to the end, and must read back there, or a restart forgets another token."""
+    tables: dict[str, Any] = {}
+    store = build_store(tables)
+    state = store.load(WALLET_ID, WALLET.capital_usdc)
+    for asset in (ASSET, OTHER_ASSET, THIRD_ASSET):
+        state.portfolio.attribute_realised(asset, Decimal("1.5"))
+    store.save(WALLET_ID, state)
+    state = store.load(WALLET_ID, WALLET.capital_usdc)
+    state.portfolio.attribute_realised(ASSET, Decimal("-0.5"))
+    store.save(WALLET_ID, state)
+
+    read_back = build_store(tables).load(WALLET_ID, WALLET.capital_usdc).portfolio.realised_by_token
+    assert list(read_back.items()) == [(OTHER_ASSET, Decimal("1.5")), (THIRD_ASSET, Decimal("1.5")),
+                                       (ASSET, Decimal("1.0"))]  # fmt: skip

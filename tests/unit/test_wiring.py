@@ -315,6 +315,7 @@ def test_the_worker_is_built_in_its_group_and_namespace_without_starting_anythin
         ("grp-processor-leader-positions-changelog", TARGETED_TRADES.partitions, "compact"),
         ("grp-processor-followed-positions-changelog", TARGETED_TRADES.partitions, "compact"),
         ("grp-processor-recent-closed-orders-changelog", TARGETED_TRADES.partitions, "compact,delete"),
+        ("grp-processor-wallet-tokens-changelog", TARGETED_TRADES.partitions, "compact"),
     }
     # ... compacted within minutes, not after the broker's default 7 days: a restart replays them whole.
     assert all(t.config["segment.ms"] == "15000" for t in changelog_topics(worker.app))
