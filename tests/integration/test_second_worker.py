@@ -1,7 +1,7 @@
 """A second worker (issue 11): a second `polycopy worker` process joins the group while trades flow and takes
 half of the partitions, and the decisions that come out are exactly those one worker alone produces (same
 ids, reasons, sizes), none missing or doubled. (Killing one of the two and checking the survivor decides the
-rest is the hot-standby case, open: see the README's Reliability section.)"""
+rest is the hot-standby case: test_hot_standby.py.)"""
 
 from __future__ import annotations
 
