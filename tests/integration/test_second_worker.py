@@ -1,7 +1,8 @@
-"""A second worker (issue 11): a second `polycopy worker` process joins the group while trades flow and takes
-half of the partitions, and the decisions that come out are exactly those one worker alone produces (same
-ids, reasons, sizes), none missing or doubled. (Killing one of the two and checking the survivor decides the
-rest is the hot-standby case: test_hot_standby.py.)"""
+"""A second worker and a hot standby (issues 11 and 8): a second `polycopy worker` process joins the group
+while trades flow and takes half of the partitions, and the decisions that come out are exactly those one
+worker alone produces (same ids, reasons, sizes); then one of the two is killed (-9), the other takes every
+partition, and no (trade, wallet) pair is missing or decided twice. Static membership (POLYCOPY_INSTANCE_ID)
+and the 10 s session make the survivor take over without waiting out Faust's 60 s default."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 LEADERS = ["0x" + f"{n:02x}" * 20 for n in range(0x31, 0x39)]  # eight traders, spread over raw partitions
 TRADES = 48
-BEFORE_JOIN, AFTER_SPLIT = 8, 8  # the rest flows while the second worker joins
+BEFORE_JOIN, AFTER_KILL = 8, 8  # the rest flows while the second worker joins
 
 
 def build_wallets() -> list[WalletConfig]:
@@ -85,7 +86,7 @@ def partitions_of(assignment: set[tuple[str, int]], settings: PolycopySettings, 
 
 
 @pytest.mark.timeout(900)
-def test_a_second_worker_takes_half_the_partitions_and_the_decisions_do_not_change(
+def test_a_second_worker_takes_half_the_partitions_then_all_after_a_kill_and_decisions_do_not_change(
     settings_factory, simulator_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=9, auto_trades=False, drift_interval_secs=3600.0)
@@ -101,15 +102,15 @@ def test_a_second_worker_takes_half_the_partitions_and_the_decisions_do_not_chan
         wait_for_pairs(alone, pairs, "the lone worker's decisions")
     reference = decided(alone)
 
-    # Two workers, the second joining while trades flow.
+    # Two workers, one joining while trades flow, then one killed.
     shared = settings_factory(clob_url=venue.server.clob_url)
     publish(shared, WALLET_CONFIG, [(w.id, w) for w in wallets])
     first = shared.model_copy(update={"instance_id": "worker-a"})
     second = shared.model_copy(update={"instance_id": "worker-b"})
-    with WorkerProcess(first, tmp_path / "worker-a.log"):
+    with WorkerProcess(first, tmp_path / "worker-a.log") as worker_a:
         publish(shared, RAW_TRADES, [(t.proxy_wallet, t) for t in trades[:BEFORE_JOIN]])
         wait_for_pairs(shared, BEFORE_JOIN, "decisions before the join")
-        flowing = trades[BEFORE_JOIN : TRADES - AFTER_SPLIT]
+        flowing = trades[BEFORE_JOIN : TRADES - AFTER_KILL]
         feeder = threading.Thread(target=feed_slowly, args=(shared, flowing), daemon=True)
         feeder.start()
         with WorkerProcess(second, tmp_path / "worker-b.log"):
@@ -119,8 +120,21 @@ def test_a_second_worker_takes_half_the_partitions_and_the_decisions_do_not_chan
                 assert partitions_of(assignment, shared, RAW_TRADES) == RAW_TRADES.partitions // 2
                 assert partitions_of(assignment, shared, TARGETED_TRADES) == TARGETED_TRADES.partitions // 2
             feeder.join(120)
-            publish(shared, RAW_TRADES, [(t.proxy_wallet, t) for t in trades[-AFTER_SPLIT:]])
-            wait_for_pairs(shared, pairs, "every decision with two workers")
+            wait_for_pairs(shared, TRADES - AFTER_KILL, "decisions while both run")
+
+            worker_a.process.kill()  # kill -9 of the worker that held everything first
+            worker_a.process.wait(30)
+            wait_until(
+                lambda: set(members(shared)) == {f"{shared.consumer_group('processor')}-worker-b"},
+                timeout_secs=120,
+                what="the survivor alone in the group",
+            )
+            [survivor] = members(shared).values()
+            assert partitions_of(survivor, shared, RAW_TRADES) == RAW_TRADES.partitions
+            assert partitions_of(survivor, shared, TARGETED_TRADES) == TARGETED_TRADES.partitions
+            publish(shared, RAW_TRADES, [(t.proxy_wallet, t) for t in trades[-AFTER_KILL:]])
+            wait_for_pairs(shared, pairs, "every decision after the kill")
+            # Everything read and committed: a half-done event of the killed worker was re-read by now.
             inputs = (RAW_TRADES, TARGETED_TRADES)
             group = shared.consumer_group("processor")
             wait_until(lambda: group_backlog(shared, group, inputs) == 0, timeout_secs=120, what="no backlog")
