@@ -77,6 +77,12 @@ PROCESS_FAULTS = [
 ] + ["kill -9 books"]
 SERVER_FAULTS = ["broker restart", "postgres stopped"]
 RECOVERY_LIMIT_SECS = 120.0
+# The outputs whose growth marks a kind back ("sink": decision rows in PostgreSQL); other kinds, their own.
+RECOVERED_BY = {
+    "broker": ("worker", "executor", "sink"),
+    "postgres": ("sink",),
+}
+LAST_WARNINGS = 8  # a process's last warning lines printed when it does not come back
 # Short enough that an RTDS silence (chaos_venue) outlasts it: the producer must reconnect on its own.
 RTDS_WATCHDOG_SECS = 5.0
 LOST_WATCH_SECS = 30.0
@@ -235,30 +241,41 @@ class Chaos:
                 self.findings.supervisor_restarts[name] += 1
                 self.launch(name)
 
-    def output_size(self, kind: str) -> int:
-        if kind in ("sink", "postgres"):
+    def output_size(self, output: str) -> int:
+        """How much of an output there is: "sink", the decision rows in PostgreSQL; else a kind's topic."""
+        if output == "sink":
             try:
                 return int(query(self.settings.database_url, "SELECT count(*) FROM decisions")[0][0])
             except Exception:  # noqa: BLE001 - PostgreSQL still starting: no progress yet
                 return -1
-        spec = OUTPUT_OF.get(kind, DECISIONS)
+        spec = OUTPUT_OF.get(output, DECISIONS)
         try:
             return sum(end_offsets(self.settings, spec).values())
         except Exception:  # noqa: BLE001 - the broker still starting: no progress yet
             return -1
 
     def measure_recovery(self, kind: str, restarted: float) -> None:
-        """Seconds from the restart until the kind's output grows again (decisions, for the servers)."""
-        before = self.output_size(kind)
+        """Seconds from the restart until the kind's outputs all grow again. A server is back when every
+        stage downstream of it is: after a broker restart, the worker, the executor and the sink."""
+        outputs = RECOVERED_BY.get(kind, (kind,))
+        before = {output: self.output_size(output) for output in outputs}
         while time.monotonic() - restarted < RECOVERY_LIMIT_SECS:
             time.sleep(0.2)
             self.supervise()
-            now = self.output_size(kind)
-            if now > before >= 0:
+            for output in list(before):
+                now = self.output_size(output)
+                if now > before[output] >= 0:
+                    del before[output]
+                elif before[output] < 0:
+                    before[output] = now
+            if not before:
                 self.findings.recovery_secs[kind].append(time.monotonic() - restarted)
                 return
-            before = before if before >= 0 else now
         self.findings.not_recovered[kind] += 1
+        for output in before:  # what the stuck process said last: the reason, in the run's own output
+            self.out(f"    {kind}: {output} not back within {RECOVERY_LIMIT_SECS:.0f} s; its last warnings:")
+            for line in self.processes.last_warnings(output, LAST_WARNINGS):
+                self.out(f"      {line}")
 
     def schedule(self) -> list[str]:
         """The seeded fault list: the kinds that matter most first, then every other process kind once (a

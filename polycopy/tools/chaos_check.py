@@ -100,12 +100,11 @@ class ChaosFindings:
         lines += [
             "  recovery after restart (s)   kind                n    p50    max",
         ]
-        for kind, times in sorted(self.recovery_secs.items()):
+        for kind in sorted(set(self.recovery_secs) | set(self.not_recovered)):
+            times = self.recovery_secs.get(kind, [])
+            figures = f"{statistics.median(times):6.1f} {max(times):6.1f}" if times else f"{'-':>6} {'-':>6}"
             lost = f"   ({self.not_recovered[kind]} not recovered)" if self.not_recovered[kind] else ""
-            lines.append(
-                f"                               {kind:<18} {len(times):>3} {statistics.median(times):6.1f} "
-                f"{max(times):6.1f}{lost}"
-            )
+            lines.append(f"                               {kind:<18} {len(times):>3} {figures}{lost}")
         restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.supervisor_restarts.items()))
         lines.append(f"  exited on their own, restarted by the supervisor: {restarts or 'none'}")
         drained = "" if self.drained else " (NOT drained: input left uncommitted at the limit)"

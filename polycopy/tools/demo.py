@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ from sinks.postgres_sink import ROUTES
 
 PROGRESS_SECS = 5.0
 STOP_ORDER = ("producer", "executor", "worker", "books", "sink", "simulator")  # others first
+# Kafka clients log each reconnection attempt, thousands while a broker is down.
+NOISY_LOGGERS = re.compile(r"\b(librdkafka|aiokafka[\w.]*):")
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,17 @@ class Processes:
                 raise RuntimeError(
                     f"{name} exited with code {process.returncode}; see {self._log_dir / (name + '.log')}"
                 )
+
+    def last_warnings(self, name: str, count: int) -> list[str]:
+        """The last `count` WARNING/ERROR lines of a child's log, without the Kafka clients' reconnection
+        lines (thousands while a broker is down, and never the reason a stage is stuck)."""
+        path = self._log_dir / f"{name}.log"
+        if not path.exists():
+            return []
+        with path.open(errors="replace") as log:
+            lines = (line.rstrip()[:300] for line in log if " WARNING " in line or " ERROR " in line)
+            kept = deque((line for line in lines if not NOISY_LOGGERS.search(line)), maxlen=count)
+        return list(kept)
 
     def stop(self, name: str, timeout: float = 20.0) -> None:
         process = self.running.pop(name, None)

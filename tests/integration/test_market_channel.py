@@ -223,13 +223,16 @@ def test_the_worker_decides_copies_on_books_the_books_producer_streamed(
 
     processes = Processes(tmp_path / "logs")
     quiet = settings.model_copy(update={"metrics_enabled": False})  # the worker serves the metrics port
-    processes.start("books", "-m", "polycopy.cli", "books", env=quiet.to_env())
     log_path = tmp_path / "worker.log"
     try:
         with WorkerProcess(settings, log_path):
+            # Before the books producer runs, a book can only come from REST; started after, it watches the
+            # token again from the raw trades of the last half hour.
             first = trade()
             publish(settings, RAW_TRADES, [(first.proxy_wallet, first)])
             wait_until(lambda: len(copies()) >= 1, what="the first copy decision")
+            assert scrape_book_sources(port) == {"channel": 0, "rest": 1}
+            processes.start("books", "-m", "polycopy.cli", "books", env=quiet.to_env())
             wait_until(
                 lambda: token in venue.server.subscribed_assets, what="the books producer's subscription"
             )
@@ -243,7 +246,6 @@ def test_the_worker_decides_copies_on_books_the_books_producer_streamed(
                 a_later_trade_is_decided_on_the_streamed_book, timeout_secs=60, what="a book from the channel"
             )
             wait_until(lambda: len(copies()) >= 2, what="copy decisions on streamed books")
-            assert scrape_book_sources(port).get("rest", 0) >= 1  # the first trade's book came from REST
         processes.check()
     finally:
         processes.stop_all()

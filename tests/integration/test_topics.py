@@ -76,3 +76,22 @@ def test_an_existing_changelog_gets_the_compaction_settings_added_since_it_was_c
     resource = ConfigResource(ConfigResource.Type.TOPIC, name)
     [config] = [f.result() for f in admin.describe_configs([resource]).values()]
     assert (config["segment.ms"].value, config["cleanup.policy"].value) == ("60000", "compact")
+
+
+def test_every_partition_of_a_created_topic_answers_its_leader_at_once(settings: PolycopySettings) -> None:
+    """The worker asks for each changelog partition's offsets the moment it starts: a partition listed in
+    the metadata before its leader serves it answers NOT_LEADER, which aiokafka logs as an ERROR."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    layouts = [
+        TopicLayout(f"{settings.consumer_group_prefix}-processor-fresh{n}-changelog", 8, {}) for n in range(6)
+    ]
+
+    create_named_topics(settings, layouts, wait=True)
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    requests = {TopicPartition(t.name, p): OffsetSpec.latest() for t in layouts for p in range(t.partitions)}
+    # A partition whose leader does not serve it yet raises NOT_LEADER here.
+    answers = {tp: future.result() for tp, future in admin.list_offsets(requests).items()}
+    assert {answer.offset for answer in answers.values()} == {0}

@@ -192,3 +192,16 @@ def test_a_run_whose_input_stays_uncommitted_past_the_drain_limit_fails() -> Non
 
     assert not findings.passed
     assert "NOT drained" in findings.render()
+
+
+def test_a_kind_that_never_came_back_is_in_the_recovery_table_and_fails_the_run() -> None:
+    # A CI run failed with every invariant held and no row saying why: PostgreSQL had not come back.
+    findings = ChaosFindings()
+    findings.recovery_secs["sink"].append(1.5)
+    findings.not_recovered["postgres"] += 1
+
+    table = findings.render()
+
+    assert not findings.passed
+    assert "postgres             0      -      -   (1 not recovered)" in table
+    assert "sink                 1    1.5    1.5" in table

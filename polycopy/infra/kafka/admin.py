@@ -6,10 +6,19 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    OffsetSpec,
+)
 
 from polycopy.infra.settings import PolycopySettings
 from schemas.topics import TopicSpec
@@ -106,19 +115,38 @@ def _set_configs(admin: AdminClient, layouts: Sequence[TopicLayout], timeout: fl
 
 
 def _wait_until_served(admin: AdminClient, layouts: list[TopicLayout], timeout: float) -> None:
+    """Until the metadata lists every partition and each partition's leader answers for its offsets: in
+    KRaft a partition is in the metadata a moment before its leader serves it, and asked then it answers
+    NOT_LEADER (which aiokafka, restoring a changelog, logs as an ERROR)."""
     deadline = time.monotonic() + timeout
     pending = {layout.name: layout.partitions for layout in layouts}
-    while pending:
+    unserved: set[TopicPartition] = set()
+    while pending or unserved:
         topics = admin.list_topics(timeout=timeout).topics
         for name, partitions in list(pending.items()):
             metadata = topics.get(name)
             if metadata is not None and metadata.error is None and len(metadata.partitions) >= partitions:
                 del pending[name]
-        if not pending:
+                unserved |= {TopicPartition(name, p) for p in metadata.partitions}
+        if unserved:
+            futures = admin.list_offsets(
+                {tp: OffsetSpec.latest() for tp in unserved}, request_timeout=timeout
+            )
+            unserved = {tp for tp, future in futures.items() if not _answers(future)}
+        if not (pending or unserved):
             return
         if time.monotonic() > deadline:
-            raise KafkaSetupError(f"topics not served within {timeout} s: {', '.join(sorted(pending))}")
+            names = sorted(set(pending) | {tp.topic for tp in unserved})
+            raise KafkaSetupError(f"topics not served within {timeout} s: {', '.join(names)}")
         time.sleep(0.1)
+
+
+def _answers(future: Future[Any]) -> bool:
+    try:
+        future.result()
+        return True
+    except KafkaException:
+        return False
 
 
 def delete_topics(
