@@ -112,6 +112,7 @@ def cmd_bench(args: argparse.Namespace, settings: PolycopySettings) -> int:
         sink_rows=args.sink_rows,
         profile_dir=Path(args.profile) if args.profile else None,
         only=args.only,
+        keep_topics=args.keep_topics,
     )
     run_bench(settings, options)
     return 0
@@ -223,6 +224,11 @@ def register(commands: CommandGroup) -> None:
         metavar="PARTS",
         help="comma-separated parts to run, from: stages (latency at --rate, in-process baseline, Kafka "
         "tax), sweep, producer, sink, whatif, live",
+    )
+    bench.add_argument(
+        "--keep-topics",
+        action="store_true",
+        help="leave the run's topics on the broker to read them back (default: deleted at the end)",
     )
     soak = commands.command(
         "soak", cmd_soak, "feed the pipeline for minutes and print the worker's RSS growth after warm-up"

@@ -1,5 +1,6 @@
-"""The one module that imports the Polymarket CLOB client (py-clob-client-v2): books, API keys, and the
-building, signing and authenticating of live orders.
+"""The one module that imports the Polymarket CLOB client (py-clob-client-v2): API keys, and the building,
+signing and authenticating of live orders. (Books are public reads, `polycopy.polymarket.http`: the client
+pulls in the signing libraries, seconds to import, and the worker never signs.)
 
 The client is the reference implementation of the V2 order format, so orders, order hashes and the L1/L2
 headers come from its public pieces. Two of its habits do not suit a live pipeline, so the order path does
@@ -58,38 +59,11 @@ quiet_client_not_found_logs()
 
 
 class ClobGatewayError(RuntimeError):
-    """The CLOB answered with an error other than 'not found'."""
+    """The CLOB refused a call of the client (an API key derivation)."""
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
-
-
-def is_not_found(error: PolyApiException) -> bool:
-    """404 means the venue has no such book or order (yet)."""
-    return getattr(error, "status_code", None) == 404
-
-
-class ClobGateway:
-    """Blocking calls to the CLOB; callers on an event loop wrap them in asyncio.to_thread."""
-
-    def __init__(self, host: str, chain_id: int = 137) -> None:
-        self.host = host
-        self._client = ClobClient(host=host, chain_id=chain_id)
-
-    def fetch_book(self, token_id: str) -> dict[str, Any] | None:
-        """`GET /book`: the raw book payload, or None when the venue has no book for the token."""
-        try:
-            book = self._client.get_order_book(token_id)
-        except PolyApiException as error:
-            if is_not_found(error):
-                return None
-            raise ClobGatewayError(
-                f"GET /book failed: {error}", getattr(error, "status_code", None)
-            ) from error
-        except Exception as error:  # transport errors (httpx) surface here
-            raise ClobGatewayError(f"GET /book failed: {error}") from error
-        return book if isinstance(book, dict) and book else None
 
 
 @dataclass(frozen=True)

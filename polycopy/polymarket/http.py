@@ -1,5 +1,6 @@
-"""The one module that imports httpx: the venue's public REST reads (Data API trades and leaderboard, Gamma),
-and the one-shot transport of authenticated CLOB order calls (`ClobHttp`, never retrying by itself).
+"""The one module that imports httpx: the venue's public REST reads (Data API trades and leaderboard, Gamma,
+the CLOB's books), and the one-shot transport of authenticated CLOB order calls (`ClobHttp`, never retrying by
+itself).
 
 The reads are blocking calls, paced by token buckets that honour the published rate limits (brief, section
 5.1), with bounded retries on 429/5xx/transport errors: each is an idempotent GET, so a retry is always safe.
@@ -24,6 +25,7 @@ from polycopy.polymarket.text import decode_json
 log = logging.getLogger(__name__)
 
 TRADES_PATH = "/trades"
+BOOK_PATH = "/book"
 LEADERBOARD_PATH = "/v1/leaderboard"
 MARKETS_PATH = "/markets"
 
@@ -391,3 +393,29 @@ class ClobHttp:
             parsed,
             parse_retry_after(response.headers.get("Retry-After"), self._wall_clock_ns() / 1e9),
         )
+
+
+class ClobBookReader:
+    """`GET /book` on the CLOB, for the worker's REST fallback: one attempt, never retried here (a decision
+    waiting on a book had rather be skipped with its reason than wait out a backoff).
+
+    Not through the CLOB client: importing it pulls in the signing libraries, which take seconds to import,
+    and a restarted worker would be that much later back (issue 8). The worker never signs anything.
+    """
+
+    def __init__(self, host: str, *, timeout_secs: float = 5.0, transport: httpx.BaseTransport | None = None):
+        self._http = ClobHttp(host, timeout_secs=timeout_secs, transport=transport)
+
+    def fetch_book(self, token_id: str) -> dict[str, Any] | None:
+        """The raw book payload, or None when the venue has no book for the token (404). Raises
+        `VenueHttpError` on any other answer or a transport failure."""
+        answer = self._http.send("GET", BOOK_PATH, params=[("token_id", token_id)])
+        if answer.status == 404:
+            return None
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            failure = answer.transport_error or f"status {answer.status}: {str(answer.body)[:200]}"
+            raise VenueHttpError(f"GET {BOOK_PATH} failed: {failure}", answer.status)
+        return answer.body or None
+
+    def close(self) -> None:
+        self._http.close()

@@ -7,6 +7,7 @@ import shutil
 import socket
 import time
 
+from polycopy.infra.kafka import delete_topics
 from polycopy.infra.postgres import create_database, drop_database, migrate
 from polycopy.infra.settings import PolycopySettings
 from polycopy.simulator.market import MarketSimulator
@@ -63,6 +64,20 @@ def bench_settings(
     return bench, database
 
 
+def clean_up_run(
+    settings: PolycopySettings, run: PolycopySettings, database: str, *, keep_topics: bool = False
+) -> str:
+    """Drop a bench or soak run's database, its worker state and, unless kept, its topics (a broker keeps
+    files open per partition: runs left there pile up until it runs out). Says what became of the topics."""
+    drop_database(settings.database_url, database)
+    shutil.rmtree(run.data_dir / "faust" / run.consumer_group("processor"), ignore_errors=True)
+    if keep_topics:
+        return f"topics kept on the broker under the prefix {run.topic_prefix!r}"
+    group_prefix = run.consumer_group_prefix + "-"  # the worker's changelogs
+    deleted = delete_topics(run, lambda name: name.startswith((run.topic_prefix, group_prefix)))
+    return f"{len(deleted)} topics deleted"
+
+
 def bench_wallets(options: BenchOptions) -> list[WalletConfig]:
     simulator = MarketSimulator(options.seed, wallet_count=options.simulator_wallets)
     return build_bench_wallets(simulator.top_wallets(options.traders), options.wallets)
@@ -96,12 +111,8 @@ def run_bench(settings: PolycopySettings, options: BenchOptions, out: Out = prin
         if options.runs("live"):
             run_live(bench, options.seed, out)
     finally:
-        drop_database(settings.database_url, database)
-        shutil.rmtree(bench.data_dir / "faust" / bench.consumer_group("processor"), ignore_errors=True)
-    out(
-        f"\n  bench topics are left on the broker under the prefix {bench.topic_prefix!r}; "
-        f"database {database} dropped"
-    )
+        kept = clean_up_run(settings, bench, database, keep_topics=options.keep_topics)
+    out(f"\n  database {database} dropped; {kept}")
     print_table(result, options, out)
     return result
 

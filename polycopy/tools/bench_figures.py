@@ -55,6 +55,7 @@ class BenchOptions:
     profile_dir: Path | None = None  # py-spy profiles of the worker and the executor during the main run
     ports: tuple[int, int] = (18865, 18180)  # RTDS, CLOB: away from the demo's 18765/18080
     only: frozenset[str] = frozenset(BENCH_PARTS)  # which parts run (`--only`)
+    keep_topics: bool = False  # leave the run's topics on the broker, to read them back
 
     def runs(self, part: str) -> bool:
         """True when this part of the bench runs."""

@@ -3,14 +3,12 @@ sampled; prints the RSS growth after warm-up (the target: under 10 %)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from polycopy.infra.postgres import drop_database
 from polycopy.infra.settings import PolycopySettings
-from polycopy.tools.bench import bench_settings, bench_wallets
+from polycopy.tools.bench import bench_settings, bench_wallets, clean_up_run
 from polycopy.tools.bench_figures import BenchOptions, Out, describe_load, describe_machine
 from polycopy.tools.bench_pipeline import BenchPipeline
 
@@ -83,8 +81,7 @@ def run_soak(settings: PolycopySettings, options: SoakOptions, out: Out = print)
         pipeline.set_rate(0)
     finally:
         pipeline.stop()
-        drop_database(settings.database_url, database)
-        shutil.rmtree(bench.data_dir / "faust" / bench.consumer_group("processor"), ignore_errors=True)
+        clean_up_run(settings, bench, database)
     warm, final = growth_after(samples, options.warm_up_secs)
     result = SoakResult(samples, warm, final)
     out(

@@ -48,7 +48,7 @@ def build_worker(
     """The Faust app with live reference data, books from the books topic (kept current by `polycopy books`)
     and a REST book fallback whose books it publishes there too; nothing started, unless `begin_loading`:
     then the reference data and the recent books start loading before Faust is even imported."""
-    from polycopy.polymarket.clob import ClobGateway
+    from polycopy.polymarket.http import ClobBookReader
     from processors.core.book_log import PINNED_KEEP_MS
     from processors.worker.book_cache import BookCache, SharedBooks
     from processors.worker.reference import LiveReferenceData
@@ -75,7 +75,7 @@ def build_worker(
     from processors.worker.app import create_app
 
     books = BookCache(
-        ClobGateway(settings.clob_url, settings.chain_id).fetch_book,
+        ClobBookReader(settings.clob_url).fetch_book,
         settings.book_max_age_ms,
         books=shared,
         channel_max_age_ms=settings.market_book_max_age_ms,

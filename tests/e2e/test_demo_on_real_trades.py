@@ -7,12 +7,12 @@ simulator serves books for their markets. The summary the demo prints must agree
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
 from polycopy.infra.postgres import query
+from polycopy.tools.chaos_servers import free_port
 from polycopy.tools.demo import DemoOptions, run_demo
 from producers.parsing import parse_rtds_frame
 from producers.replay import CapturedFrame, frames_from_trade_rows, load_trade_rows, write_capture
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.e2e
 
 TRADES_CSV = SHARED_DATA / "ibalgo__insider-trading-prediction" / "polymarket_trades.csv"
 MALFORMED = '{"topic":"activity","type":"trades","timestamp":1760090000000,"payload":{"proxyWallet":"0xabc"'
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def simulator_urls() -> dict[str, str]:

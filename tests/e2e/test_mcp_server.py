@@ -24,6 +24,7 @@ from mcp.client.stdio import stdio_client
 from polycopy.infra.kafka import create_topics, delete_topics, wait_for_broker
 from polycopy.infra.postgres import create_database, drop_database, migrate, query
 from polycopy.infra.settings import PolycopySettings
+from polycopy.tools.chaos_servers import free_port
 from polycopy.tools.demo import DemoOptions, DemoResult, run_demo
 from polycopy.wiring import read_table
 from schemas.export import SCHEMA_DIR
@@ -32,12 +33,6 @@ from schemas.topics import ALL_TOPICS, WALLET_SNAPSHOTS
 from tests.integration.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Demo:

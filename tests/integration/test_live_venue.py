@@ -16,6 +16,7 @@ import pytest
 from polycopy.polymarket.clob import derive_api_credentials
 from polycopy.polymarket.http import ClobHttp
 from polycopy.polymarket.live import LiveClobClient
+from polycopy.tools.chaos_servers import free_port
 from processors.core.breaker import BreakerBoard, BreakerChange, BreakerPolicy, BreakerState
 from processors.core.ledger import WalletLedger
 from processors.core.orders import OrderRecord, apply_report
@@ -507,14 +508,36 @@ def test_an_order_the_market_would_refuse_for_sure_is_not_sent(venue: Venue) -> 
 def test_the_clients_error_line_for_a_404_is_dropped_and_other_errors_still_log(
     venue: Venue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from polycopy.polymarket.clob import ClobGateway, ClobGatewayError
+    from py_clob_client_v2.client import ClobClient
+    from py_clob_client_v2.exceptions import PolyApiException
 
-    books = ClobGateway(venue.sim.server.clob_url)
+    import polycopy.polymarket.clob  # noqa: F401 - importing it installs the filter
+
+    client = ClobClient(venue.sim.server.clob_url, CHAIN_ID)
     with caplog.at_level("ERROR", logger="py_clob_client_v2"):
-        assert books.fetch_book("999") is None  # 404: no book for this token
-        with pytest.raises(ClobGatewayError):
-            books.fetch_book("")  # 400: not a token id
+        for token in ("999", ""):  # 404: no book for this token; 400: not a token id
+            with pytest.raises(PolyApiException):
+                client.get_order_book(token)
 
     lines = [record.getMessage() for record in caplog.records]
     assert not any("status=404" in line for line in lines)
     assert any("status=400" in line for line in lines)
+
+
+def test_the_workers_book_reader_answers_none_for_no_book_and_raises_with_the_status_otherwise(
+    venue: Venue,
+) -> None:
+    from polycopy.polymarket.books import parse_book
+    from polycopy.polymarket.http import ClobBookReader, VenueHttpError
+
+    books = ClobBookReader(venue.sim.server.clob_url)
+    token = venue.sim.simulator.markets[0].token_ids[0]
+
+    assert parse_book(books.fetch_book(token)) == parse_book(venue.sim.simulator.book(token))
+    assert books.fetch_book("999") is None
+    with pytest.raises(VenueHttpError) as refused:
+        books.fetch_book("")
+    assert refused.value.status_code == 400
+    unreachable = ClobBookReader(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(VenueHttpError, match="connect"):
+        unreachable.fetch_book(token)

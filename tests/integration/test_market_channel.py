@@ -6,7 +6,6 @@ them."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -19,8 +18,9 @@ from polycopy.infra.kafka import TopicFollower, read_topic
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.ws import BackoffPolicy
 from polycopy.polymarket.books import parse_book
-from polycopy.polymarket.clob import ClobGateway
+from polycopy.polymarket.http import ClobBookReader
 from polycopy.polymarket.market_channel import MarketBookFeed
+from polycopy.tools.chaos_servers import free_port
 from polycopy.tools.demo import Processes
 from processors.worker.book_cache import BookCache, SharedBooks
 from schemas.books import BookSource, OrderBook
@@ -52,7 +52,7 @@ def served(metrics: PipelineMetrics, source: str) -> float:
 
 
 @pytest.fixture
-async def channel(simulator_factory, request) -> AsyncIterator[tuple[object, MarketBookFeed, ClobGateway]]:  # type: ignore[no-untyped-def]
+async def channel(simulator_factory, request) -> AsyncIterator[tuple[object, MarketBookFeed, ClobBookReader]]:  # type: ignore[no-untyped-def]
     """A quiet venue (no background drift or trades) and a running feed; a test may set its backoff."""
     venue = simulator_factory(seed=31, auto_trades=False, drift_interval_secs=3600.0)
     backoff = getattr(request, "param", FAST)
@@ -60,7 +60,7 @@ async def channel(simulator_factory, request) -> AsyncIterator[tuple[object, Mar
         venue.server.clob_market_ws_url, PipelineMetrics(), ping_secs=0.5, watchdog_secs=5, backoff=backoff
     )
     task = asyncio.get_running_loop().create_task(feed.run())
-    yield venue, feed, ClobGateway(venue.server.clob_url)
+    yield venue, feed, ClobBookReader(venue.server.clob_url)
     feed.stop()
     await asyncio.wait_for(task, timeout=10)
 
@@ -119,7 +119,7 @@ async def test_the_books_producer_streams_followed_tokens_and_the_worker_cache_p
     reader = TopicFollower(
         settings, BOOKS, lambda record: shared.apply_record(record.key, record.value), since_ms=0
     ).start()
-    gateway = ClobGateway(venue.server.clob_url)
+    gateway = ClobBookReader(venue.server.clob_url)
     books = BookCache(gateway.fetch_book, 0, books=shared, channel_max_age_ms=1_500, metrics=metrics)
     try:
         first = await books.choose(token)  # nothing streamed yet: REST
@@ -169,12 +169,6 @@ async def test_the_books_producer_streams_followed_tokens_and_the_worker_cache_p
 
 def now() -> int:
     return time.time_ns() // 1_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape_book_sources(port: int) -> dict[str, float]:

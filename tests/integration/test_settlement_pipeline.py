@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.postgres import query
 from polycopy.infra.settings import PolycopySettings
+from polycopy.tools.chaos_servers import free_port
 from polycopy.wiring import build_executor, build_postgres_sink
 from schemas.orders import ExecutionReport, OrderIntent, ReportKind
 from schemas.portfolio import MarketResolution, PositionView, ResolutionSource, WalletSnapshot
@@ -37,12 +37,6 @@ from tests.integration.helpers import WorkerProcess, build_buying_wallet, publis
 pytestmark = pytest.mark.integration
 
 LEADER = "0x" + "3c" * 20
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int, wallet_id: str) -> dict[str, float]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import polycopy.infra.postgres
-import polycopy.polymarket.clob
+import polycopy.polymarket.http
 from polycopy import wiring
 from polycopy.infra.kafka import MessagePublisher, RecordConsumer, now_ms
 from polycopy.infra.metrics import PipelineMetrics
@@ -63,7 +63,7 @@ class Clients:
     publishers: dict[str, FakePublisher] = field(default_factory=dict)  # client id -> publisher
     journals: list[FakeJournal] = field(default_factory=list)
     writers: list[FakeWriter] = field(default_factory=list)
-    gateways: list[tuple[str, int]] = field(default_factory=list)  # (host, chain id)
+    book_readers: list[str] = field(default_factory=list)  # CLOB hosts
     tables: dict[str, FakeTable] = field(default_factory=dict)  # broker-side topic name -> table
     venue_clients: list[dict[str, Any]] = field(default_factory=list)
     feeds: list[dict[str, Any]] = field(default_factory=list)
@@ -99,8 +99,8 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
         found.writers.append(FakeWriter(url))
         return found.writers[-1]
 
-    def gateway(host: str, chain_id: int = 137) -> object:
-        found.gateways.append((host, chain_id))
+    def book_reader(host: str, **_options: Any) -> object:
+        found.book_readers.append(host)
         return object()
 
     def table(settings: PolycopySettings, spec: TopicSpec, decode: Any) -> FakeTable:
@@ -128,7 +128,7 @@ def clients(monkeypatch: pytest.MonkeyPatch) -> Clients:
     patch_client(monkeypatch, "CompactedTopicReader", table)
     patch_client(monkeypatch, "VenueHttpClient", VenueClient)
     patch_client(monkeypatch, "RtdsFeed", feed)
-    monkeypatch.setattr(polycopy.polymarket.clob, "ClobGateway", gateway)  # imported where it is used
+    monkeypatch.setattr(polycopy.polymarket.http, "ClobBookReader", book_reader)  # imported where it is used
     return found
 
 
@@ -173,7 +173,7 @@ def test_the_executor_reads_intents_in_its_own_group_and_fills_on_their_levels_w
     assert isinstance(executor, Executor) and executor.handled == 1
     assert list(clients.consumers) == ["grp-executor"]
     assert clients.consumers["grp-executor"].topics == (topic(settings, ORDER_INTENTS),)
-    assert clients.gateways == []  # paper fills take the intent's levels: no GET /book
+    assert clients.book_readers == []  # paper fills take the intent's levels: no GET /book
     assert [journal.url for journal in clients.journals] == [settings.database_url]
     [report] = clients.publishers["polycopy-executor"].on(EXECUTION_REPORTS)
     assert isinstance(report, ExecutionReport) and report.kind is ReportKind.FILL
@@ -366,3 +366,23 @@ def test_the_builders_accept_the_real_clients_without_a_broker_or_a_database(
         offline.database_url
     }
     assert any(isinstance(c, RtdsFeed) for c in real_clients)
+
+
+def test_the_worker_never_imports_the_clob_client_whose_signing_libraries_take_seconds_to_import() -> None:
+    """py-clob-client-v2 imports eth-account, whose import computes BLS pairing constants: 2-3 s of CPU
+    before a restarted worker could decide anything. The worker only reads books."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "from polycopy.infra.settings import PolycopySettings\n"
+        "from polycopy.wiring.pipeline import build_metrics, build_worker\n"
+        "settings = PolycopySettings(metrics_enabled=False)\n"
+        "build_worker(settings, build_metrics(settings, 'worker'))\n"
+        "print(sorted(m for m in ('py_clob_client_v2', 'eth_account') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
