@@ -22,6 +22,7 @@ from schemas.books import BookSource, OrderBook
 
 BookFetcher = Callable[[str], dict[str, Any] | None]
 PIN_POLL_SECS = 0.01
+LOAD_WAIT_SECS = 120.0  # how long the first trades wait for the books topic's recent states at start-up
 
 
 def _now_ms() -> int:
@@ -78,9 +79,12 @@ class BookCache:
         channel_max_age_ms: int = 30_000,
         metrics: PipelineMetrics | None = None,
         clock_ms: Callable[[], int] = _now_ms,
+        loaded: Callable[[], bool] = lambda: True,
+        load_wait_secs: float = LOAD_WAIT_SECS,
     ) -> None:
         self._fetch, self._max_age, self._clock, self._clock_ms = fetch, max_age_ms / 1000, clock, clock_ms
         self.books = books or SharedBooks()
+        self._loaded, self._load_deadline = loaded, time.monotonic() + load_wait_secs
         self._channel_max_age_ms, self._metrics = channel_max_age_ms, metrics
         self._fetched: dict[str, tuple[float, OrderBook | None]] = {}
         self._pending: dict[str, asyncio.Future[OrderBook | None]] = {}
@@ -88,6 +92,7 @@ class BookCache:
     async def choose(self, token_id: str) -> BookChoice:
         """The book a trade on this token is pinned to (None when the venue has none). Raises on
         transport/format errors of the REST fallback."""
+        await self._until_loaded()
         streamed = self.books.fresh_channel_book(token_id, self._clock_ms(), self._channel_max_age_ms)
         if streamed is not None:
             self._count("channel")
@@ -103,10 +108,18 @@ class BookCache:
     async def pinned(self, token_id: str, book_id: str, wait_secs: float) -> OrderBook | None:
         """The state a trade was pinned to, waiting up to `wait_secs` for it to arrive from the books topic
         (another worker fetched it); None if it does not come."""
+        await self._until_loaded()  # the wait for the pin starts once the recent states are in
         deadline = time.monotonic() + wait_secs
         while (book := self.books.find(token_id, book_id)) is None and time.monotonic() < deadline:
             await asyncio.sleep(PIN_POLL_SECS)
         return book
+
+    async def _until_loaded(self) -> None:
+        # A starting worker runs Faust (its changelog restore) while the books topic's recent states load:
+        # the first trades wait for them here, so they are decided on the books a worker already running
+        # would have had. A load that never ends (logged by its follower) leaves the REST fallback.
+        while not self._loaded() and time.monotonic() < self._load_deadline:
+            await asyncio.sleep(PIN_POLL_SECS)
 
     def _count(self, source: str) -> None:
         if self._metrics is not None:

@@ -351,3 +351,32 @@ async def test_a_pinned_state_that_arrives_from_the_topic_later_is_waited_for() 
 
     assert await cache.pinned(ASSET, state.book_id, wait_secs=5) == state
     assert await cache.pinned(ASSET, "no-such-state", wait_secs=0.05) is None
+
+
+async def test_while_the_recent_books_load_a_trade_waits_for_them_instead_of_fetching_rest() -> None:
+    """A starting worker runs Faust while the books topic's recent states load (they were 2-4 s of a
+    restart): its first trades must see the books a running worker would have seen."""
+    loaded = asyncio.Event()
+    fetch = FakeFetcher(build_book_payload())
+    cache = cache_with(fetch=fetch, loaded=loaded.is_set)
+    streamed = channel_state(NOW_MS, asks=[("0.40", "10")])
+    pinned = channel_state(NOW_MS - 5_000, asks=[("0.45", "10")])
+
+    def load() -> None:
+        cache.books.apply(ASSET, pinned)
+        cache.books.apply(ASSET, streamed)
+        loaded.set()
+
+    asyncio.get_running_loop().call_later(0.1, load)
+    # Asked before the load ends, with no time to wait for the pin: found all the same.
+    assert pinned.book_id is not None
+    assert await cache.pinned(ASSET, pinned.book_id, wait_secs=0) == pinned
+    assert await cache.choose(ASSET) == BookChoice(streamed, fetched=False)
+    assert fetch.calls == 0
+
+
+async def test_a_load_that_never_ends_leaves_the_rest_fallback_after_its_wait() -> None:
+    fetch = FakeFetcher(build_book_payload())
+    cache = cache_with(fetch=fetch, loaded=lambda: False, load_wait_secs=0.05)
+
+    assert (await cache.choose(ASSET)).fetched and fetch.calls == 1

@@ -386,3 +386,34 @@ def test_the_worker_never_imports_the_clob_client_whose_signing_libraries_take_s
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_worker_runs_faust_without_waiting_for_the_recent_books(
+    settings: PolycopySettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the books topic's last two minutes took 2-4 s of every restart in the chaos runs; it now
+    overlaps Faust's start and table restore, and the first trades wait for it instead (`BookCache`)."""
+    import processors.worker.runtime
+
+    events: list[str] = []
+
+    class Reference:
+        def wait_caught_up(self) -> None:
+            events.append("reference loaded")
+
+    class Books:
+        def wait_caught_up(self, wait_secs: float = 30.0) -> None:
+            events.append("waited for the books")
+
+        def stop(self) -> None: ...
+
+    parts = pipeline.WorkerParts(app=object(), reference=Reference(), books=Books())  # type: ignore[arg-type]
+    monkeypatch.setattr(pipeline, "build_worker", lambda *a, **k: parts)
+    monkeypatch.setattr(pipeline, "create_named_topics", lambda *a, **k: events.append("changelogs"))
+    monkeypatch.setattr(processors.worker.runtime, "changelog_topics", lambda app: [])
+    monkeypatch.setattr(processors.worker.runtime, "use_uvloop", lambda: True)
+    monkeypatch.setattr(processors.worker.runtime, "run_app", lambda *a, **k: events.append("faust runs"))
+
+    pipeline.run_worker(settings)
+
+    assert events == ["changelogs", "reference loaded", "faust runs"]

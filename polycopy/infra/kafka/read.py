@@ -139,6 +139,11 @@ class TopicFollower:
     def started(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def caught_up(self) -> bool:
+        """True once the records on the topic when following began have been handed on (or it failed)."""
+        return self._caught_up.is_set()
+
     def start(self, wait_secs: float = 30.0) -> TopicFollower:
         """Start following; wait until the records already on the topic have been handed on."""
         return self.begin().wait_caught_up(wait_secs)
