@@ -1,4 +1,5 @@
-"""Logging for every component: text or JSON lines (python-json-logger), correlation ids, secrets scrubbed.
+"""Logging for every component: text or JSON lines (python-json-logger), correlation ids, secrets scrubbed,
+and the Kafka clients' repeated lines held back (`RepeatLimiter`).
 
 Configured once per process (`configure_logging`, from the CLI; the Faust worker hands the same dictConfig to
 its own logging setup). Each stage sets the ids of the event it handles with `log_context` at its per-event
@@ -14,7 +15,11 @@ import functools
 import json
 import logging
 import logging.config
-from collections.abc import Iterable, Mapping
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +35,10 @@ CORRELATION_FIELDS = ("dedup_key", "wallet_id", "intent_id", "order_id")
 OWN_LOGGERS = ("polycopy", "producers", "processors", "sinks", "schemas")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDACTED = "***"
+# Kafka clients log every reconnection attempt: about 100 lines a second from one worker while a broker is
+# down. A line of theirs goes out once per window; the repeats in between are counted on the next one.
+CHATTY_LOGGERS = ("aiokafka", "librdkafka")
+REPEAT_WINDOW_SECS = 10.0
 # A configured secret shorter than this is not scrubbed: replacing two letters everywhere would make every
 # line unreadable, and a secret that short protects nothing anyway.
 MIN_SECRET_CHARS = 6
@@ -163,6 +172,35 @@ class CorrelationFilter(logging.Filter):
         return True
 
 
+class RepeatLimiter(logging.Filter):
+    """Lets a line of the `CHATTY_LOGGERS` through once per `window_secs`; lines that differ only in their
+    numbers (ports, offsets, milliseconds) are repeats. The next one let through says how many were held."""
+
+    def __init__(self, window_secs: float = REPEAT_WINDOW_SECS, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._window, self._clock = window_secs, clock
+        self._last: dict[tuple[str, int, str], float] = {}
+        self._held: Counter[tuple[str, int, str]] = Counter()
+        self._lock = threading.Lock()  # librdkafka logs from its own threads
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(CHATTY_LOGGERS):
+            return True
+        message = record.getMessage()
+        key = (record.name, record.levelno, re.sub(r"\d+", "#", message))
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._window:
+                self._held[key] += 1
+                return False
+            self._last[key] = now
+            held = self._held.pop(key, 0)
+        if held:
+            record.msg, record.args = f"{message} ({held} more like it in the last {self._window:g} s)", ()
+        return True
+
+
 class JsonLineFormatter(JsonFormatter):
     """One JSON object per line: time (UTC, ISO 8601), level, logger, message, component, stage, the
     correlation ids that are known, exc_info when an exception is logged; secrets scrubbed."""
@@ -212,14 +250,17 @@ def build_logging_config(settings: PolycopySettings, component: str) -> dict[str
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"correlation": {"()": CorrelationFilter, "component": component}},
+        "filters": {
+            "correlation": {"()": CorrelationFilter, "component": component},
+            "repeats": {"()": RepeatLimiter},
+        },
         "formatters": {"line": {"()": formatter, "secrets": configured_secrets(settings)}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "line",
-                "filters": ["correlation"],
+                "filters": ["repeats", "correlation"],
             }
         },
         "root": {"level": max(level, logging.INFO), "handlers": ["stderr"]},

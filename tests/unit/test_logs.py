@@ -338,3 +338,69 @@ def test_every_secret_setting_is_scrubbed_from_the_logs() -> None:
     values = {name: SecretStr(f"https://secret-of-{name}.test/0123456789") for name in names}
     settings = PolycopySettings(**values)  # type: ignore[arg-type]
     assert set(configured_secrets(settings)) >= {value.get_secret_value() for value in values.values()}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(name: str, message: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, args, None)
+
+
+def test_a_kafka_clients_repeated_line_goes_out_once_per_window_and_then_says_how_many_were_held() -> None:
+    """A worker logged 90-100 lines a second while its broker was down in the chaos runs (27,000 in one)."""
+    from polycopy.infra.logs import RepeatLimiter
+
+    clock = FakeClock()
+    limiter = RepeatLimiter(window_secs=10, clock=clock)
+    refused = "Unable connect to node with id %s: %s"
+
+    errno = "[Errno 111] Connection refused"
+    passed = [limiter.filter(record("aiokafka", refused, 1, errno)) for _ in range(50)]
+    other = limiter.filter(record("aiokafka.consumer.group_coordinator", "Group Coordinator Request failed"))
+    ours = [limiter.filter(record("processors.worker.app", "evaluate failed")) for _ in range(3)]
+    clock.now = 10.0
+    after = record("aiokafka", refused, 1, errno)
+
+    assert passed == [True] + [False] * 49 and other and ours == [True] * 3
+    assert limiter.filter(after)
+    assert after.getMessage() == (
+        "Unable connect to node with id 1: [Errno 111] Connection refused (49 more like it in the last 10 s)"
+    )
+
+
+def test_librdkafka_lines_that_differ_only_in_numbers_are_repeats_and_other_facilities_are_not() -> None:
+    from polycopy.infra.logs import RepeatLimiter
+
+    limiter = RepeatLimiter(window_secs=10, clock=FakeClock())
+    fail = "FAIL [rdkafka#consumer-2] [thrd:127.0.0.1:%d/bootstrap]: Connect failed (after %dms)"
+
+    assert limiter.filter(record("librdkafka", fail % (59697, 0)))
+    assert not limiter.filter(record("librdkafka", fail % (59697, 12)))
+    assert limiter.filter(
+        record("librdkafka", "SESSTMOUT [rdkafka#consumer-2]: Consumer group session timed out")
+    )
+    assert limiter.filter(record("librdkafka", fail % (59697, 0), level=logging.WARNING))  # another level
+
+
+def test_under_the_applied_configuration_a_brokers_outage_is_a_few_lines(capsys) -> None:  # type: ignore[no-untyped-def]
+    previous = logging.root.handlers[:], logging.root.level
+    try:
+        logging.config.dictConfig(build_logging_config(PolycopySettings(log_format=LogFormat.JSON), "worker"))
+        for _ in range(100):
+            logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 1, "refused")
+        logging.getLogger("processors.worker.app").warning("an own line")
+    finally:
+        logging.root.handlers, logging.root.level = previous
+        for name in (*OWN_LOGGERS, "httpx"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["component"]) for line in lines] == [
+        ("aiokafka", "worker"),
+        ("processors.worker.app", "worker"),
+    ]
