@@ -7,13 +7,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from polycopy.infra.kafka.admin import KafkaSetupError
 from polycopy.infra.kafka.lag import measure_lag
 from polycopy.infra.kafka.publish import CLIENT_LOG
 from polycopy.infra.settings import PolycopySettings
 
 log = logging.getLogger(__name__)
+
+
+class ConsumerFatalError(KafkaSetupError):
+    """The consumer can never consume again: the process must restart (its supervisor restarts it)."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,17 @@ class RecordConsumer:
         """Up to `max_records` records, waiting at most `timeout_secs` for the first (see `consume_batch`)."""
         records = []
         for message in consume_batch(self._consumer, max_records, timeout_secs):
-            if message.error():
-                log.warning("consumer error: %s", message.error())
-            else:
+            error = message.error()
+            if error is None:
                 records.append(Record.of(message))
+            elif error.fatal() or error.code() == KafkaError._FATAL:
+                # A static member whose session timed out (a broker restart longer than the session) can
+                # rejoin as a new member and be fenced by its own earlier registration (librdkafka #3437):
+                # the client is then dead, and every poll after returns nothing. Stopping says so, and the
+                # restarted process rejoins as itself.
+                raise ConsumerFatalError(f"consumer of group {self.group} cannot go on: {error.str()}")
+            else:
+                log.warning("consumer error: %s", error)
         return records
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> bool:
