@@ -27,6 +27,13 @@ INFRA_VARIABLES = frozenset(
 )
 
 
+class StateStore(StrEnum):
+    """Where the worker keeps its tables between events."""
+
+    ROCKSDB = "rocksdb"  # on local disk: a restarted worker reads only what its changelogs got since
+    MEMORY = "memory"  # restored from the changelogs, from their start, at every start
+
+
 class LogFormat(StrEnum):
     """How log lines are written: plain text for a terminal, or one JSON object per line for a collector."""
 
@@ -199,6 +206,12 @@ class PolycopySettings(BaseSettings):
         default=False,
         description="worker: also record Faust's own Prometheus sensor (faust_*: events, sends, commits, "
         "table operations) on every event; off, it costs nothing (no dashboard or alert reads it)",
+    )
+    worker_state_store: StateStore = Field(
+        default=StateStore.ROCKSDB,
+        description="worker: where its tables live: rocksdb (under data_dir, one directory per "
+        "POLYCOPY_INSTANCE_ID: a restart reads only the changelog records written since) or memory (every "
+        "start replays the changelogs, a day of decisions and fills, from their start)",
     )
     data_dir: Path = Field(
         default=PROJECT_ROOT / ".data", description="local state (Faust tables, infra data)"

@@ -44,6 +44,7 @@ from processors.core.book_log import PINNED_KEEP_MS
 from processors.worker.book_cache import BookCache
 from processors.worker.consumer import guarded_transport
 from processors.worker.lanes import KeyedLanes
+from processors.worker.local_state import choose_table_store
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
 from processors.worker.outbox import deliver as deliver_outputs
@@ -114,13 +115,12 @@ def create_app(
     `books` the books topic's states and the REST fallback; `outbox` (default: the app's topics) takes what
     the agents send."""
     app_id = app_id or settings.consumer_group("processor")
-    datadir = settings.data_dir / "faust" / app_id
-    datadir.parent.mkdir(parents=True, exist_ok=True)
+    tables = choose_table_store(settings, app_id)
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
-        store="memory://",
-        datadir=str(datadir),
+        store=tables.url,
+        datadir=str(tables.datadir),
         web_enabled=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -187,18 +187,26 @@ def create_app(
     watch_consumer_lag(app, metrics, app_id, {settings.topic_name(spec) for spec in lagging})
 
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
+    app.table_store = tables  # holds the data directory's lock while the app lives
+    expiry_secs = RECENT_EXPIRY.total_seconds() + RECENT_WINDOW.total_seconds()
+
     def recent_keys(name: str, partitions: int) -> WindowedKeys:
-        table = app.Table(name, default=int, partitions=partitions, key_type=str)
+        options = tables.table_options(expires_secs=expiry_secs)
+        table = app.Table(name, default=int, partitions=partitions, key_type=str, options=options)
         return WindowedKeys(table.tumbling(RECENT_WINDOW, expires=RECENT_EXPIRY).relative_to_stream())
+
+    def keyed(name: str) -> faust.Table:
+        options = tables.table_options()
+        return app.Table(name, partitions=TARGETED_TRADES.partitions, key_type=str, options=options)
 
     seen_fills = recent_keys("recent-fills", RAW_TRADES.partitions)
     store = WalletStateStore(
-        app.Table("wallet-state", partitions=TARGETED_TRADES.partitions, key_type=str),
-        app.Table("leader-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
+        keyed("wallet-state"),
+        keyed("leader-positions"),
         recent_keys("recent-decisions", TARGETED_TRADES.partitions),
-        app.Table("followed-positions", partitions=TARGETED_TRADES.partitions, key_type=str),
+        keyed("followed-positions"),
         recent_keys("recent-closed-orders", TARGETED_TRADES.partitions),
-        app.Table("wallet-tokens", partitions=TARGETED_TRADES.partitions, key_type=str),
+        keyed("wallet-tokens"),
     )
     app.wallet_store = store  # tests read the wallets' states through it
     publisher = WalletPublisher(
@@ -241,6 +249,11 @@ def create_app(
     async def finish_lanes(app: faust.App, revoked: Any, **kwargs: Any) -> None:
         for lanes in (target_lanes, evaluate_lanes, lifecycle_lanes):
             await lanes.stop(LANES_STOP_SECS)
+        store.forget_kept()
+
+    @app.on_partitions_assigned.connect  # type: ignore[misc] - faust is untyped here
+    async def forget_kept_states(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        store.forget_kept()  # the tables are restored from the changelogs next: what they hold wins
 
     async def consume_each(
         stream: faust.StreamT,

@@ -170,24 +170,22 @@ class WalletStateStore:
         # Per wallet (an event holds its wallet's lock from load to save): the followed keys loaded, so a
         # position sold down to nothing is deleted from its table.
         self._loaded_followed: dict[str, set[str]] = {}
-        # Per wallet: the value its last save wrote to the table and the state it was dumped from. Decoding a
-        # wallet's value (its PnL book above all) and rebuilding the running sums of its ledger and book was
-        # a tenth of the worker's time; an event whose wallet was saved last by this worker reuses that state.
-        self._saved: dict[str, tuple[dict[str, Any], WalletState]] = {}
+        # Per wallet: the state its last save wrote. Decoding a wallet's value (its PnL book above all) and
+        # rebuilding the running sums of its ledger and book was a tenth of the worker's time; the wallet's
+        # next event reuses it, until a rebalance (`forget_kept`) may have let another worker write.
+        self._saved: dict[str, WalletState] = {}
 
     def load(self, wallet_id: str, capital: Decimal) -> WalletState:
         """The wallet's state without any followed position or closed order id (`load_for_*` add the ones
         their event needs)."""
         self._loaded_followed[wallet_id] = set()
-        value = self._wallets.get(wallet_id)
         # A kept state is never stale: it is taken out here, whatever happens next, so an event that changed
-        # it and then failed before its save leaves nothing behind; and it is used only when the table still
-        # holds the very object its save wrote (a value is never changed in place: a write, or the changelog's
-        # recovery after a rebalance, puts a new object there).
+        # it and then failed before its save leaves nothing behind; only this worker's saves write the
+        # wallet's value while it owns the partition, and a rebalance forgets every kept state.
         saved = self._saved.pop(wallet_id, None)
-        if saved is not None and value is not None and saved[0] is value:
-            return saved[1]
-        state, written = self._decode(wallet_id, value, capital)
+        if saved is not None:
+            return saved
+        state, written = self._decode(wallet_id, self._wallets.get(wallet_id), capital)
         self._written.pop(wallet_id, None)
         if written is not None:
             self._written[wallet_id] = written
@@ -196,11 +194,16 @@ class WalletStateStore:
     def load_saved(self, wallet_id: str) -> WalletState | None:
         """The wallet's saved state, or None when this worker holds none (a wallet with no event yet, or one
         whose partition another worker owns). To read only: it may be the state kept for the next event."""
-        value = self._wallets.get(wallet_id)
         saved = self._saved.get(wallet_id)
-        if saved is not None and value is not None and saved[0] is value:
-            return saved[1]  # what decoding `value` gives (see `load`)
+        if saved is not None:
+            return saved  # what decoding its value gives (see `load`)
+        value = self._wallets.get(wallet_id)
         return self._decode(wallet_id, value, Decimal(0))[0] if value else None
+
+    def forget_kept(self) -> None:
+        """Drop every kept state: partitions moved (a rebalance), and another worker may have written the
+        values since; the next event of each wallet decodes the table's."""
+        self._saved.clear()
 
     def _decode(
         self, wallet_id: str, value: dict[str, Any] | None, capital: Decimal
@@ -273,7 +276,7 @@ class WalletStateStore:
         value[SPLIT] = self._save_tokens(wallet_id, state)
         self._wallets[wallet_id] = value
         if state.dumps_whole():  # the state is then what decoding its value gives
-            self._saved[wallet_id] = (value, state)
+            self._saved[wallet_id] = state
 
     def is_decided(self, wallet_id: str, trade: RawTrade) -> bool:
         """Whether this (wallet, trade) pair was decided and its outputs are in the log."""
