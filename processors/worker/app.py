@@ -92,12 +92,20 @@ def _now_ms() -> int:
 
 class PromptTableManager(TableManager):  # type: ignore[misc] - faust is untyped here
     """Faust's table manager without the second it sleeps before starting, which waits for tables defined
-    late; the worker defines all of its tables when the app is built. A second of every restart (issue 8)."""
+    late (the worker defines all of its tables when the app is built: a second of every restart, issue 8);
+    and at a stop, it lets the events in the agents' lanes finish before the tables close."""
 
     async def on_start(self) -> None:
         if not self.should_stop:
             await self._update_channels()
             await self.recovery.start()
+
+    async def on_stop(self) -> None:
+        # A stop (SIGTERM) stops the tables with events still in the agents' lanes (`stream_wait_empty` is
+        # off): let them finish first, so that none writes a table whose store has closed.
+        for lanes in getattr(self.app, "lanes", ()):
+            await lanes.stop(LANES_STOP_SECS)
+        await super().on_stop()
 
 
 def create_app(

@@ -20,9 +20,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from faust.stores import STORES
+from faust.stores.rocksdb import Store as FaustRocksDB
+
 from polycopy.infra.settings import PolycopySettings, StateStore
 
 log = logging.getLogger(__name__)
+
+
+class LocalRocksDB(FaustRocksDB):  # type: ignore[misc] - faust is untyped here
+    """Faust's RocksDB store without its garbage collections. Faust collects garbage to close the databases
+    it drops: per table at every assignment, even when nothing was revoked (0.3-0.5 s each here, 2.5 s of
+    every start), and per table at stop (3 s of every SIGTERM)."""
+
+    def revoke_partitions(self, table: Any, tps: set[Any]) -> None:
+        if tps:
+            super().revoke_partitions(table, tps)
+
+    async def stop(self) -> None:
+        # The agents' lanes finished before the tables stop (`PromptTableManager`): nothing writes after this.
+        for db in self._dbs.values():
+            db.close()
+        self._dbs.clear()
+
+
+STORES.aliases["rocksdb-local"] = f"{__name__}:LocalRocksDB"
 
 # Per table partition (7 tables of 4 or 6 partitions): small buffers, the rows are few and small. Faust's
 # defaults (a 64 MB write buffer, 3 of them, a 2 GB block cache per partition) suit one big table.
@@ -45,7 +67,7 @@ class TableStore:
 
     @property
     def on_disk(self) -> bool:
-        return self.url.startswith("rocksdb")
+        return self.url != "memory://"
 
     def table_options(self, expires_secs: float | None = None) -> dict[str, Any]:
         """Options for one table's store. `expires_secs`: a windowed table's keys leave its changelog after
@@ -78,4 +100,4 @@ def choose_table_store(settings: PolycopySettings, app_id: str) -> TableStore:
             datadir,
         )
         return TableStore("memory://", base)
-    return TableStore("rocksdb://", datadir, lock)
+    return TableStore("rocksdb-local://", datadir, lock)

@@ -1,7 +1,8 @@
-"""A restarted worker keeps its tables on local disk (issue 8): after kill -9 it reads only the changelog
-records written since, not a day of them from the start. Shown the hard way: every changelog record is
-deleted while the worker is down, and the restarted worker still knows which fills it saw, which trades it
-decided and how much capital its wallet has left. A worker whose tables are in memory forgets all three."""
+"""A restarted worker keeps its tables on local disk (issue 8): after kill -9 or SIGTERM it reads only the
+changelog records written since, not a day of them from the start. Shown the hard way: every changelog
+record is deleted while the worker is down, and the restarted worker still knows which fills it saw, which
+trades it decided and how much capital its wallet has left.
+A worker whose tables are in memory forgets all three."""
 
 from __future__ import annotations
 
@@ -86,8 +87,9 @@ def empty_the_changelogs(settings: PolycopySettings) -> int:
 
 
 @pytest.mark.timeout(900)
-def test_a_worker_killed_and_restarted_keeps_its_tables_without_reading_its_changelogs_again(
-    settings_factory, simulator_factory, tmp_path: Path
+@pytest.mark.parametrize("stop", ["kill -9", "SIGTERM"])
+def test_a_worker_stopped_and_restarted_keeps_its_tables_without_reading_its_changelogs_again(
+    settings_factory, simulator_factory, tmp_path: Path, stop: str
 ) -> None:  # type: ignore[no-untyped-def]
     venue = simulator_factory(seed=9, auto_trades=False, drift_interval_secs=3600.0)
     settings = settings_factory(clob_url=venue.server.clob_url, instance_id="w1")
@@ -102,8 +104,11 @@ def test_a_worker_killed_and_restarted_keeps_its_tables_without_reading_its_chan
         wait_until(lambda: len(decisions(settings)) >= len(first), timeout_secs=240, what="the decisions")
         before = decisions(settings)
         assert before[-1].reason == "capital_exhausted", [d.reason for d in before]  # the capital is spent
-        worker.process.kill()  # kill -9
-        worker.process.wait(30)
+        if stop == "kill -9":
+            worker.process.kill()
+        else:
+            worker.process.terminate()
+        worker.process.wait(60)
     assert empty_the_changelogs(settings) > 0
 
     with WorkerProcess(settings, tmp_path / "worker-2.log"):
