@@ -44,17 +44,17 @@ from processors.core.book_log import PINNED_KEEP_MS
 from processors.worker.book_cache import BookCache
 from processors.worker.consumer import guarded_transport
 from processors.worker.lanes import KeyedLanes
-from processors.worker.local_state import choose_table_store
+from processors.worker.local_state import choose_table_store, drop_local_keys_below
 from processors.worker.observability import install_prometheus_sensor, watch_consumer_lag
 from processors.worker.outbox import Outbox, Output, TopicOutbox
 from processors.worker.outbox import deliver as deliver_outputs
 from processors.worker.portfolio import PortfolioAgents, WalletChange, WalletPublisher
 from processors.worker.state import (
-    RECENT_EXPIRY,
-    RECENT_WINDOW,
+    RECENT_BUCKET_MS,
+    RECENT_BUCKETS_KEPT,
+    BucketedKeys,
     PendingKeys,
     WalletStateStore,
-    WindowedKeys,
 )
 from schemas.base import Message
 from schemas.books import OrderBook
@@ -82,6 +82,7 @@ from schemas.trades import RawTrade, TargetedTrade, TradeSource
 log = logging.getLogger(__name__)
 
 PIN_WAIT_SECS = 5.0  # how long an evaluation waits for the book its trade was pinned to
+RECENT_SWEEP_SECS = 600.0  # how often the recent keys' buckets no longer kept leave the worker's stores
 LANES_STOP_SECS = 5.0  # at a stop or a rebalance, how long events in flight may finish before being cancelled
 M = TypeVar("M", bound=Message)
 
@@ -196,12 +197,23 @@ def create_app(
 
     # Tables: str keys, plain-JSON values (JSON on both sides of the changelog, so recovery decodes them).
     app.table_store = tables  # holds the data directory's lock while the app lives
-    expiry_secs = RECENT_EXPIRY.total_seconds() + RECENT_WINDOW.total_seconds()
+    # The recent keys' changelogs delete what is older than the buckets kept (the worker's stores: below).
+    recent_retention = {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": RECENT_BUCKET_MS * RECENT_BUCKETS_KEPT,
+    }
+    recent: list[tuple[faust.Table, BucketedKeys]] = []
 
-    def recent_keys(name: str, partitions: int) -> WindowedKeys:
-        options = tables.table_options(expires_secs=expiry_secs)
-        table = app.Table(name, default=int, partitions=partitions, key_type=str, options=options)
-        return WindowedKeys(table.tumbling(RECENT_WINDOW, expires=RECENT_EXPIRY).relative_to_stream())
+    def recent_keys(name: str, partitions: int) -> BucketedKeys:
+        table = app.Table(
+            name,
+            partitions=partitions,
+            key_type=str,
+            options=tables.table_options(),
+            extra_topic_configs=recent_retention,
+        )
+        recent.append((table, BucketedKeys(table, clock_ms)))
+        return recent[-1][1]
 
     def keyed(name: str) -> faust.Table:
         options = tables.table_options()
@@ -438,6 +450,11 @@ def create_app(
     @app.agent(topics[WALLET_RESOLUTIONS.name], name="settlement")
     async def settle_resolutions(stream: faust.StreamT) -> None:
         await consume_each(stream, WalletResolution, "settlement", settle_one)
+
+    @app.timer(interval=RECENT_SWEEP_SECS)
+    async def drop_old_buckets() -> None:
+        for table, keys in recent:
+            drop_local_keys_below(table, keys.expired_below())
 
     @app.timer(interval=settings.wallet_snapshot_interval_secs)
     async def publish_due_snapshots() -> None:

@@ -37,6 +37,12 @@ class LocalRocksDB(FaustRocksDB):  # type: ignore[misc] - faust is untyped here
         if tps:
             super().revoke_partitions(table, tps)
 
+    def drop_keys_below(self, key: str) -> None:
+        """Delete every row whose key sorts below `key` from this worker's disk (not from the changelog)."""
+        end = self._encode_key(key)
+        for db in self._dbs.values():
+            db.delete_range(end[:1], end)  # the keys are JSON strings: from the opening quote up to `end`
+
     async def stop(self) -> None:
         # The agents' lanes finished before the tables stop (`PromptTableManager`): nothing writes after this.
         for db in self._dbs.values():
@@ -69,15 +75,20 @@ class TableStore:
     def on_disk(self) -> bool:
         return self.url != "memory://"
 
-    def table_options(self, expires_secs: float | None = None) -> dict[str, Any]:
-        """Options for one table's store. `expires_secs`: a windowed table's keys leave its changelog after
-        this long, and RocksDB drops them too (a restarted worker knows no old window's keys to expire)."""
-        if not self.on_disk:
-            return {}
-        options = dict(ROCKSDB_OPTIONS, driver="rocksdict")
-        if expires_secs is not None:
-            options["ttl"] = int(expires_secs)
-        return options
+    def table_options(self) -> dict[str, Any]:
+        """Options for one table's store."""
+        return dict(ROCKSDB_OPTIONS, driver="rocksdict") if self.on_disk else {}
+
+
+def drop_local_keys_below(table: Any, key: str) -> None:
+    """Delete a table's rows whose keys sort below `key` from this worker's own store only (its changelog
+    drops them by retention): one range deletion on disk, a scan in memory."""
+    store = table.data
+    if isinstance(store, LocalRocksDB):
+        store.drop_keys_below(key)
+    else:  # Faust's memory store: a dict of the keys as set
+        for old in [stored for stored in store.data if stored < key]:
+            del store.data[old]
 
 
 def choose_table_store(settings: PolycopySettings, app_id: str) -> TableStore:

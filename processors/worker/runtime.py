@@ -39,6 +39,7 @@ def changelog_topics(app: faust.App) -> list[TopicLayout]:
             config |= COMPACTION
         if topic.retention:
             config["retention.ms"] = str(int(want_seconds(topic.retention) * 1000))
+        config |= {name: str(value) for name, value in (topic.config or {}).items()}  # extra_topic_configs
         layouts.append(TopicLayout(topic.get_topic_name(), table.partitions or topic.partitions, config))
     return layouts
 

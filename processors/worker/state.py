@@ -17,8 +17,7 @@ wallet, so they stay co-partitioned with the wallet's topics.
 from __future__ import annotations
 
 import operator
-from collections.abc import MutableMapping
-from datetime import timedelta
+from collections.abc import Callable, MutableMapping
 from decimal import Decimal
 from typing import Any
 
@@ -30,28 +29,40 @@ from processors.core.wallet_state import WalletState
 from schemas.orders import ExecutionReport
 from schemas.trades import RawTrade
 
-# Keys are remembered in 6-hour windows kept for a day: a duplicate arrives within minutes (the other
-# subscription type, a second producer, the poller's overlap), and the tables must not grow forever.
-RECENT_WINDOW = timedelta(hours=6)
-RECENT_EXPIRY = timedelta(hours=24)
+# Keys are remembered in 6-hour buckets of the clock, and a key counts when marked in this bucket or the one
+# before: a duplicate arrives within minutes (the other subscription type, a second producer, the poller's
+# overlap). Each key starts with its bucket, so the buckets older than a day leave the worker's own store in
+# one range (`BucketedKeys.expired_below`), as they leave the changelog by its retention.
+RECENT_BUCKET_MS = 6 * 3600 * 1000
+RECENT_BUCKETS_KEPT = 5  # this bucket and the four before it: a key is kept for 24 to 30 hours
 
 
-class WindowedKeys:
-    """RecentKeys on a Faust tumbling-window table: a key counts when set in this window or the one before."""
+class BucketedKeys:
+    """RecentKeys on a table whose keys are `<bucket>|<key>` (a Faust table with plain keys; Faust's own
+    windowed tables expire only the keys a process set itself, so a worker whose tables stay on disk across
+    restarts would keep every older one for ever)."""
 
-    def __init__(self, table: Any) -> None:
-        self._table = table  # faust WindowWrapper over a Table(default=int)
+    def __init__(self, table: MutableMapping[str, Any], clock_ms: Callable[[], int]) -> None:
+        self._table, self._clock_ms = table, clock_ms
 
     def __contains__(self, key: object) -> bool:
-        window = self._table[key]
-        return bool(window.current() or window.delta(RECENT_WINDOW))
+        bucket = self._clock_ms() // RECENT_BUCKET_MS
+        return _bucketed(bucket, key) in self._table or _bucketed(bucket - 1, key) in self._table
 
     def add(self, key: str) -> None:
-        # Marked in this window already (each report of an order marks its intent decided again, a late report
+        # Marked in this bucket already (each report of an order marks its intent decided again, a late report
         # its order closed again): writing it again would change nothing but send one more changelog record.
-        if self._table[key].current():
-            return
-        self._table[key] = 1
+        marked = _bucketed(self._clock_ms() // RECENT_BUCKET_MS, key)
+        if marked not in self._table:
+            self._table[marked] = 1
+
+    def expired_below(self) -> str:
+        """Every key that sorts below this one is in a bucket no longer kept."""
+        return _bucketed(self._clock_ms() // RECENT_BUCKET_MS - RECENT_BUCKETS_KEPT + 1, "")
+
+
+def _bucketed(bucket: int, key: object) -> str:
+    return f"{bucket:010d}|{key}"
 
 
 class PendingKeys:

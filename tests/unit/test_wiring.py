@@ -319,6 +319,14 @@ def test_the_worker_is_built_in_its_group_and_namespace_without_starting_anythin
     }
     # ... compacted within minutes, not after the broker's default 7 days: a restart replays them whole.
     assert all(t.config["segment.ms"] == "15000" for t in changelog_topics(worker.app))
+    # The recent keys' changelogs keep the buckets the tables keep (5 of 6 hours), the others every key.
+    retention = {t.name.split("-", 2)[-1]: t.config.get("retention.ms") for t in changelog_topics(worker.app)}
+    assert {name for name, ms in retention.items() if ms == str(30 * 3600 * 1000)} == {
+        "recent-fills-changelog",
+        "recent-decisions-changelog",
+        "recent-closed-orders-changelog",
+    }
+    assert {ms for ms in retention.values()} == {str(30 * 3600 * 1000), None}
 
 
 @pytest.fixture
