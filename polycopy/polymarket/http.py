@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -404,12 +406,22 @@ class ClobBookReader:
     """
 
     def __init__(self, host: str, *, timeout_secs: float = 5.0, transport: httpx.BaseTransport | None = None):
-        self._http = ClobHttp(host, timeout_secs=timeout_secs, transport=transport)
+        # Built at the first request: its TLS context takes 0.15 s, and a restarted worker needs a REST book
+        # later if at all (the books topic is read first).
+        self._build = partial(ClobHttp, host, timeout_secs=timeout_secs, transport=transport)
+        self._http: ClobHttp | None = None
+        self._building = threading.Lock()  # books are fetched from a thread pool
+
+    def _client(self) -> ClobHttp:
+        with self._building:
+            if self._http is None:
+                self._http = self._build()
+            return self._http
 
     def fetch_book(self, token_id: str) -> dict[str, Any] | None:
         """The raw book payload, or None when the venue has no book for the token (404). Raises
         `VenueHttpError` on any other answer or a transport failure."""
-        answer = self._http.send("GET", BOOK_PATH, params=[("token_id", token_id)])
+        answer = self._client().send("GET", BOOK_PATH, params=[("token_id", token_id)])
         if answer.status == 404:
             return None
         if answer.status != 200 or not isinstance(answer.body, dict):
@@ -418,4 +430,5 @@ class ClobBookReader:
         return answer.body or None
 
     def close(self) -> None:
-        self._http.close()
+        if self._http is not None:
+            self._http.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polycopy.infra.kafka import (
@@ -92,20 +95,39 @@ def run_worker(settings: PolycopySettings) -> None:
     from processors.worker.runtime import changelog_topics, run_app, use_uvloop
 
     use_uvloop()
-    started = time.monotonic()
+    laps = [time.monotonic()]
     worker = build_worker(settings, build_metrics(settings, "worker"), begin_loading=True)
+    laps.append(time.monotonic())
     # Existing changelogs get the layout too (compaction settings added since they were created).
     create_named_topics(settings, changelog_topics(worker.app), wait=True, update_config=True)
+    laps.append(time.monotonic())
     worker.reference.wait_caught_up()
+    laps.append(time.monotonic())
     # The recent books go on loading while Faust starts and restores its tables: they took 2-4 s of a
     # restart in the chaos runs. The first trades wait for them (`BookCache`), not the start.
-    log.info("reference data loaded in %.1f s", time.monotonic() - started)
+    log.info(
+        "starting Faust %.1f s after the process started: imports %.1f s, app %.1f s, changelogs %.1f s, "
+        "reference data %.1f s",
+        process_age_secs(),
+        process_age_secs() - (laps[-1] - laps[0]),
+        *(later - earlier for earlier, later in itertools.pairwise(laps)),
+    )
     run_app(
         worker.app,
         settings.log_level,
         on_stop=worker.books.stop,
         logging_config=build_logging_config(settings, "worker"),
     )
+
+
+def process_age_secs() -> float:
+    """Seconds since this process started (Linux /proc; NaN elsewhere): a restart's whole start-up."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def run_books(settings: PolycopySettings) -> None:

@@ -4,6 +4,7 @@ the real clients, still without connecting, to prove the builders call them as t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,3 +426,8 @@ def test_the_worker_runs_faust_without_waiting_for_the_recent_books(
     pipeline.run_worker(settings)
 
     assert events == ["changelogs", "reference loaded", "faust runs"]
+
+
+def test_a_process_knows_how_long_ago_it_started() -> None:
+    """For the worker's start-up line: its whole start, from the spawn (Linux /proc)."""
+    assert 0 < pipeline.process_age_secs() < time.monotonic()  # started after the machine did
