@@ -68,6 +68,14 @@ class WalletState:
         self.closed.clear()
         self.__dict__.pop("_closed_index_counts", None)
 
+    def remember_closed(self, order_id: str) -> None:
+        """Remember an order that ended before this state was loaded (the worker keeps those ids in a table),
+        keeping the index in step if it was built."""
+        self.closed.append(order_id)
+        index: Counter[str] | None = self.__dict__.get("_closed_index_counts")
+        if index is not None:
+            index[order_id] += 1
+
     def is_closed(self, order_id: str) -> bool:
         """True when the order reached a final state (a report about it now is late and changes nothing)."""
         return order_id in self._closed_index()

@@ -3,7 +3,7 @@ order lifecycle. Every step is the copy engine's (`processors.core.engine`).
 
 Agents are thin edges: decode (bad input -> dead-letter topic + counter, continue), call one engine
 function, map the result to messages, send with an explicit key, observe metrics. Faust acks a message whose
-agent raised and never redelivers it, so every agent catches per event (`consume_each`).
+agent raised and never redelivers it, so every agent catches per event (`consume_batch`).
 
 Ack before state: per event, an agent sends its outputs and waits until the broker acknowledged them
 (acks=all) before it writes the state that says the event is done (seen fill, decided pair, wallet ledger,
@@ -18,6 +18,9 @@ no longer holds up the next wallet's; the target filter does the same per trader
 copy share the trader's key, so the second still finds the first marked seen). An event stays unacked until
 its lane has handled it. Trades of different traders may reach a wallet in another order than they were
 read when one waits for a REST book: they had no order of their own (they come from different partitions).
+A wallet's events that queued behind its running one are evaluated (or applied) together on one load of its
+state, with one wait for the broker and one save (`evaluate_batch`, `track_batch`; ack before state holds
+for the batch); a batch that fails is handled again one event at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from functools import partial
 from typing import Any, TypeVar
 
 import faust
@@ -36,7 +38,7 @@ from faust.tables import TableManager
 from pydantic import ValidationError
 
 from polycopy.infra.kafka.consume import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS
-from polycopy.infra.logs import bind_log_context, correlation_ids, log_context
+from polycopy.infra.logs import correlation_ids, log_context
 from polycopy.infra.metrics import PipelineMetrics
 from polycopy.infra.settings import PolycopySettings
 from processors.core import engine
@@ -60,7 +62,7 @@ from schemas.base import Message
 from schemas.books import OrderBook
 from schemas.deadletter import build_dead_letter
 from schemas.decisions import DecisionAction
-from schemas.orders import ExecutionReport
+from schemas.orders import ExecutionReport, OrderEvent
 from schemas.portfolio import MarketResolution, WalletResolution
 from schemas.topics import (
     BOOKS,
@@ -84,6 +86,7 @@ log = logging.getLogger(__name__)
 PIN_WAIT_SECS = 5.0  # how long an evaluation waits for the book its trade was pinned to
 RECENT_SWEEP_SECS = 600.0  # how often the recent keys' buckets no longer kept leave the worker's stores
 LANES_STOP_SECS = 5.0  # at a stop or a rebalance, how long events in flight may finish before being cancelled
+MAX_BATCH = 64  # a wallet's events handled together at most (what queued behind its running batch)
 M = TypeVar("M", bound=Message)
 
 
@@ -259,15 +262,15 @@ def create_app(
         )
         await deliver([(DEAD_LETTERS, stage, letter.to_bytes())])
 
-    # The wallet-keyed agents' lanes (module docstring); a rebalance lets their events in flight finish first,
-    # so a partition's new owner never races this worker's late writes to the same wallet's state.
-    target_lanes = KeyedLanes("target-filter")
-    evaluate_lanes, lifecycle_lanes = KeyedLanes("evaluate"), KeyedLanes("order-lifecycle")
-    app.lanes = (target_lanes, evaluate_lanes, lifecycle_lanes)  # tests wait for them to be idle
+    # The keyed agents' lanes (module docstring) are built with their handlers, below; a rebalance lets their
+    # events in flight finish first, so a partition's new owner never races this worker's late writes to the
+    # same wallet's state.
+    all_lanes: list[KeyedLanes[faust.EventT]] = []
+    app.lanes = all_lanes  # tests wait for them to be idle
 
     @app.on_partitions_revoked.connect  # type: ignore[misc] - faust is untyped here
     async def finish_lanes(app: faust.App, revoked: Any, **kwargs: Any) -> None:
-        for lanes in (target_lanes, evaluate_lanes, lifecycle_lanes):
+        for lanes in all_lanes:
             await lanes.stop(LANES_STOP_SECS)
         store.forget_kept()
 
@@ -275,12 +278,29 @@ def create_app(
     async def forget_kept_states(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         store.forget_kept()  # the tables are restored from the changelogs next: what they hold wins
 
+    def keyed_lanes(
+        model: type[M],
+        stage: str,
+        handle: Callable[[M], Awaitable[None]],
+        handle_batch: Callable[[list[M]], Awaitable[None]] | None = None,
+    ) -> KeyedLanes[faust.EventT]:
+        """Lanes that handle a stage's events per message key, a batch at a time with `handle_batch`."""
+
+        async def run(events: list[faust.EventT]) -> None:
+            await consume_batch(events, model, stage, handle, handle_batch)
+            for event in events:  # released here, long after the stream moved on: the last reference acks
+                event.message.ack(app.consumer)
+
+        lanes = KeyedLanes(stage, run, max_batch=MAX_BATCH if handle_batch else 1)
+        all_lanes.append(lanes)
+        return lanes
+
     async def consume_each(
         stream: faust.StreamT,
         model: type[M],
         stage: str,
         handle: Callable[[M], Awaitable[None]],
-        lanes: KeyedLanes | None = None,
+        lanes: KeyedLanes[faust.EventT] | None = None,
     ) -> None:
         """Decode each event (bad input: counted and dead-lettered) and handle it; a failure while handling
         is logged and dead-lettered too, and the stream goes on. With `lanes`, events are handled in the lane
@@ -295,34 +315,53 @@ def create_app(
                 # event unacked, so the next owner reads it again; a finished one is released and acked.
                 event.message.incref()
                 if lanes is None:
-                    await consume_one(event, model, stage, handle)
+                    await consume_batch([event], model, stage, handle)
                     event.message.decref()
                 else:
-                    work = partial(consume_in_lane, event, model, stage, handle)
-                    await lanes.submit(event.key or b"", work)
+                    await lanes.submit(event.key or b"", event)
         finally:
             if lanes is not None:
                 await lanes.stop(LANES_STOP_SECS)
 
-    async def consume_in_lane(
-        event: faust.EventT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
+    async def consume_batch(
+        events: list[faust.EventT],
+        model: type[M],
+        stage: str,
+        handle: Callable[[M], Awaitable[None]],
+        handle_batch: Callable[[list[M]], Awaitable[None]] | None = None,
     ) -> None:
-        await consume_one(event, model, stage, handle)
-        # Released here, long after the stream moved on: the last reference to go acks the offset.
-        event.message.ack(app.consumer)
+        """Decode the events and handle them: together with `handle_batch` when more than one decodes, and
+        one at a time otherwise, or when the batch failed (it sends nothing before it may no longer fail but
+        for its sends, and whatever went out goes out again with the same ids): a bad event alone is then
+        dead-lettered."""
+        decoded: list[tuple[faust.EventT, M]] = []
+        for event in events:
+            try:
+                decoded.append((event, model.model_validate_json(event.value)))
+            except ValidationError as error:
+                metrics.parse_errors.labels(stage).inc()
+                await dead_letter(stage, error, event)
+        if handle_batch is not None and len(decoded) > 1:
+            try:
+                with log_context(stage=stage):
+                    await handle_batch([item for _, item in decoded])
+                return
+            except Exception:  # noqa: BLE001 - each event is handled alone next, and a bad one dead-lettered
+                log.warning(
+                    "%s: a batch of %d events failed; handling them one at a time",
+                    stage,
+                    len(decoded),
+                    exc_info=True,
+                )
+        for event, item in decoded:
+            await handle_decoded(event, item, stage, handle)
 
-    async def consume_one(
-        event: faust.EventT, model: type[M], stage: str, handle: Callable[[M], Awaitable[None]]
+    async def handle_decoded(
+        event: faust.EventT, item: M, stage: str, handle: Callable[[M], Awaitable[None]]
     ) -> None:
-        try:
-            item = model.model_validate_json(event.value)
-        except ValidationError as error:
-            metrics.parse_errors.labels(stage).inc()
-            await dead_letter(stage, error, event)
-            return
         with log_context(stage=stage, **correlation_ids(item)):
             where = event.message
-            log.debug("%s: %s[%d]@%d", model.__name__, where.topic, where.partition, where.offset)
+            log.debug("%s: %s[%d]@%d", type(item).__name__, where.topic, where.partition, where.offset)
             try:
                 await handle(item)
             except Exception as error:  # noqa: BLE001 - Faust would ack and drop it; keep it instead
@@ -367,69 +406,119 @@ def create_app(
         seen.commit()
         metrics.targeted.inc(len(targeting.followers))
 
+    async def pinned_book(item: TargetedTrade) -> tuple[OrderBook | None, str]:
+        """The book the trade was pinned to (waited for while it may still come), or why there is none."""
+        if item.book_id is None:
+            return None, ""
+        # A trade older than the books kept for pinning finds its book at once or never: waiting for it
+        # would only slow a backlog down until it spiralled (each such event waited the whole wait).
+        age_ms = clock_ms() - item.trade.received_at_ms
+        wait_secs = pin_wait_secs if age_ms <= PINNED_KEEP_MS else 0.0
+        book = await books.pinned(item.trade.asset, item.book_id, wait_secs)
+        metrics.pinned_book_waits.labels("found" if book is not None else "missing").inc()
+        if book is None and wait_secs:
+            return None, f"pinned book {item.book_id} not received within {pin_wait_secs:g} s"
+        if book is None:
+            return None, f"pinned book {item.book_id} no longer kept: trade received {age_ms // 1000} s ago"
+        return book, ""
+
     async def evaluate_one(item: TargetedTrade) -> None:
-        wallet = reference.wallets().get(item.wallet_id)
+        await evaluate_batch([item])
+
+    async def evaluate_batch(items: list[TargetedTrade]) -> None:
+        """Decide one wallet's trades in order on one load of its state, send every output and wait for the
+        broker once, then save the state once (ack before state holds for the batch as a whole)."""
+        wallet_id = items[0].wallet_id
+        if any(item.wallet_id != wallet_id for item in items):
+            raise ValueError("a batch holds more than one wallet's trades")  # handled one at a time instead
+        wallet = reference.wallets().get(wallet_id)
         if wallet is None:
-            log.info("wallet %s no longer configured; trade ignored", item.wallet_id)
+            log.info("wallet %s no longer configured; %d trades ignored", wallet_id, len(items))
             return
-        trade, book, missing = item.trade, None, ""
-        if store.is_decided(wallet.id, trade):  # a re-delivery: its outputs were in the log before the mark
-            metrics.redelivered.labels("evaluate").inc()
-            return
-        if item.book_id is not None:
-            # A trade older than the books kept for pinning finds its book at once or never: waiting for it
-            # would only slow a backlog down until it spiralled (each such event waited the whole wait).
-            age_ms = clock_ms() - trade.received_at_ms
-            wait_secs = pin_wait_secs if age_ms <= PINNED_KEEP_MS else 0.0
-            book = await books.pinned(trade.asset, item.book_id, wait_secs)
-            metrics.pinned_book_waits.labels("found" if book is not None else "missing").inc()
-            if book is None and wait_secs:
-                missing = f"pinned book {item.book_id} not received within {pin_wait_secs:g} s"
-            elif book is None:
-                missing = f"pinned book {item.book_id} no longer kept: trade received {age_ms // 1000} s ago"
-        key = wallet.id
-        async with wallet_locks[key]:
-            if store.is_decided(key, trade):  # decided while this one waited for its book or the lock
+        key, waited = wallet.id, []
+        for item in items:
+            if store.is_decided(
+                key, item.trade
+            ):  # a re-delivery: its outputs were in the log before the mark
                 metrics.redelivered.labels("evaluate").inc()
+            else:
+                waited.append((item.trade, await pinned_book(item)))
+        if not waited:
+            return
+        results: list[engine.Evaluation] = []
+        async with wallet_locks[key]:
+            state, before, trades, outputs = None, None, list[RawTrade](), list[Output]()
+            for trade, (book, missing) in waited:
+                # Decided while this one waited for its book or the lock, or earlier in this batch.
+                if store.is_decided(key, trade) or any(t.dedup_key == trade.dedup_key for t in trades):
+                    metrics.redelivered.labels("evaluate").inc()
+                    continue
+                if state is None:
+                    state = store.load_for_trade(key, wallet.capital_usdc, trade)
+                    before = publisher.before(key, state)
+                else:
+                    store.add_trade(key, state, trade)
+                result = engine.evaluate(
+                    trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
+                )
+                trades.append(trade)
+                results.append(result)
+                outputs.append((DECISIONS, key, result.decision.to_bytes()))
+                if result.intent is not None and result.decision.action is DecisionAction.COPY:
+                    outputs.append((ORDER_INTENTS, key, result.intent.to_bytes()))
+            if state is None or before is None:
                 return
-            state = store.load_for_trade(key, wallet.capital_usdc, trade)
-            before = publisher.before(key, state)
-            result = engine.evaluate(
-                trade, wallet, state, reference, book, clock_ms(), missing_book_detail=missing
-            )
-            change = publisher.after(key, state, before)
-            decision, intent = result.decision, result.intent
-            bind_log_context(intent_id=intent.intent_id if intent else None)
-            outputs: list[Output] = [(DECISIONS, key, decision.to_bytes())]
-            if intent is not None and decision.action is DecisionAction.COPY:
-                outputs.append((ORDER_INTENTS, key, intent.to_bytes()))
+            change = publisher.after(key, state, before, events=len(trades))
             await deliver([*outputs, *change_outputs(change)])
-            store.save_for_trade(key, state, trade)
-        metrics.observe_stage("decision", trade.received_at_ms, decision.decided_at_ms)
-        log.debug("decided %s: %s", decision.action.value, decision.reason)
-        metrics.decisions.labels(decision.action.value, decision.reason).inc()
-        metrics.wallet_decisions.labels(wallet.id, decision.action.value).inc()
-        if len(outputs) > 1 and intent is not None:
-            metrics.intents.labels(intent.side.value).inc()
+            store.save_for_trades(key, state, trades)
+        for trade, result in zip(trades, results, strict=True):
+            decision, intent = result.decision, result.intent
+            metrics.observe_stage("decision", trade.received_at_ms, decision.decided_at_ms)
+            if log.isEnabledFor(logging.DEBUG):
+                ids = {**correlation_ids(decision), "intent_id": intent.intent_id if intent else None}
+                with log_context(**ids):
+                    log.debug("decided %s: %s", decision.action.value, decision.reason)
+            metrics.decisions.labels(decision.action.value, decision.reason).inc()
+            metrics.wallet_decisions.labels(wallet.id, decision.action.value).inc()
+            if intent is not None and decision.action is DecisionAction.COPY:
+                metrics.intents.labels(intent.side.value).inc()
 
     async def track_one(report: ExecutionReport) -> None:
-        wallet = reference.wallets().get(report.wallet_id)
-        async with wallet_locks[report.wallet_id]:
+        await track_batch([report])
+
+    async def track_batch(reports: list[ExecutionReport]) -> None:
+        """Apply one wallet's reports in order to one load of its state, send their order events and wait
+        for the broker once, then save the state once."""
+        wallet_id = reports[0].wallet_id
+        if any(report.wallet_id != wallet_id for report in reports):
+            raise ValueError("a batch holds more than one wallet's reports")  # handled one at a time instead
+        wallet = reference.wallets().get(wallet_id)
+        new_events: list[OrderEvent] = []
+        async with wallet_locks[wallet_id]:
             capital = wallet.capital_usdc if wallet else Decimal(0)
-            state = store.load_for_report(report.wallet_id, capital, report)
-            before = publisher.before(report.wallet_id, state)
-            new_events = engine.apply_report(state, report, clock_ms())
-            change = publisher.after(report.wallet_id, state, before)
-            events = [(ORDER_EVENTS, report.wallet_id, event.to_bytes()) for event in new_events]
+            state = store.load_for_report(wallet_id, capital, reports[0])
+            before = publisher.before(wallet_id, state)
+            for number, report in enumerate(reports):
+                if number:
+                    store.add_report(wallet_id, state, report)
+                new_events.extend(engine.apply_report(state, report, clock_ms()))
+            change = publisher.after(wallet_id, state, before, events=len(reports))
+            events = [(ORDER_EVENTS, wallet_id, event.to_bytes()) for event in new_events]
             await deliver([*events, *change_outputs(change)])
-            store.save_for_report(report.wallet_id, state, report)
+            store.save_for_reports(wallet_id, state, reports)
         for order_event in new_events:
-            log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
+            if log.isEnabledFor(logging.DEBUG):
+                with log_context(**correlation_ids(order_event)):
+                    log.debug("%s: order %s", order_event.event_type.value, order_event.status.value)
             metrics.order_events.labels(order_event.event_type.value).inc()
 
     async def settle_one(item: WalletResolution) -> None:
         async with wallet_locks[item.wallet_id]:  # settlement shares the wallet's state too
             await portfolio.settle(item)
+
+    target_lanes = keyed_lanes(RawTrade, "target-filter", target_one)
+    evaluate_lanes = keyed_lanes(TargetedTrade, "evaluate", evaluate_one, evaluate_batch)
+    lifecycle_lanes = keyed_lanes(ExecutionReport, "order-lifecycle", track_one, track_batch)
 
     @app.agent(topics[RAW_TRADES.name], name="target-filter")
     async def filter_targets(stream: faust.StreamT) -> None:

@@ -64,9 +64,12 @@ class WalletPublisher:
     def before(self, wallet_id: str, state: WalletState) -> PositionsBefore:
         return capture_positions(wallet_id, state, self._clock_ms())
 
-    def after(self, wallet_id: str, state: WalletState, before: PositionsBefore) -> WalletChange:
+    def after(
+        self, wallet_id: str, state: WalletState, before: PositionsBefore, *, events: int = 1
+    ) -> WalletChange:
+        """`events`: how many events changed the state since `before` (a batch's), each a version."""
         now_ms = self._clock_ms()
-        state.portfolio.version += 1
+        state.portfolio.version += events
         change = WalletChange(wallet_id)
         for view in build_position_changes(before, state, now_ms):
             change.messages.append((POSITIONS, view))

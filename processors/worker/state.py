@@ -181,6 +181,7 @@ class WalletStateStore:
         # Per wallet (an event holds its wallet's lock from load to save): the followed keys loaded, so a
         # position sold down to nothing is deleted from its table.
         self._loaded_followed: dict[str, set[str]] = {}
+        self._loaded_leaders: dict[str, set[str]] = {}  # the same for the leader positions (a batch's trades)
         # Per wallet: the state its last save wrote. Decoding a wallet's value (its PnL book above all) and
         # rebuilding the running sums of its ledger and book was a tenth of the worker's time; the wallet's
         # next event reuses it, until a rebalance (`forget_kept`) may have let another worker write.
@@ -190,6 +191,7 @@ class WalletStateStore:
         """The wallet's state without any followed position or closed order id (`load_for_*` add the ones
         their event needs)."""
         self._loaded_followed[wallet_id] = set()
+        self._loaded_leaders[wallet_id] = set()
         # A kept state is never stale: it is taken out here, whatever happens next, so an event that changed
         # it and then failed before its save leaves nothing behind; only this worker's saves write the
         # wallet's value while it owns the partition, and a rebalance forgets every kept state.
@@ -297,43 +299,58 @@ class WalletStateStore:
         """The wallet's state plus this trade's leader position, what the wallet holds for following this
         leader in this token, and whether the pair was already decided."""
         state = self.load(wallet_id, capital)
-        position = self._leader_positions.get(_leader_key(wallet_id, trade))
-        if position is not None:
-            state.ledger.leader_positions[f"{trade.proxy_wallet}|{trade.asset}"] = Decimal(position)
+        self.add_trade(wallet_id, state, trade)
+        return state
+
+    def add_trade(self, wallet_id: str, state: WalletState, trade: RawTrade) -> None:
+        """Add what `trade` needs to a state loaded for the same wallet: the next trade of a batch decided on
+        one state (what an earlier trade of the batch changed stays as it is in memory)."""
+        leader_key = f"{trade.proxy_wallet}|{trade.asset}"
+        loaded = self._loaded_leaders.setdefault(wallet_id, set())
+        if leader_key not in loaded:
+            loaded.add(leader_key)
+            position = self._leader_positions.get(_leader_key(wallet_id, trade))
+            if position is not None:
+                state.ledger.leader_positions[leader_key] = Decimal(position)
         self._load_followed(wallet_id, state, trade.proxy_wallet, trade.asset)
         intent_id = build_intent_id(wallet_id, trade.dedup_key)
         if intent_id in self._decided:
             state.ledger.remember_intent(intent_id)
-        return state
 
     def load_for_report(self, wallet_id: str, capital: Decimal, report: ExecutionReport) -> WalletState:
         """The wallet's state plus what the report's order may change: whether the order already ended, and
         the followed position its fill moves."""
         state = self.load(wallet_id, capital)
-        if report.order_id in self._closed:
-            state.closed.append(report.order_id)  # before any is_closed: its index is built on first use
+        self.add_report(wallet_id, state, report)
+        return state
+
+    def add_report(self, wallet_id: str, state: WalletState, report: ExecutionReport) -> None:
+        """Add what `report` needs to a state loaded for the same wallet: the next report of a batch applied
+        to one state (an order an earlier report of the batch ended is closed in memory already)."""
+        if report.order_id in self._closed and not state.is_closed(report.order_id):
+            state.remember_closed(report.order_id)
         reservation = state.ledger.reservations.get(report.intent_id)
         if reservation is not None and reservation.leader:
             self._load_followed(wallet_id, state, reservation.leader, reservation.asset)
-        return state
 
-    def save_for_report(self, wallet_id: str, state: WalletState, report: ExecutionReport) -> None:
-        """`save`, marking the report's (wallet, trade) pair decided: a report means its intent, and the
+    def save_for_reports(self, wallet_id: str, state: WalletState, reports: list[ExecutionReport]) -> None:
+        """`save`, marking each report's (wallet, trade) pair decided: a report means its intent, and the
         decision sent with it, are in the log. A worker killed after sending them but before its state write
         would otherwise decide the trade again from the older state and reserve the intent a second time,
         a reservation that nothing releases (the executor does not execute or report an intent twice)."""
-        self._decided.add(report.intent_id)
+        for report in reports:
+            self._decided.add(report.intent_id)
         self.save(wallet_id, state)
 
-    def save_for_trade(self, wallet_id: str, state: WalletState, trade: RawTrade) -> None:
-        """Write the leader position and the decided mark to their tables, then the rest (`save`)."""
+    def save_for_trades(self, wallet_id: str, state: WalletState, trades: list[RawTrade]) -> None:
+        """Write the trades' leader positions and decided marks to their tables, then the rest (`save`)."""
         ledger = state.ledger
-        key = _leader_key(wallet_id, trade)
-        position = ledger.leader_position(trade.proxy_wallet, trade.asset)
-        if position > 0:
-            self._leader_positions[key] = str(position)
-        elif self._leader_positions.get(key) is not None:
-            del self._leader_positions[key]
+        for key, trade in {_leader_key(wallet_id, trade): trade for trade in trades}.items():
+            position = ledger.leader_position(trade.proxy_wallet, trade.asset)
+            if position > 0:
+                self._leader_positions[key] = str(position)
+            elif self._leader_positions.get(key) is not None:
+                del self._leader_positions[key]
         for intent_id in ledger.recent_intents:
             self._decided.add(intent_id)
         ledger.leader_positions.clear()
@@ -342,7 +359,10 @@ class WalletStateStore:
 
     def _load_followed(self, wallet_id: str, state: WalletState, leader: str, asset: str) -> None:
         key = f"{leader}|{asset}"
-        self._loaded_followed.setdefault(wallet_id, set()).add(key)
+        loaded = self._loaded_followed.setdefault(wallet_id, set())
+        if key in loaded:
+            return  # loaded for an earlier event of this state's batch: memory has it (or sold it to nothing)
+        loaded.add(key)
         shares = self._followed.get(f"{wallet_id}|{key}")
         if shares is not None and key not in state.ledger.followed_positions:
             state.ledger.followed_positions[key] = Decimal(shares)

@@ -50,13 +50,13 @@ async def test_an_evaluation_whose_outputs_failed_is_decided_again_with_the_same
     worker.books.books.apply(ASSET, THIN)
     getattr(worker.outbox, failure).add(topic)
     acknowledged_at_save: list[set[str]] = []
-    save = WalletStateStore.save_for_trade
+    save = WalletStateStore.save_for_trades
 
     def recording_save(self: WalletStateStore, *args: Any) -> None:
         acknowledged_at_save.append({name for name, _, _ in worker.outbox.sent})
         save(self, *args)
 
-    monkeypatch.setattr(WalletStateStore, "save_for_trade", recording_save)
+    monkeypatch.setattr(WalletStateStore, "save_for_trades", recording_save)
 
     await worker.put("evaluate", pinned())  # the send fails and is retried: the state waits for it
     assert len(acknowledged_at_save) == 1 and topic in acknowledged_at_save[0]
@@ -72,7 +72,7 @@ async def test_a_crash_between_the_sends_and_the_state_write_resends_the_same_in
 ) -> None:  # type: ignore[no-untyped-def]
     worker = worker_factory(REFERENCE)
     worker.books.books.apply(ASSET, THIN)
-    save = WalletStateStore.save_for_trade
+    save = WalletStateStore.save_for_trades
     crashes = [RuntimeError("killed before the state write")]
 
     def save_or_crash(self: WalletStateStore, *args: Any) -> None:
@@ -80,7 +80,7 @@ async def test_a_crash_between_the_sends_and_the_state_write_resends_the_same_in
             raise crashes.pop()
         save(self, *args)
 
-    monkeypatch.setattr(WalletStateStore, "save_for_trade", save_or_crash)
+    monkeypatch.setattr(WalletStateStore, "save_for_trades", save_or_crash)
 
     await worker.put("evaluate", pinned())
     assert len(intent_ids(worker)) == 1  # the intent is in the log before any state says "decided"

@@ -152,7 +152,7 @@ def test_an_intent_decided_again_after_its_order_ended_has_its_reservation_relea
 ):
     """A worker killed after sending an intent, before saving the state, decides the trade again from the
     older state and reserves the same intent once more (the worker now marks the pair decided when the reports
-    come, `save_for_report`; a window boundary can still miss it). When the ended order's reports come again
+    come, `save_for_reports`; a window boundary can still miss it). When the ended order's reports come again
     (the executor re-publishes those it had not confirmed delivered), they are late, and must release that
     reservation, or it is held forever (the chaos run's leaked reservations)."""
     wallet = build_wallet()
@@ -237,7 +237,7 @@ def test_the_workers_table_backed_state_decides_exactly_as_a_replays_memory(trad
             wallet = ref.wallets()[wallet_id]
             state = store.load_for_trade(wallet_id, wallet.capital_usdc, trade)
             live.append(engine.evaluate(trade, wallet, state, ref, book, NOW_MS))
-            store.save_for_trade(wallet_id, state, trade)
+            store.save_for_trades(wallet_id, state, [trade])
         # ... the executor and the lifecycle agent, each report against the state loaded again
         for result in live:
             if result.intent is None or result.decision.reason != "copy":
@@ -248,7 +248,7 @@ def test_the_workers_table_backed_state_decides_exactly_as_a_replays_memory(trad
                 wallet = ref.wallets()[report.wallet_id]
                 state = store.load_for_report(report.wallet_id, wallet.capital_usdc, report)
                 engine.apply_report(state, report, NOW_MS)
-                store.save_for_report(report.wallet_id, state, report)
+                store.save_for_reports(report.wallet_id, state, [report])
         replayed = replay.decide(trade, book, NOW_MS)
         replay.settle(replayed, NOW_MS)
 

@@ -47,5 +47,15 @@ def test_forgotten_closed_ids_are_forgotten_by_the_index_too() -> None:
     assert state.is_closed("order-1")  # the index is built
 
     state.forget_closed()
-    state.closed.append("order-2")  # as `load_for_report` adds an id the closed-orders table holds
+    state.remember_closed("order-2")  # as `load_for_report` adds an id the closed-orders table holds
     assert state.is_closed("order-2") and not state.is_closed("order-1")
+
+
+def test_an_id_remembered_after_the_index_was_built_is_closed() -> None:
+    """A batch of reports on one state: the first report's lookup built the index, and a later report of the
+    batch brings an id from the closed-orders table."""
+    state = WalletState.new(Decimal(100))
+    assert not state.is_closed("order-1")  # the index is built, empty
+
+    state.remember_closed("order-1")
+    assert state.is_closed("order-1")

@@ -56,7 +56,7 @@ def copy_and_fill(store: WalletStateStore, trade: RawTrade | None = None) -> lis
     trade = trade or build_trade(side=Side.BUY)
     state = store.load_for_trade(WALLET_ID, WALLET.capital_usdc, trade)
     result = engine.evaluate(trade, WALLET, state, engine.StaticReference.build([WALLET]), BOOK, NOW_MS)
-    store.save_for_trade(WALLET_ID, state, trade)
+    store.save_for_trades(WALLET_ID, state, [trade])
     assert result.intent is not None
     order_id = build_paper_order_id(result.intent.intent_id)
     for report in execute_on_paper(result.intent, order_id, sent_at_ms=NOW_MS, reported_at_ms=NOW_MS):
@@ -170,7 +170,7 @@ def test_a_trade_decided_again_after_a_crash_finds_its_pair_decided_by_the_repor
     for report in execute_on_paper(result.intent, order_id, sent_at_ms=NOW_MS, reported_at_ms=NOW_MS):
         state = store.load_for_report(WALLET_ID, WALLET.capital_usdc, report)
         engine.apply_report(state, report, NOW_MS)
-        store.save_for_report(WALLET_ID, state, report)
+        store.save_for_reports(WALLET_ID, state, [report])
 
     assert store.is_decided(WALLET_ID, trade)
 
@@ -209,7 +209,7 @@ def run_event(store: WalletStateStore, op: tuple[str, int, int, int], n: int) ->
     )
     state = store.load_for_trade(WALLET_ID, WALLET.capital_usdc, trade)
     result = engine.evaluate(trade, WALLET, state, engine.StaticReference.build([WALLET]), BOOK, now_ms)
-    store.save_for_trade(WALLET_ID, state, trade)
+    store.save_for_trades(WALLET_ID, state, [trade])
     out: list[Any] = [result.decision, result.intent]
     if result.intent is None or result.decision.reason != "copy":
         return out
@@ -218,7 +218,7 @@ def run_event(store: WalletStateStore, op: tuple[str, int, int, int], n: int) ->
     for report in [*reports, reports[-1]]:  # the last again: late
         state = store.load_for_report(WALLET_ID, WALLET.capital_usdc, report)
         out += engine.apply_report(state, report, now_ms)
-        store.save_for_report(WALLET_ID, state, report)
+        store.save_for_reports(WALLET_ID, state, [report])
     return out
 
 
