@@ -41,6 +41,7 @@ class ClobOrderService:
         self.exchange = SimulatedExchange(simulator)
         self.faults = ClobFaults(clock_ms)
         self.keys: dict[str, ApiKey] = {}
+        self.l1_requests = 0  # key creations and derivations asked for (each one L1-signed request)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         """Register the key, order, trade and cancel routes, and the `/_sim/clob/` control routes."""
@@ -60,6 +61,7 @@ class ClobOrderService:
 
     # --- keys (L1) -----------------------------------------------------------------------------------------
     async def _handle_create_key(self, request: web.Request) -> web.Response:
+        self.l1_requests += 1
         try:
             address, nonce = verify_l1(request.headers, self._chain_id)
         except AuthError as error:
@@ -71,6 +73,7 @@ class ClobOrderService:
         return web.json_response(_key_body(key))
 
     async def _handle_derive_key(self, request: web.Request) -> web.Response:
+        self.l1_requests += 1
         try:
             address, nonce = verify_l1(request.headers, self._chain_id)
         except AuthError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 from collections.abc import Callable, Iterable
@@ -46,7 +47,7 @@ def run_alerts(settings: PolycopySettings) -> None:
 
 def live_api_credentials(settings: PolycopySettings) -> Any:
     """The deployment's L2 API credentials: from settings, or derived from the signer (an L1 request)."""
-    from polycopy.polymarket.clob import ApiCredentials, derive_api_credentials
+    from polycopy.polymarket.clob import ApiCredentials
 
     if settings.clob_api_key and settings.clob_api_secret and settings.clob_api_passphrase:
         return ApiCredentials(
@@ -56,8 +57,16 @@ def live_api_credentials(settings: PolycopySettings) -> Any:
         )
     if settings.private_key is None:
         raise ValueError("live execution needs POLYCOPY_PRIVATE_KEY")
-    key = settings.private_key.get_secret_value()
-    return derive_api_credentials(settings.clob_url, settings.chain_id, key)
+    return _derived_credentials(settings.clob_url, settings.chain_id, settings.private_key.get_secret_value())
+
+
+@functools.lru_cache(maxsize=4)
+def _derived_credentials(host: str, chain_id: int, private_key: str) -> Any:
+    """Derived once per process: the order gateway and the user channel use the same key (a failure is
+    not kept, so the next caller asks again)."""
+    from polycopy.polymarket.clob import derive_api_credentials
+
+    return derive_api_credentials(host, chain_id, private_key)
 
 
 def start_user_channel(
@@ -71,7 +80,6 @@ def start_user_channel(
         log.info("CLOB user channel off: live orders are reconciled by polling alone")
         return None
     try:
-        # Derived a second time when not in settings (the gateway did once): one more L1 request at start-up.
         credentials = live_api_credentials(settings)
     except Exception as error:  # noqa: BLE001 - the channel is optional: any failure means polling alone
         log.warning("CLOB user channel off (no API credentials: %s): polling alone", error)

@@ -469,6 +469,7 @@ def test_the_wired_gateway_derives_its_key_and_reports_breaker_changes_as_metric
 ) -> None:
     from polycopy.infra.metrics import PipelineMetrics
     from polycopy.wiring import build_live_gateway
+    from polycopy.wiring.live import live_api_credentials
     from schemas.topics import ALERTS
     from tests.fakes import FakePublisher
 
@@ -480,6 +481,9 @@ def test_the_wired_gateway_derives_its_key_and_reports_breaker_changes_as_metric
     )
     metrics, publisher = PipelineMetrics(), FakePublisher()
     gateway = build_live_gateway(settings, metrics, publisher)  # no credentials configured: derived over L1
+    # The user channel asks for them too (`start_user_channel`): the key derived for the gateway is reused.
+    keys, asked = venue.sim.server.clob_orders, venue.sim.server.clob_orders.l1_requests
+    assert live_api_credentials(settings).api_key and keys.l1_requests == asked
 
     assert gateway.place(venue.intent(marketable=False)).kind is PlacementKind.ACCEPTED
     venue.faults.fail_next(5, 500)
