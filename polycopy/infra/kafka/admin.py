@@ -23,6 +23,8 @@ from confluent_kafka.admin import (
 from polycopy.infra.settings import PolycopySettings
 from schemas.topics import TopicSpec
 
+BROKER_DEFAULT = -1  # in a CreateTopics request: the broker's own default (Kafka 2.4+, KIP-464)
+
 
 class KafkaSetupError(RuntimeError):
     """The broker could not be reached or a topic could not be created."""
@@ -73,7 +75,9 @@ def create_named_topics(
                 NewTopic(
                     layout.name,
                     num_partitions=layout.partitions,
-                    replication_factor=1,
+                    # The cluster's `default.replication.factor` (and its `min.insync.replicas` then gives
+                    # acks=all its meaning): 1 on the local single broker, 3 on a production cluster.
+                    replication_factor=BROKER_DEFAULT,
                     config=dict(layout.config),
                 )
                 for layout in missing
