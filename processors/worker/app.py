@@ -245,6 +245,7 @@ def create_app(
         send=send_one,
         metrics=metrics,
         clock_ms=clock_ms,
+        locks=wallet_locks,
     )
 
     async def dead_letter(stage: str, error: Exception, event: faust.EventT) -> None:

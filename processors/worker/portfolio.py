@@ -8,10 +8,11 @@ of due wallets from their saved state (a read; only the agents change a wallet's
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,9 +140,11 @@ class PortfolioAgents:
         send: Callable[[TopicSpec, str, bytes], Any],
         metrics: PipelineMetrics,
         clock_ms: Callable[[], int],
+        locks: Mapping[str, asyncio.Lock],
     ) -> None:
         self._reference, self._store, self._publisher = reference, store, publisher
         self._send, self._metrics, self._clock_ms = send, metrics, clock_ms
+        self._locks = locks  # each wallet's, held by its events from load to save
 
     async def fan_out(self, resolution: MarketResolution) -> None:
         """One resolution to every configured wallet (enabled or not: a disabled wallet still holds what it
@@ -182,7 +185,10 @@ class PortfolioAgents:
             if wallet is None:
                 self._publisher.forget(wallet_id)
                 continue
-            state = self._store.load_saved(wallet_id)
+            # After the wallet's events in flight: the state they save is kept, where a read meanwhile decoded
+            # the wallet's value and scanned the tokens table (2 % of the worker under a backlog).
+            async with self._locks[wallet_id]:
+                state = self._store.load_saved(wallet_id)
             if state is None:
                 self._publisher.due.discard(wallet_id)
                 continue

@@ -189,3 +189,46 @@ def test_a_wallet_forgotten_then_configured_again_has_its_gauges_back() -> None:
     assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) is None
     publisher.observe(WALLET_ID, WalletState.new(D("200")))  # the gauges it looked up before were removed
     assert metrics.registry.get_sample_value("polycopy_wallet_capital_usdc", capital) == 200.0
+
+
+async def test_the_snapshot_timer_waits_for_a_wallets_event_in_flight_and_decodes_nothing(
+    worker_factory, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11: a tick that read a wallet's saved state while an event held it decoded the wallet's value and
+    scanned every wallet's tokens (2 % of the worker under a backlog), and published the state before it."""
+    import asyncio
+
+    from processors.worker.state import WalletStateStore
+
+    worker = worker_factory(REFERENCE)
+    worker.books.books.apply(ASSET, BOOK)
+    first = TargetedTrade(wallet_id=WALLET_ID, trade=build_trade(), book_id=BOOK.book_id)
+    await worker.put("evaluate", first)
+    decodes: list[str] = []
+    decode = WalletStateStore._decode
+
+    def counted(self: WalletStateStore, wallet_id: str, *args: object) -> object:
+        decodes.append(wallet_id)
+        return decode(self, wallet_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(WalletStateStore, "_decode", counted)
+    worker.outbox.hold = asyncio.Event()
+    second = build_trade(transaction_hash="0x" + "77" * 32)
+
+    async with worker.agent("evaluate").test_context() as agent:
+        item = TargetedTrade(wallet_id=WALLET_ID, trade=second, book_id=BOOK.book_id)
+        await agent.put(item.to_bytes(), key=WALLET_ID.encode())
+        for _ in range(1000):
+            if worker.outbox.held:
+                break
+            await asyncio.sleep(0.01)
+        assert worker.outbox.held  # the second copy's outputs wait for the broker; its snapshot is left due
+        snapshots = len(worker.outbox.messages(WALLET_SNAPSHOTS))
+        tick = asyncio.ensure_future(run_snapshot_timer(worker))
+        await asyncio.sleep(0.05)
+        assert not tick.done()  # it waits for the event holding the wallet
+        worker.outbox.hold.set()
+        await tick
+
+    assert decodes == [] and len(worker.outbox.messages(WALLET_SNAPSHOTS)) == snapshots + 1
+    assert latest_snapshot(worker).reserved_usdc == 2 * D("10")  # both copies: the state the second saved
