@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from faust.stores import STORES
 from faust.stores.rocksdb import Store as FaustRocksDB
+from faust.types import TP
 
 from polycopy.infra.settings import PolycopySettings, StateStore
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 
 _MISSING = object()
+VALUES_KEPT = 50_000  # per table: the values kept decoded, forgotten all at once at this bound
+OFFSET_WRITE_SECS = 1.0  # how often a partition's changelog offset goes to disk at most (and at stop)
 
 
 class LocalRocksDB(FaustRocksDB):  # type: ignore[misc] - faust is untyped here
@@ -46,16 +50,53 @@ class LocalRocksDB(FaustRocksDB):  # type: ignore[misc] - faust is untyped here
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._values: dict[Any, Any] = {}
+        # Per partition: the changelog offset the rows are written up to, and when it last went to disk.
+        self._offsets: dict[TP, int] = {}
+        self._offsets_written_at: dict[TP, float] = {}
 
     def __getitem__(self, key: Any) -> Any:
         value = self._values.get(key, _MISSING)
         if value is _MISSING:
-            value = self._values[key] = super().__getitem__(key)  # KeyError when absent: nothing kept
+            value = super().__getitem__(key)  # KeyError when absent: nothing kept
+            self._keep(key, value)
         return value
 
     def __setitem__(self, key: Any, value: Any) -> None:
         super().__setitem__(key, value)
+        self._keep(key, value)
+
+    def _keep(self, key: Any, value: Any) -> None:
+        # The recent keys' tables take a new key per fill or decision for a day: the values kept are
+        # forgotten at a bound (the wallets' own few hundred values are read again from disk once).
+        if len(self._values) >= VALUES_KEPT:
+            self._values.clear()
         self._values[key] = value
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        """Faust calls this for every changelog record the broker acknowledged, and its store wrote each one
+        to disk (3 % of the worker's time): the offset goes to disk at most every OFFSET_WRITE_SECS per
+        partition, and at a revocation and a stop. A killed worker then reads up to that much of its
+        changelogs again at its start, records whose rows it already has: applying them changes nothing."""
+        self._offsets[tp] = offset
+        now = time.monotonic()
+        if now - self._offsets_written_at.get(tp, -OFFSET_WRITE_SECS) >= OFFSET_WRITE_SECS:
+            self._write_offset(tp)
+            self._offsets_written_at[tp] = now
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        offset = self._offsets.get(tp)
+        return offset if offset is not None else super().persisted_offset(tp)
+
+    def _write_offset(self, tp: TP) -> None:
+        offset = self._offsets.get(tp)
+        if offset is not None:
+            super().set_persisted_offset(tp, offset)
+
+    def _write_offsets(self, tps: Any = None) -> None:
+        for tp in list(self._offsets) if tps is None else tps:
+            self._write_offset(tp)
+            self._offsets.pop(tp, None)
+            self._offsets_written_at.pop(tp, None)
 
     def __delitem__(self, key: Any) -> None:
         self._values.pop(key, None)
@@ -73,6 +114,7 @@ class LocalRocksDB(FaustRocksDB):  # type: ignore[misc] - faust is untyped here
     def revoke_partitions(self, table: Any, tps: set[Any]) -> None:
         if tps:
             self._values.clear()
+            self._write_offsets([tp for tp in tps if tp in self._offsets])
             super().revoke_partitions(table, tps)
 
     def drop_keys_below(self, key: str) -> None:
@@ -85,6 +127,7 @@ class LocalRocksDB(FaustRocksDB):  # type: ignore[misc] - faust is untyped here
 
     async def stop(self) -> None:
         # The agents' lanes finished before the tables stop (`PromptTableManager`): nothing writes after this.
+        self._write_offsets()
         for db in self._dbs.values():
             db.close()
         self._dbs.clear()

@@ -150,3 +150,50 @@ async def test_values_are_decoded_once_and_what_the_changelog_brings_back_replac
     )
     store.apply_changelog_batch([changelog], lambda key: key, lambda value: value)
     assert store["w1"] == {"version": 2} and len(decodes) == 2
+
+
+async def test_a_partitions_changelog_offset_goes_to_disk_at_most_once_a_second_and_at_the_stop(
+    worker_factory, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Faust's store wrote the offset to disk for every changelog record acknowledged (3 % of the worker):
+    the latest is answered from memory, and written at most once a second per partition and at the stop."""
+    from processors.worker import local_state
+
+    worker = worker_factory(REFERENCE)
+    table = worker.app.tables["wallet-state"]
+    store, tp = table.data, TP(table.changelog_topic.get_topic_name(), 0)
+    clock = [100.0]
+    monkeypatch.setattr(local_state.time, "monotonic", lambda: clock[0])
+
+    def on_disk() -> int:
+        return int(store._db_for_partition(0).get(store.offset_key))
+
+    for offset in range(1, 1001):
+        store.set_persisted_offset(tp, offset)
+    assert (on_disk(), store.persisted_offset(tp)) == (1, 1000)
+    clock[0] += local_state.OFFSET_WRITE_SECS
+    store.set_persisted_offset(tp, 1001)
+    assert on_disk() == 1001
+    store.set_persisted_offset(tp, 1002)
+    await store.stop()
+    assert on_disk() == 1002  # the database opened again, as at the next start
+
+
+async def test_the_values_kept_decoded_are_bounded_and_the_rest_are_read_from_disk(
+    worker_factory, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The recent keys' tables take a key per fill or decision for a day: kept decoded without a bound, a
+    day at 100 decisions/s would hold millions of them in memory."""
+    from processors.worker import local_state
+
+    monkeypatch.setattr(local_state, "VALUES_KEPT", 3)
+    worker = worker_factory(REFERENCE)
+    store = worker.app.tables["wallet-state"].data
+    db = store._db_for_partition(0)
+    for number in range(7):
+        key = f"w{number}"
+        db.put(store._encode_key(key), store._encode_value({"n": number}))
+        assert store[key] == {"n": number}
+
+    assert len(store._values) <= 3
+    assert [store[f"w{number}"]["n"] for number in range(7)] == list(range(7))
