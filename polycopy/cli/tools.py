@@ -196,7 +196,7 @@ def register(commands: CommandGroup) -> None:
     bench.add_argument(
         "--sweep",
         type=_rates,
-        default=(100.0, 200.0, 400.0, 700.0, 1000.0, 1500.0, 2000.0),
+        default=(10.0, 20.0, 35.0, 50.0, 100.0, 200.0, 400.0, 700.0, 1000.0, 1500.0, 2000.0),
         help="rates of the sweep, ascending (comma-separated trades/s); it stops at the first not kept up",
     )
     bench.add_argument("--step-secs", type=float, default=15, help="how long each sweep rate is fed")
