@@ -118,6 +118,22 @@ class Worker:
 
 
 @pytest.fixture
+def changelog_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The table of every changelog record the agents' table writes send, in order."""
+    from faust.tables.base import Collection
+
+    writes: list[str] = []
+    send_changelog = Collection.send_changelog
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        writes.append(self.name)
+        return send_changelog(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "send_changelog", counted)
+    return writes
+
+
+@pytest.fixture
 async def worker_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Worker]]:
     def build(
         reference: StaticReference,

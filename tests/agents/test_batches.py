@@ -8,8 +8,6 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from faust.tables.base import Collection
-
 from processors.core.books import stamp_book
 from processors.core.engine import StaticReference
 from processors.core.ids import build_paper_order_id
@@ -58,18 +56,6 @@ def outputs(worker: Any) -> dict[str, Any]:
     }
 
 
-def count_writes(monkeypatch: Any) -> list[str]:
-    writes: list[str] = []
-    send_changelog = Collection.send_changelog
-
-    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        writes.append(self.name)
-        return send_changelog(self, *args, **kwargs)
-
-    monkeypatch.setattr(Collection, "send_changelog", counted)
-    return writes
-
-
 async def feed_behind_a_held_first(worker: Any, items: list[Any], stage: str = "evaluate") -> None:
     """The first event's outputs wait for the broker while the others queue behind it, then all go."""
     worker.outbox.hold = asyncio.Event()
@@ -89,9 +75,9 @@ async def feed_behind_a_held_first(worker: Any, items: list[Any], stage: str = "
 
 
 async def test_trades_queued_behind_a_wallets_running_one_are_decided_together_as_one_at_a_time(
-    worker_factory, monkeypatch
+    worker_factory, changelog_writes
 ) -> None:  # type: ignore[no-untyped-def]
-    writes = count_writes(monkeypatch)
+    writes = changelog_writes
     alone = worker_factory(REFERENCE)
     alone.books.books.apply(ASSET, BOOK)
     for item in TRADES:
@@ -141,9 +127,9 @@ async def test_a_batch_that_fails_is_handled_one_at_a_time_and_only_the_bad_trad
 
 
 async def test_reports_queued_behind_a_wallets_running_one_are_applied_together_as_one_at_a_time(
-    worker_factory, monkeypatch
+    worker_factory, changelog_writes
 ) -> None:  # type: ignore[no-untyped-def]
-    writes = count_writes(monkeypatch)
+    writes = changelog_writes
     workers = [worker_factory(REFERENCE), worker_factory(REFERENCE)]
     for worker in workers:
         worker.books.books.apply(ASSET, THIN)

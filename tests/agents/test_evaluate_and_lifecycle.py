@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from faust.tables.base import Collection
-
 from processors.core.book_log import PINNED_KEEP_MS
 from processors.core.books import stamp_book
 from processors.core.engine import StaticReference
@@ -166,18 +164,11 @@ async def test_reports_become_events_on_the_shared_wallet_state_and_a_late_repor
     assert decisions(worker)[-1].size == Decimal("8")  # the whole position: the leader sold all it had
 
 
-async def test_a_key_marked_in_this_window_is_not_written_again(worker_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_a_key_marked_in_this_window_is_not_written_again(worker_factory, changelog_writes) -> None:  # type: ignore[no-untyped-def]
     """Every report of an order marks its intent decided (`save_for_reports`), and a late report marks its
     order closed again: the mark is in the window already, and writing it again only sends one more changelog
     record (a table write costs about as much as a send)."""
-    writes: list[str] = []
-    send_changelog = Collection.send_changelog
-
-    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        writes.append(self.name)
-        return send_changelog(self, *args, **kwargs)
-
-    monkeypatch.setattr(Collection, "send_changelog", counted)
+    writes = changelog_writes
     worker = worker_factory(REFERENCE)
     worker.books.books.apply(ASSET, THIN)
     await worker.put("evaluate", pinned(THIN.book_id))
