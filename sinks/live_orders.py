@@ -11,58 +11,26 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from polycopy.infra.kafka import Record
 from polycopy.infra.metrics import PipelineMetrics
-from polycopy.infra.postgres import LiveEntry
 from processors.core.deferral import decide_deferral
 from processors.core.kill_switch import KillSwitchBoard, apply_switch, refuse_live_order, wallets_to_cancel
 from processors.core.paper import build_execution_report
-from processors.core.reconcile import KnownOrder, is_settled
+from processors.core.reconcile import is_settled
 from schemas.control import KillSwitch
 from schemas.orders import ExecutionMode, ExecutionReport, OrderIntent, ReportKind
 from schemas.venue import Placement, PlacementKind
 from sinks.gateway import OrderGateway
+from sinks.live_entries import DeferredIntent, LiveJournal, deferred_state, restore, tracked_state
 from sinks.paper_orders import ReportSink
 from sinks.reconciler import OrderHints, OrderReconciler, TrackedOrder
 
 log = logging.getLogger(__name__)
 
-TRACKED, DEFERRED = "tracked", "deferred"
 UNSIGNED_PREFIX = "unsigned-"
-
-
-class LiveJournal(Protocol):
-    """The journal's live-order part (`polycopy.infra.postgres.LiveExecutionJournal`, or a fake in tests)."""
-
-    def open_live(self) -> list[LiveEntry]: ...
-
-    def save_live(
-        self,
-        intent_id: str,
-        order_id: str,
-        wallet_id: str,
-        state: dict[str, Any],
-        outbox: Sequence[dict[str, Any]] = (),
-        *,
-        open_: bool = True,
-    ) -> None: ...
-
-    def clear_live_outbox(self, intent_ids: Sequence[str]) -> None: ...
-
-
-@dataclass
-class DeferredIntent:
-    """An intent the venue did not take yet (breaker open, 425, 429, cancel-only): the same order goes again
-    at `retry_at_ms`."""
-
-    intent: OrderIntent
-    order_id: str
-    retry_at_ms: int
 
 
 @dataclass(frozen=True)
@@ -75,55 +43,6 @@ class LivePolicy:
     # Passes over the orders the user channel named, at most this often: authenticated GETs are throttled
     # early (about 10/s), and each pass reads the account's trades and open orders.
     named_pass_secs: float = 0.25
-
-
-def tracked_state(tracked: TrackedOrder) -> dict[str, Any]:
-    """A tracked order as plain JSON for the journal."""
-    known = tracked.known
-    return {
-        "phase": TRACKED,
-        "intent": tracked.intent.model_dump(mode="json"),
-        "sent_at_ms": tracked.sent_at_ms,
-        "matched": str(known.matched),
-        "confirmed": str(known.confirmed),
-        "accepted": known.accepted,
-        "finished": known.finished,
-        "not_found_count": tracked.not_found_count,
-        "lost": tracked.lost,
-    }
-
-
-def deferred_state(deferred: DeferredIntent) -> dict[str, Any]:
-    """A deferred intent as plain JSON for the journal."""
-    return {
-        "phase": DEFERRED,
-        "intent": deferred.intent.model_dump(mode="json"),
-        "retry_at_ms": deferred.retry_at_ms,
-    }
-
-
-def restore(entry: LiveEntry) -> TrackedOrder | DeferredIntent:
-    """The tracked order or deferred intent a journal row holds."""
-    state = entry.state
-    intent = OrderIntent.model_validate(state["intent"])
-    if state["phase"] == DEFERRED:
-        return DeferredIntent(intent, entry.order_id, int(state["retry_at_ms"]))
-    known = KnownOrder(
-        entry.order_id,
-        intent.size,
-        matched=Decimal(state["matched"]),
-        confirmed=Decimal(state["confirmed"]),
-        accepted=bool(state["accepted"]),
-        finished=bool(state["finished"]),
-    )
-    return TrackedOrder(
-        intent,
-        entry.order_id,
-        known,
-        int(state["sent_at_ms"]),
-        int(state["not_found_count"]),
-        bool(state["lost"]),
-    )
 
 
 class LiveOrders:
